@@ -1,0 +1,75 @@
+"""The `curriculum` command: the one face of the domain allowed to reach flows and warehouse."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from curriculum.schema import schema_json
+from curriculum.summary import summary_lines
+from curriculum.validate import check_curriculum
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
+    """Check a curriculum and its data; print every problem as file:line:col, or a summary."""
+    loaded, problems = check_curriculum(path)
+    if loaded is None:
+        for problem in problems:
+            err.print(str(problem), markup=False)
+        err.print(f"{len(problems)} problem(s); nothing was run or written.", style="red")
+        raise typer.Exit(1)
+    for line in summary_lines(loaded):
+        out.print(line, markup=False)
+
+
+@app.command()
+def schema(out_path: Path | None = typer.Option(None, "--out", "-o", help="write here instead of stdout")) -> None:
+    """JSON Schema of the curriculum YAML, for editor completion (graphs/schema.json)."""
+    text = schema_json()
+    if out_path is None:
+        sys.stdout.write(text)
+    else:
+        out_path.write_text(text, encoding="utf-8")
+        out.print(f"wrote {out_path}")
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="SQL to run, read-only"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file (default: $CURRICULUM_WAREHOUSE or warehouse/curriculum.duckdb)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per row instead of a table"),
+) -> None:
+    """Query the warehouse and print the result as a table."""
+    import duckdb
+
+    from warehouse.db import Warehouse
+
+    wh = Warehouse(db)
+    try:
+        columns, rows = wh.query(query)
+    except (FileNotFoundError, duckdb.Error) as exc:
+        err.print(f"{wh.path}: {str(exc).splitlines()[0]}", markup=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        for row in rows:
+            out.print(json.dumps(dict(zip(columns, row)), default=str), markup=False)
+        return
+    table = Table(*columns, show_lines=False)
+    for row in rows:
+        table.add_row(*("NULL" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
+    out.print(f"{len(rows)} row(s)", style="dim")
+
+
+if __name__ == "__main__":
+    app()

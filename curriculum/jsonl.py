@@ -1,0 +1,57 @@
+"""Read JSONL records with their line numbers, so every bad record is reported where it is."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from curriculum.problems import Problem, decode_utf8, describe_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Record(Generic[M]):
+    """One validated record and the line it came from (errors later still point at it)."""
+
+    file: str
+    line: int
+    value: M
+
+
+def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]], list[Problem]]:
+    """All records of a JSONL file that validate, and a problem for each line that does not."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [], [Problem(file, 1, 1, "file not found")]
+    except OSError as exc:
+        return [], [Problem(file, 1, 1, f"cannot read: {exc.strerror}")]
+    text, problem = decode_utf8(raw, file)
+    if problem:
+        return [], [problem]
+    records: list[Record[M]] = []
+    problems: list[Problem] = []
+    fields = list(model.model_fields)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(file, number, exc.colno, f"malformed JSON: {exc.msg}"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(file, number, 1, f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        try:
+            records.append(Record(file, number, model.model_validate(obj)))
+        except ValidationError as exc:
+            problems.extend(Problem(file, number, 1, describe_error(e, fields)) for e in exc.errors())
+    if not records and not problems:
+        problems.append(Problem(file, 1, 1, "empty file: no records"))
+    return records, problems

@@ -1,0 +1,76 @@
+"""A problem found in a user's file, printed as `file:line:col: message` like a compiler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class CurriculumError(Exception):
+    """Raised by library calls when a curriculum is unsound; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def display_path(path: Path) -> str:
+    """Relative to the working directory when under it: shorter, and what users typed."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def line_col_of_offset(text: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character (or byte) offset."""
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line = text.count(newline, 0, offset) + 1
+    start = text.rfind(newline, 0, offset) + 1
+    return line, offset - start + 1
+
+
+def decode_utf8(raw: bytes, file: str) -> tuple[str | None, Problem | None]:
+    """Decode user text, or say where the first byte that is not UTF-8 sits."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = line_col_of_offset(raw, exc.start)
+        return None, Problem(file, line, col, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})")
+    if "\x00" in text:
+        line, col = line_col_of_offset(text, text.index("\x00"))
+        return None, Problem(file, line, col, "binary data (NUL byte) in a text file")
+    return text.removeprefix("\ufeff"), None
+
+
+def describe_error(err: dict, known_keys: list[str] | None = None) -> str:
+    """One readable sentence for a pydantic error dict (no 'Value error,' noise, no URLs)."""
+    from difflib import get_close_matches
+
+    loc = [str(p) for p in err["loc"]]
+    name = loc[-1] if loc else "value"
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        hint = get_close_matches(name, known_keys or [], n=1)
+        return f"unknown key '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+    if kind == "missing":
+        return f"missing required field '{name}'"
+    if kind in ("enum", "literal_error"):
+        expected = err.get("ctx", {}).get("expected", "")
+        what = "layer" if name == "layer" else f"value for '{name}'"
+        return f"unknown {what} {value!r} (expected {expected})"
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    where = ".".join(p for p in loc if not p.isdigit()) or "record"
+    return f"{where}: {msg}" + ("" if kind == "value_error" else f" (got {value!r})")

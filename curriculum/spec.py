@@ -1,0 +1,175 @@
+"""Pydantic models of the curriculum YAML: the user's main interface.
+
+The JSON Schema shipped as graphs/schema.json is generated from these models, so editors
+complete exactly the keys that validation accepts.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+class Layer(str, Enum):
+    """Layers of meaning, from seed 002: what it is, why, what it is like, where it carries."""
+
+    definition = "definition"
+    causality = "causality"
+    analogy = "analogy"
+    transfer = "transfer"
+    generalization = "generalization"
+    counterexample = "counterexample"
+
+
+Facet = Literal["lexical", "logical", "narrative", "philosophical"]
+Policy = Literal["gated", "greedy", "bandit", "flat", "fixed"]
+ProbeKind = Literal["paraphrase", "transfer", "lmeval"]
+
+
+def _unit_interval(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be in [0, 1], got {value}")
+    return value
+
+
+UnitFloat = Annotated[float, AfterValidator(_unit_interval)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a key must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraConfig(Strict):
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(16, gt=0, description="LoRA scaling numerator (alpha / r)")
+    dropout: UnitFloat = Field(0.05, description="dropout on the LoRA path")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="'all-linear' or a list of module names"
+    )
+
+
+class ModelConfig(Strict):
+    base: str = Field(
+        "smollm2-135m-instruct",
+        description="'smollm2-135m-instruct' (bundled), 'tiny-random', a local HF folder or a hub id",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+class TrainConfig(Strict):
+    """Per-stage training knobs; a node's `train:` overrides only the keys it sets."""
+
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(2.0e-4, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(128, ge=8)
+    warmup_ratio: UnitFloat = 0.1
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 0
+    replay: UnitFloat = Field(0.0, description="fraction of earlier nodes' examples mixed in")
+
+
+class GateConfig(Strict):
+    min_score: UnitFloat = Field(0.7, description="a node is mastered when its probe score reaches this")
+    max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off")
+
+
+class Defaults(Strict):
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+
+class ProbeSpec(Strict):
+    kind: ProbeKind
+    items: str | None = Field(None, description="JSONL of held-out items, relative to the YAML")
+    task: str | None = Field(None, description="lmeval only: an installed lm-eval task name")
+    sample: int | None = Field(
+        None, ge=1, description="items used in regression sweeps (all items on the node's own stage)"
+    )
+
+    @model_validator(mode="after")
+    def _needs_source(self) -> ProbeSpec:
+        if self.kind == "lmeval":
+            if (self.items is None) == (self.task is None):
+                raise ValueError("an lmeval probe needs exactly one of 'items' or 'task'")
+        elif self.items is None:
+            raise ValueError(f"a {self.kind} probe needs 'items'")
+        elif self.task is not None:
+            raise ValueError(f"'task' is only for lmeval probes, not {self.kind}")
+        return self
+
+
+class Node(Strict):
+    layer: Layer
+    facet: Facet | None = None
+    description: str | None = None
+    data: str = Field(description="JSONL of training pairs {prompt, answer}, relative to the YAML")
+    requires: list[str] = Field(default_factory=list, description="nodes that must be mastered first")
+    on_fail: str | None = Field(None, description="remedial node taken when this node's gate fails")
+    entered_by: Literal["on_fail"] | None = Field(
+        None, description="'on_fail': scheduled only when a gate sends the run here"
+    )
+    train: TrainConfig | None = None
+    gate: GateConfig | None = None
+    probes: list[ProbeSpec] = Field(default_factory=list)
+
+
+class Curriculum(Strict):
+    curriculum: str = Field(description="name of the curriculum")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    defaults: Defaults = Field(default_factory=Defaults)
+    policy: Policy = "gated"
+    nodes: dict[str, Node] = Field(description="node id -> node", min_length=1)
+
+    def train_config(self, node_id: str) -> TrainConfig:
+        """The defaults with the node's own `train:` keys laid over them."""
+        override = self.nodes[node_id].train
+        base = self.defaults.train
+        return base if override is None else base.model_copy(update=override.model_dump(exclude_unset=True))
+
+    def gate_config(self, node_id: str) -> GateConfig:
+        override = self.nodes[node_id].gate
+        base = self.defaults.gate
+        return base if override is None else base.model_copy(update=override.model_dump(exclude_unset=True))
+
+
+# JSONL record shapes. Extra fields are kept (tags such as `context` travel with the item).
+
+
+class TrainExample(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prompt: Annotated[str, Field(min_length=1)]
+    answer: Annotated[str, Field(min_length=1)]
+
+
+class ParaphraseItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prompt: Annotated[str, Field(min_length=1)]
+    reference: Annotated[str, Field(min_length=1)]
+
+
+class ChoiceItem(BaseModel):
+    """Multiple choice scored by log-likelihood: transfer items and local lm-eval tasks."""
+
+    model_config = ConfigDict(extra="allow")
+    prompt: Annotated[str, Field(min_length=1)]
+    choices: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]
+    answer: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> ChoiceItem:
+        if self.answer >= len(self.choices):
+            raise ValueError(f"answer index {self.answer} is outside choices (0..{len(self.choices) - 1})")
+        return self
+
+
+ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "paraphrase": ParaphraseItem,
+    "transfer": ChoiceItem,
+    "lmeval": ChoiceItem,
+}

@@ -1,0 +1,38 @@
+"""The one-screen summary printed for a valid curriculum."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import networkx as nx
+
+from curriculum.spec import Layer
+from curriculum.validate import LoadedCurriculum
+
+
+def _names(items: list[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "") if items else "none"
+
+
+def summary_lines(loaded: LoadedCurriculum) -> list[str]:
+    """Nodes per layer, depth, roots, leaves and branches: enough to see the shape at a glance."""
+    cur = loaded.spec
+    dag = loaded.requires_dag
+    layers = Counter(node.layer for node in cur.nodes.values())
+    roots = [n for n, node in cur.nodes.items() if not node.requires and node.entered_by is None]
+    leaves = [n for n in cur.nodes if dag.out_degree(n) == 0]
+    branches = [f"{n} -> {node.on_fail}" for n, node in cur.nodes.items() if node.on_fail]
+    depth = nx.dag_longest_path_length(dag) + 1 if len(dag) else 0
+    per_file = {recs[0].file: len(recs) for recs in loaded.examples.values() if recs}
+    items = sum(len(recs) for per_node in loaded.probe_items.values() for recs in per_node)
+    return [
+        f"{loaded.path}: valid — curriculum '{cur.curriculum}', {len(cur.nodes)} nodes, "
+        f"policy {cur.policy}, model {cur.model.base}",
+        "  layers:   " + " · ".join(f"{layer.value} {layers[layer]}" for layer in Layer if layers[layer]),
+        f"  depth:    {depth}",
+        f"  roots:    {_names(roots)}",
+        f"  leaves:   {_names(leaves)}",
+        f"  branches: {_names(branches, 4)}",
+        f"  data:     {len(per_file)} files, {sum(per_file.values())} training examples · probe items: {items}",
+    ]

@@ -1,0 +1,251 @@
+"""Validation of a curriculum: the YAML, the graph it draws, and every data and probe file.
+
+Every run calls `load_curriculum`; `curriculum validate` prints the same problems. All
+problems are collected before reporting, and nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ValidationError
+
+from curriculum import spec
+from curriculum.jsonl import Record, read_records
+from curriculum.problems import CurriculumError, Problem, decode_utf8, describe_error, display_path
+from curriculum.yamlpos import LocatedYaml, load_located
+
+NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_ALL_KEYS = sorted(
+    {
+        name
+        for model in (spec.Curriculum, spec.ModelConfig, spec.LoraConfig, spec.Defaults, spec.TrainConfig,
+                      spec.GateConfig, spec.Node, spec.ProbeSpec)
+        for name in model.model_fields
+    }
+)
+
+
+@dataclass
+class LoadedCurriculum:
+    """A curriculum that passed validation, with its parsed data, ready for a run."""
+
+    path: Path
+    text: str
+    sha256: str
+    spec: spec.Curriculum
+    graph: nx.DiGraph  # edge u->v: v requires u (kind='requires') or u's gate failure leads to v ('on_fail')
+    examples: dict[str, list[Record[spec.TrainExample]]]
+    probe_items: dict[str, list[list[Record[Any]]]]  # node id -> items of each of its probes
+
+    @property
+    def requires_dag(self) -> nx.DiGraph:
+        return nx.subgraph_view(self.graph, filter_edge=lambda u, v: self.graph[u][v]["kind"] == "requires")
+
+
+@dataclass
+class _Checker:
+    path: Path
+    file: str
+    yml: LocatedYaml | None = None
+    problems: list[Problem] = field(default_factory=list)
+    _files: dict[tuple[Path, type], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
+
+    def at(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
+        line, col = self.yml.where(loc, key=key) if self.yml else (1, 1)
+        self.problems.append(Problem(self.file, line, col, message))
+
+    def pydantic(self, exc: ValidationError, prefix: tuple[Any, ...]) -> None:
+        for err in exc.errors():
+            loc = prefix + tuple(err["loc"])
+            kind = err["type"]
+            if kind == "missing":
+                self.at(loc[:-1], describe_error(err), key=True)
+            else:
+                self.at(loc, describe_error(err, _ALL_KEYS), key=kind == "extra_forbidden")
+
+    def records(self, rel: str, model: type[BaseModel], loc: tuple[Any, ...]) -> list[Record[Any]] | None:
+        """A data file's records, read once per file; None when the file is unusable."""
+        target = (self.path.parent / rel).resolve()
+        cached = self._files.get((target, model))
+        if cached is None:
+            if not target.is_file():
+                self.at(loc, f"file '{rel}' not found (looked in {display_path(target.parent)})")
+                self._files[(target, model)] = ([], False)
+                return None
+            records, problems = read_records(target, model, display_path(target))
+            self.problems.extend(problems)
+            cached = self._files[(target, model)] = (records, not problems)
+        return cached[0] if cached[1] else None
+
+
+def _normal(text: str) -> str:
+    """Casefolded, single-spaced, without end punctuation: how a leak is recognised."""
+    return " ".join(text.casefold().split()).rstrip(".!?;:")
+
+
+def _parse(ck: _Checker) -> tuple[spec.Curriculum | None, dict[str, spec.Node], dict[str, Any]]:
+    raw = ck.yml.data if ck.yml else None
+    if raw is None:
+        ck.at((), "empty file: expected a curriculum mapping with 'curriculum' and 'nodes'")
+        return None, {}, {}
+    if not isinstance(raw, dict):
+        ck.at((), f"top level must be a mapping of curriculum keys, found a {type(raw).__name__}")
+        return None, {}, {}
+    raw_nodes = raw.get("nodes")
+    top: spec.Curriculum | None = None
+    try:
+        top = spec.Curriculum.model_validate({**raw, "nodes": {"_": {"layer": "definition", "data": "_"}}})
+    except ValidationError as exc:
+        ck.pydantic(exc, ())
+    if "nodes" not in raw:
+        ck.at((), "missing required field 'nodes'")
+        return None, {}, {}
+    if not isinstance(raw_nodes, dict) or not raw_nodes:
+        ck.at(("nodes",), "'nodes' must be a non-empty mapping of node id -> node")
+        return None, {}, {}
+    parsed: dict[str, spec.Node] = {}
+    for node_id, body in raw_nodes.items():
+        if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+            ck.at(("nodes", node_id), f"bad node id {node_id!r}: use letters, digits, '.', '_' or '-'", key=True)
+            continue
+        try:
+            parsed[node_id] = spec.Node.model_validate(body)
+        except ValidationError as exc:
+            ck.pydantic(exc, ("nodes", node_id))
+    return top, parsed, raw_nodes
+
+
+def _build_graph(ck: _Checker, parsed: dict[str, spec.Node], known: dict[str, Any]) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(known)
+    for node_id, node in parsed.items():
+        graph.nodes[node_id]["layer"] = node.layer.value
+        refs = [(("nodes", node_id, "requires", i), r, "requires") for i, r in enumerate(node.requires)]
+        if node.on_fail is not None:
+            refs.append((("nodes", node_id, "on_fail"), node.on_fail, "on_fail"))
+        for loc, ref, kind in refs:
+            if ref not in known:
+                hint = get_close_matches(str(ref), [str(k) for k in known], n=1)
+                ck.at(loc, f"{kind} names unknown node '{ref}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+            elif kind == "requires":
+                graph.add_edge(ref, node_id, kind=kind, loc=loc)
+            else:
+                graph.add_edge(node_id, ref, kind=kind, loc=loc)
+    return graph
+
+
+def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) -> None:
+    cyclic = graph.copy()
+    found = 0
+    while found < 20:
+        try:
+            cycle = nx.find_cycle(cyclic)
+        except nx.NetworkXNoCycle:
+            break
+        found += 1
+        names = [u for u, _ in cycle] + [cycle[0][0]]
+        ck.at(graph.edges[cycle[-1][:2]]["loc"], "cycle: " + " -> ".join(names))
+        cyclic.remove_edge(*cycle[-1][:2])
+    if found:
+        return  # reachability is meaningless until the cycles are gone
+    roots = [n for n, node in parsed.items() if not node.requires and node.entered_by is None]
+    if parsed and not roots:
+        ck.at(("nodes",), "no root node: every node has 'requires' or 'entered_by'")
+        return
+    targets = {node.on_fail for node in parsed.values() if node.on_fail}
+    reachable = set(roots)
+    for node_id in nx.topological_sort(graph):
+        if node_id in reachable or node_id not in parsed:
+            continue
+        node = parsed[node_id]
+        preds = list(graph.predecessors(node_id))
+        via_requires = bool(node.requires) and all(r in reachable for r in node.requires)
+        via_on_fail = any(graph[p][node_id]["kind"] == "on_fail" and p in reachable for p in preds)
+        if via_requires or via_on_fail:
+            reachable.add(node_id)
+    for node_id, node in parsed.items():
+        if node_id in reachable:
+            continue
+        if node.entered_by == "on_fail" and node_id not in targets:
+            ck.at(("nodes", node_id, "entered_by"), f"node '{node_id}' is entered by on_fail but no node's on_fail names it")
+        elif all(r in parsed for r in node.requires):
+            ck.at(("nodes", node_id), f"node '{node_id}' is unreachable from any root", key=True)
+
+
+def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
+    examples: dict[str, list[Record[spec.TrainExample]]] = {}
+    items: dict[str, list[list[Record[Any]]]] = {}
+    for node_id, node in parsed.items():
+        examples[node_id] = ck.records(node.data, spec.TrainExample, ("nodes", node_id, "data")) or []
+        items[node_id] = []
+        for i, probe in enumerate(node.probes):
+            got = None
+            if probe.items is not None:
+                got = ck.records(probe.items, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "items"))
+            items[node_id].append(got or [])
+    prompts: dict[str, Record[spec.TrainExample]] = {}
+    answers: dict[str, Record[spec.TrainExample]] = {}
+    for records in examples.values():
+        for rec in records:
+            prompts.setdefault(_normal(rec.value.prompt), rec)
+            answers.setdefault(_normal(rec.value.answer), rec)
+    leaked: set[tuple[str, int]] = set()
+    for per_probe in items.values():
+        for records in per_probe:
+            for rec in records:
+                if (rec.file, rec.line) in leaked:
+                    continue
+                hit = prompts.get(_normal(rec.value.prompt))
+                what = "prompt"
+                reference = getattr(rec.value, "reference", None)
+                if hit is None and reference is not None:
+                    hit, what = answers.get(_normal(reference)), "reference"
+                if hit is not None:
+                    leaked.add((rec.file, rec.line))
+                    train = "answer" if what == "reference" else "prompt"
+                    ck.problems.append(Problem(rec.file, rec.line, 1, f"probe item leaks into training data: its {what} "
+                                               f"is the training {train} at {hit.file}:{hit.line}"))
+    return examples, items
+
+
+def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Problem]]:
+    """Validate everything; return the loaded curriculum, or None and every problem found."""
+    path = Path(path)
+    ck = _Checker(path, display_path(path))
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, [Problem(ck.file, 1, 1, "file not found")]
+    except OSError as exc:
+        return None, [Problem(ck.file, 1, 1, f"cannot read: {exc.strerror or exc}")]
+    text, problem = decode_utf8(raw, ck.file)
+    if problem:
+        return None, [problem]
+    ck.yml, yaml_problems = load_located(text, ck.file)
+    ck.problems.extend(yaml_problems)
+    if ck.yml is None:
+        return None, ck.problems
+    top, parsed, known = _parse(ck)
+    graph = _build_graph(ck, parsed, known)
+    _check_shape(ck, graph, parsed)
+    examples, items = _check_files(ck, parsed)
+    if ck.problems or top is None:
+        return None, list(dict.fromkeys(ck.problems))
+    curriculum = top.model_copy(update={"nodes": parsed})
+    sha = hashlib.sha256(raw).hexdigest()
+    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items), []
+
+
+def load_curriculum(path: str | Path) -> LoadedCurriculum:
+    """The library entry point every run uses: a sound curriculum or a CurriculumError."""
+    loaded, problems = check_curriculum(path)
+    if loaded is None:
+        raise CurriculumError(problems)
+    return loaded

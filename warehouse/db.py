@@ -1,0 +1,150 @@
+"""The DuckDB file: connections, migrations, and short write transactions.
+
+DuckDB lets one process write a file, or many read it, never both at once. So the writer
+opens the file for each transaction and closes it after; a reader in another process gets
+in between. Both sides retry while the other holds the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+DEFAULT_PATH = Path("warehouse") / "curriculum.duckdb"
+LOCK_TIMEOUT_S = 30.0
+
+
+def default_path() -> Path:
+    """`CURRICULUM_WAREHOUSE` when set, else warehouse/curriculum.duckdb under the cwd."""
+    return Path(os.environ.get("CURRICULUM_WAREHOUSE", DEFAULT_PATH))
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() or "Conflicting" in text
+
+
+@contextmanager
+def connect(path: str | Path, *, read_only: bool = False, timeout: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the file, waiting while another process holds it; always closed on exit."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise FileNotFoundError(f"{path}: no warehouse here yet (run a curriculum first)")
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped in warehouse/migrations, in order."""
+    found = []
+    for entry in resources.files("warehouse").joinpath("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply each migration not yet recorded in schema_version, once, in order."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+        " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    applied = []
+    for version, name, sql in migrations():
+        if version in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+
+Rows = pa.Table | Sequence[Mapping[str, Any]]
+
+
+def _as_arrow(rows: Rows) -> pa.Table:
+    return rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+
+
+class Warehouse:
+    """One project's DuckDB file, written only by the orchestrating process."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else default_path()
+        self._migrated = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short write transaction: open, migrate once, BEGIN … COMMIT, close."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with connect(self.path) as con:
+            if not self._migrated:
+                migrate(con)
+                self._migrated = True
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def append(con: duckdb.DuckDBPyConnection, table: str, rows: Rows) -> int:
+        """Bulk insert through Arrow, matching columns by name (absent ones take defaults)."""
+        data = _as_arrow(rows)
+        if data.num_rows == 0:
+            return 0
+        cols = ", ".join(f'"{c}"' for c in data.column_names)
+        con.register("_incoming", data)
+        try:
+            con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
+        finally:
+            con.unregister("_incoming")
+        return data.num_rows
+
+    def write(self, table: str, rows: Rows) -> int:
+        """Append rows to one table in one transaction."""
+        with self.transaction() as con:
+            return self.append(con, table, rows)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Read-only query: (column names, rows). Never blocks the writer for long."""
+        with connect(self.path, read_only=True) as con:
+            cur = con.execute(sql, params or [])
+            columns = [d[0] for d in cur.description] if cur.description else []
+            return columns, cur.fetchall()
