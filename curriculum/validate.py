@@ -156,11 +156,12 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
     if found:
         return  # reachability is meaningless until the cycles are gone
     roots = [n for n, node in parsed.items() if not node.requires and node.entered_by is None]
-    if parsed and not roots:
+    unparsed = set(graph) - set(parsed)  # already reported; assume the best of them here
+    if parsed and not roots and not unparsed:
         ck.at(("nodes",), "no root node: every node has 'requires' or 'entered_by'")
         return
     targets = {node.on_fail for node in parsed.values() if node.on_fail}
-    reachable = set(roots)
+    reachable = set(roots) | unparsed
     for node_id in nx.topological_sort(graph):
         if node_id in reachable or node_id not in parsed:
             continue

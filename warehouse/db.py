@@ -130,11 +130,8 @@ class Warehouse:
         if data.num_rows == 0:
             return 0
         cols = ", ".join(f'"{c}"' for c in data.column_names)
-        con.register("_incoming", data)
-        try:
-            con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
-        finally:
-            con.unregister("_incoming")
+        _incoming = data  # noqa: F841 — DuckDB reads this Arrow table by its local name
+        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
         return data.num_rows
 
     def write(self, table: str, rows: Rows) -> int:

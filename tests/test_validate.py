@@ -1,0 +1,116 @@
+"""Validation: every broken graph under tests/broken gives its exact file:line:col errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT
+from curriculum.cli import app
+from curriculum.problems import CurriculumError
+from curriculum.validate import load_curriculum
+
+BROKEN = ROOT / "tests" / "broken"
+CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expect.txt").exists())
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def broken_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("broken") / "broken"
+    shutil.copytree(BROKEN, dest)
+    return dest
+
+
+def test_enough_cases() -> None:
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_broken_graph(case: str, broken_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(broken_copy)
+    before = _tree(broken_copy)
+    result = CliRunner().invoke(app, ["validate", f"{case}/graph.yaml"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "a traceback escaped"
+    expected = (broken_copy / case / "expect.txt").read_text().splitlines()
+    got = [line for line in result.stderr.splitlines() if "nothing was run or written" not in line]
+    assert got == expected
+    assert all(line.startswith(f"{case}/") for line in got)
+    assert _tree(broken_copy) == before, "validation wrote something"
+
+
+def test_cli_process_exit_code_and_no_traceback(broken_copy: Path) -> None:
+    for case in ("binary_garbage", "cycle", "malformed_jsonl"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "curriculum.cli", "validate", f"{case}/graph.yaml"],
+            cwd=broken_copy, capture_output=True, text=True,
+        )
+        assert proc.returncode == 1
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith(f"{case}/graph.yaml:") or proc.stderr.startswith(f"{case}/train.jsonl:")
+
+
+def test_library_call_raises_with_every_problem(broken_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(broken_copy)
+    with pytest.raises(CurriculumError) as info:
+        load_curriculum("many_problems/graph.yaml")
+    assert len(info.value.problems) == 3
+    assert {p.line for p in info.value.problems} == {5, 11, 12}
+
+
+def test_bundled_graph_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["validate", "graphs/hyperwords.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "valid — curriculum 'hyperwords'" in result.stdout
+    assert "roots:" in result.stdout and "branches:" in result.stdout
+    loaded = load_curriculum(ROOT / "graphs" / "hyperwords.yaml")
+    remedial = [n for n, node in loaded.spec.nodes.items() if node.entered_by == "on_fail"]
+    assert remedial, "the bundled graph shows an on_fail branch"
+    assert all(loaded.examples[n] for n in loaded.spec.nodes)
+
+
+def test_overrides_merge_over_defaults() -> None:
+    loaded = load_curriculum(ROOT / "graphs" / "hyperwords.yaml")
+    cur = loaded.spec
+    remedial = cur.train_config("fogwhisperfrost.transfer.remedial")
+    assert remedial.epochs == 4 and remedial.lr == cur.defaults.train.lr
+    assert cur.gate_config("emberlull.counterexample").min_score == 0.65
+    assert cur.gate_config("emberlull.counterexample").max_attempts == cur.defaults.gate.max_attempts
+
+
+def test_ten_thousand_node_graph_is_valid(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "p", "answer": "a"}\n')
+    lines = ["curriculum: big", "model: {base: tiny-random}", "nodes:"]
+    for i in range(10_000):
+        req = "" if i % 100 == 0 else f", requires: [n{i - 1}" + (f", n{i - 100}]" if i >= 100 else "]")
+        lines.append(f"  n{i}: {{layer: definition, data: d.jsonl{req}}}")
+    graph = tmp_path / "big.yaml"
+    graph.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(app, ["validate", str(graph)])
+    elapsed = time.perf_counter() - t0
+    print(f"validated 10,000 nodes in {elapsed:.2f} s")
+    assert result.exit_code == 0, result.output
+    assert "10000 nodes" in result.stdout
+    assert "depth:    199" in result.stdout
+    assert len(result.stdout.splitlines()) <= 24, "summary must fit one screen"
+
+
+def test_schema_file_matches_models() -> None:
+    result = CliRunner().invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert result.stdout == (ROOT / "graphs" / "schema.json").read_text(), "run: curriculum schema -o graphs/schema.json"
+    head = (ROOT / "graphs" / "hyperwords.yaml").read_text().splitlines()[0]
+    assert head == "# yaml-language-server: $schema=schema.json"

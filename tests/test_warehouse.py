@@ -1,0 +1,133 @@
+"""Warehouse on a real DuckDB file: migrations, bulk writes, views, a concurrent reader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT
+from curriculum.cli import app
+from warehouse.db import Warehouse, connect, migrate, migrations, schema_version
+
+
+def _probe(run: str, stage: int, node: str, item: int, score: float, **extra) -> dict:
+    return {"run_id": run, "stage": stage, "node_id": node, "probe_kind": "paraphrase", "probe_index": 0,
+            "item": item, "score": score, "passed": score >= 0.7, **extra}
+
+
+def _stage(run: str, stage: int, node: str, parent: int | None, status: str = "done") -> dict:
+    return {"run_id": run, "stage": stage, "node_id": node, "attempt": 1, "kind": "train", "parent_stage": parent,
+            "adapter_path": f"adapters/{stage}", "status": status}
+
+
+def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    versions = [v for v, _, _ in migrations()]
+    assert versions == sorted(versions) and len(versions) >= 2
+    with connect(path) as con:
+        assert migrate(con) == versions
+        assert migrate(con) == []
+        assert schema_version(con) == versions[-1]
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(versions)
+
+
+def test_migrate_from_older_version(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    first_version, first_name, first_sql = migrations()[0]
+    with connect(path) as con:
+        con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL,"
+                    " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")
+        con.execute(first_sql)
+        con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [first_version, first_name])
+    with connect(path) as con:
+        assert migrate(con) == [v for v, _, _ in migrations()[1:]]
+        con.execute("SELECT * FROM mastery_matrix").fetchall()
+
+
+def test_views_compute_mastery_forgetting_and_lineage(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "w.duckdb")
+    with wh.transaction() as con:
+        wh.append(con, "stages", [_stage("r", 1, "a", None), _stage("r", 2, "b", 1), _stage("r", 3, "c", 2)])
+        wh.append(con, "probe_results", [
+            _probe("r", 0, "a", 1, 0.2), _probe("r", 0, "a", 2, 0.4),
+            _probe("r", 1, "a", 1, 0.9), _probe("r", 1, "a", 2, 0.7),
+            _probe("r", 2, "a", 1, 0.5), _probe("r", 2, "a", 2, 0.5),
+            _probe("r", 3, "a", 1, 0.6), _probe("r", 3, "a", 2, 0.6),
+            _probe("r", 2, "b", 1, 0.8),
+        ])
+    cols, rows = wh.query("SELECT stage, score, pass_rate, n_items FROM mastery_matrix WHERE node_id = 'a' ORDER BY stage")
+    assert [(s, round(v, 6), p, n) for s, v, p, n in rows] == [(0, 0.3, 0.0, 2), (1, 0.8, 1.0, 2), (2, 0.5, 0.0, 2), (3, 0.6, 0.0, 2)]
+    _, rows = wh.query("SELECT node_id, trained_stage, score_after_training, final_score, bwt, max_drop FROM forgetting ORDER BY node_id")
+    (a, b) = rows
+    assert a[:2] == ("a", 1) and a[2] == pytest.approx(0.8) and a[3] == pytest.approx(0.6)
+    assert a[4] == pytest.approx(-0.2) and a[5] == pytest.approx(0.3)
+    assert b[:2] == ("b", 2) and b[4] == pytest.approx(0.0)
+    _, rows = wh.query("SELECT stage, depth, lineage, parent_adapter FROM adapter_lineage ORDER BY stage")
+    assert rows == [(1, 0, ["a"], None), (2, 1, ["a", "b"], "adapters/1"), (3, 2, ["a", "b", "c"], "adapters/2")]
+
+
+def test_duplicate_rows_rejected_and_transaction_rolled_back(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.write("probe_results", [_probe("r", 0, "a", 1, 0.5)])
+    with pytest.raises(duckdb.ConstraintException):
+        with wh.transaction() as con:
+            wh.append(con, "stages", [_stage("r", 1, "a", None)])
+            wh.append(con, "probe_results", [_probe("r", 0, "a", 2, 0.5), _probe("r", 0, "a", 1, 0.5)])
+    assert wh.query("SELECT count(*) FROM probe_results")[1] == [(1,)]
+    assert wh.query("SELECT count(*) FROM stages")[1] == [(0,)]
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from warehouse.db import Warehouse
+    wh = Warehouse(sys.argv[1])
+    for t in range(int(sys.argv[2])):
+        wh.write("probe_results", [{"run_id": "r", "stage": t, "node_id": "a", "probe_kind": "transfer",
+                 "probe_index": 0, "item": i, "score": 0.5, "passed": False} for i in range(100)])
+        time.sleep(0.02)
+    print("done", flush=True)
+""")
+
+
+def test_reader_in_second_process_while_writer_appends(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).write("runs", [])  # create + migrate
+    txns = 40
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(txns)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    seen: list[int] = []
+    try:
+        while writer.poll() is None:
+            with connect(path, read_only=True) as con:
+                seen.append(con.execute("SELECT count(*) FROM probe_results").fetchone()[0])
+            time.sleep(0.01)
+        assert writer.wait(timeout=60) == 0
+    finally:
+        writer.kill()
+    with connect(path, read_only=True) as con:
+        final = con.execute("SELECT count(*) FROM probe_results").fetchone()[0]
+    assert final == txns * 100
+    assert seen == sorted(seen), "a reader saw rows disappear"
+    assert all(n % 100 == 0 for n in seen), "a reader saw half a transaction"
+    assert len(set(seen)) > 3, f"reader never got in between writes: {seen}"
+
+
+def test_sql_command_prints_table_and_fails_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    Warehouse(db).write("probe_results", [_probe("r", 0, "a", 1, 0.25)])
+    runner = CliRunner()
+    ok = runner.invoke(app, ["sql", "SELECT node_id, score FROM mastery_matrix", "--db", str(db)])
+    assert ok.exit_code == 0, ok.output
+    assert "node_id" in ok.stdout and "0.25" in ok.stdout and "1 row(s)" in ok.stdout
+    bad = runner.invoke(app, ["sql", "SELEC nonsense", "--db", str(db)])
+    assert bad.exit_code == 1 and isinstance(bad.exception, SystemExit)
+    assert len(bad.stderr.strip().splitlines()) == 1
+    missing = runner.invoke(app, ["sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code == 1 and not (tmp_path / "none.duckdb").exists()
