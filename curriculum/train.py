@@ -1,0 +1,253 @@
+"""One curriculum stage: a LoRA fine-tune on a node's chat pairs, continuing from the parent.
+
+`train_stage` is a pure function of (base, parent adapter, examples, LoRA and train config)
+-> (adapter directory, metrics): nothing global is read or written, so a stage can run in
+another process or on another machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
+from transformers import get_cosine_schedule_with_warmup
+
+from curriculum.chat import IGNORE, Example, pair_ids
+from curriculum.models import load_base
+from curriculum.problems import CurriculumError, Problem
+from curriculum.spec import LoraConfig, TrainConfig
+
+ADAPTER_FILE = "adapter_model.safetensors"
+STAGE_FILE = "stage.json"
+
+
+@dataclass
+class StepLog:
+    step: int
+    loss: float
+    lr: float
+    tokens: int
+    seconds: float
+
+
+@dataclass
+class StageResult:
+    adapter_dir: Path
+    steps: int
+    tokens: int  # non-padding tokens seen, prompt included
+    seconds: float
+    device: str
+    train_loss: float  # token-weighted mean loss of the last epoch
+    log: list[StepLog] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    ids: list[int]
+    labels: list[int]
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(label != IGNORE for label in self.labels)
+
+
+def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int) -> list[Tokenized]:
+    """Tokenize every pair; one problem per example that is too long, naming its file:line."""
+    out, problems = [], []
+    for ex in examples:
+        if not ex.prompt.strip() or not ex.answer.strip():
+            problems.append(Problem(ex.file, ex.line, 1, "empty prompt or answer"))
+            continue
+        ids, labels = pair_ids(tokenizer, ex.prompt, ex.answer)
+        if len(ids) > max_length:
+            problems.append(Problem(ex.file, ex.line, 1, f"example is {len(ids)} tokens, longer than max_length {max_length}"))
+            continue
+        out.append(Tokenized(ids, labels))
+    if problems:
+        raise CurriculumError(problems)
+    return out
+
+
+def length_grouped_batches(items: Sequence[Tokenized], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, then sort within mega-batches by length so each batch pads little."""
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    mega = batch_size * 16
+    batches = []
+    for start in range(0, len(order), mega):
+        chunk = sorted(order[start : start + mega], key=lambda i: -len(items[i].ids))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(items: Sequence[Tokenized], pad_id: int, device: str) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest item of the batch, not to max_length."""
+    width = max(len(it.ids) for it in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for row, it in enumerate(items):
+        n = len(it.ids)
+        ids[row, :n] = torch.tensor(it.ids)
+        labels[row, :n] = torch.tensor(it.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+
+
+def summed_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum of answer-token cross-entropies (callers divide by the window's answer tokens)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, :-1].float()
+    targets = batch["labels"][:, 1:]
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum")
+
+
+@torch.no_grad()
+def mean_loss(model, items: Sequence[Tokenized], pad_id: int, device: str, batch_size: int = 16) -> float:
+    """Token-weighted loss over items in eval mode (no dropout)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        total += summed_loss(model, collate(chunk, pad_id, device)).item()
+        count += sum(it.answer_tokens for it in chunk)
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def with_replay(examples: Sequence[Example], pool: Sequence[Example], fraction: float, seed: int) -> list[Example]:
+    """The node's examples plus round(fraction * n) earlier examples, drawn with the seed."""
+    k = min(len(pool), round(fraction * len(examples)))
+    return list(examples) + (random.Random(seed).sample(list(pool), k) if k else [])
+
+
+def attach_lora(model, parent_adapter: Path | None, lora: LoraConfig):
+    """A fresh adapter, or the parent's loaded trainable so the stage continues it."""
+    if parent_adapter is not None:
+        return PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
+    config = PeftLoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        target_modules=lora.target_modules, task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _progress(total: int, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("stage"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+        TextColumn("{task.fields[tps]:.0f} tok/s"), TimeRemainingColumn(), disable=not enabled, transient=True,
+    )
+
+
+def _windows(batches: list[list[int]], accum: int) -> Iterator[list[list[int]]]:
+    for start in range(0, len(batches), accum):
+        yield batches[start : start + accum]
+
+
+def train_stage(
+    base: str,
+    parent_adapter: Path | None,
+    examples: Sequence[Example],
+    lora: LoraConfig,
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    replay_pool: Sequence[Example] = (),
+    progress: bool = True,
+    device: str | None = None,
+) -> StageResult:
+    """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir."""
+    torch.manual_seed(cfg.seed)
+    loaded = load_base(base, device=device, seed=cfg.seed)
+    tokenizer, device = loaded.tokenizer, str(loaded.model.device)
+    mixed = with_replay(examples, replay_pool, cfg.replay, cfg.seed)
+    items = tokenize_examples(tokenizer, mixed, cfg.max_length)
+    model = attach_lora(loaded.model, parent_adapter, lora)
+    model.train()
+    rng = random.Random(cfg.seed)
+    per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
+    total_steps = per_epoch * cfg.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
+    use_bf16 = device.startswith("cuda")
+    log: list[StepLog] = []
+    tokens, step, epoch_loss = 0, 0, (0.0, 0)
+    started = time.perf_counter()
+    with _progress(total_steps, progress) as bar:
+        task = bar.add_task("train", total=total_steps, loss=float("nan"), tps=0.0)
+        for _epoch in range(cfg.epochs):
+            epoch_loss = (0.0, 0)
+            for window in _windows(length_grouped_batches(items, cfg.batch_size, rng), cfg.grad_accum):
+                answer_tokens = sum(items[i].answer_tokens for batch in window for i in batch)
+                window_loss, window_tokens = 0.0, 0
+                for batch_idx in window:
+                    batch = collate([items[i] for i in batch_idx], tokenizer.pad_token_id, device)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                        loss = summed_loss(model, batch) / answer_tokens
+                    loss.backward()
+                    window_loss += loss.item()
+                    window_tokens += int(batch["attention_mask"].sum())
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                lr = schedule.get_last_lr()[0]
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                tokens += window_tokens
+                epoch_loss = (epoch_loss[0] + window_loss * answer_tokens, epoch_loss[1] + answer_tokens)
+                log.append(StepLog(step, window_loss, lr, window_tokens, time.perf_counter() - started))
+                bar.update(task, advance=1, loss=window_loss, tps=tokens / (time.perf_counter() - started))
+    seconds = time.perf_counter() - started
+    result = StageResult(out_dir, step, tokens, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log)
+    _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg)
+    return result
+
+
+def _save(model, result: StageResult, **produced_by) -> None:
+    """Write to a sibling folder and rename: a killed stage never leaves half an adapter."""
+    out_dir = Path(result.adapter_dir)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging), safe_serialization=True)
+    examples = produced_by.pop("examples")
+    record = {
+        "base": produced_by["base"],
+        "parent_adapter": str(produced_by["parent_adapter"]) if produced_by["parent_adapter"] else None,
+        "lora": produced_by["lora"].model_dump(),
+        "train": produced_by["cfg"].model_dump(),
+        "examples": len(examples),
+        "sources": sorted({ex.file for ex in examples}),
+        "steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 3),
+        "device": result.device, "train_loss": result.train_loss,
+        "versions": {"torch": torch.__version__, "peft": __import__("peft").__version__},
+    }
+    (staging / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, out_dir)
+
+
+def examples_from_records(records) -> list[Example]:
+    """Validated JSONL records -> chat pairs that remember their file:line."""
+    return [Example(r.value.prompt, r.value.answer, f"{r.file}:{r.line}") for r in records]
+

@@ -1,0 +1,112 @@
+"""The LoRA stage trainer on the tiny random Llama: mechanics, determinism, continuation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from peft import PeftModel
+
+from curriculum.chat import IGNORE, Example, pair_ids, prompt_ids
+from curriculum.jsonl import read_records
+from curriculum.models import TINY, load_base
+from curriculum.problems import CurriculumError
+from curriculum.spec import LoraConfig, TrainConfig, TrainExample
+from curriculum.train import ADAPTER_FILE, STAGE_FILE, mean_loss, tokenize_examples, train_stage, with_replay
+
+EXAMPLES = [Example(f"What is glimmer number {i}?", f"Glimmer {i} is the last gold light on water at dusk.", f"mem:{i + 1}")
+            for i in range(12)]
+FAST = TrainConfig(epochs=4, lr=5e-3, batch_size=4, max_length=64, warmup_ratio=0.0)
+
+
+def _train(out: Path, cfg: TrainConfig = FAST, parent: Path | None = None, examples=EXAMPLES, **kw):
+    return train_stage(TINY, parent, examples, LoraConfig(dropout=0.0), cfg, out, progress=False, **kw)
+
+
+def test_loss_falls(tmp_path: Path) -> None:
+    result = _train(tmp_path / "a", FAST.model_copy(update={"epochs": 8}))
+    first, last = result.log[0].loss, result.log[-1].loss
+    print(f"loss {first:.3f} -> {last:.3f} over {result.steps} steps, {result.tokens_per_s:.0f} tok/s")
+    assert result.steps == 8 * 3
+    assert last < first - 0.5
+    assert result.tokens > 0 and result.seconds > 0 and result.device == "cpu"
+
+
+def test_answer_only_masking() -> None:
+    tok = load_base(TINY).tokenizer
+    ids, labels = pair_ids(tok, "What is a zorblat?", "A blue umbrella for cats.")
+    head = prompt_ids(tok, "What is a zorblat?")
+    assert ids[: len(head)] == head
+    assert all(label == IGNORE for label in labels[: len(head)])
+    learned = [t for t, label in zip(ids, labels) if label != IGNORE]
+    assert learned == ids[len(head):]
+    assert tok.decode(learned).startswith("A blue umbrella for cats.<|im_end|>")
+
+
+def test_child_starts_where_parent_ended(tmp_path: Path) -> None:
+    parent = _train(tmp_path / "parent")
+    loaded = load_base(TINY)
+    items = tokenize_examples(loaded.tokenizer, EXAMPLES, 64)
+    base_loss = mean_loss(loaded.model, items, loaded.tokenizer.pad_token_id, "cpu")
+    with_parent = PeftModel.from_pretrained(loaded.model, str(parent.adapter_dir))
+    parent_loss = mean_loss(with_parent, items, loaded.tokenizer.pad_token_id, "cpu")
+    one_batch = FAST.model_copy(update={"epochs": 1, "batch_size": len(EXAMPLES)})
+    child = _train(tmp_path / "child", one_batch, parent=parent.adapter_dir)
+    fresh = _train(tmp_path / "fresh", one_batch)
+    print(f"base {base_loss:.4f}  parent {parent_loss:.4f}  child step 0 {child.log[0].loss:.4f}")
+    assert parent_loss < base_loss - 0.2
+    assert child.log[0].loss == pytest.approx(parent_loss, abs=1e-4)
+    assert fresh.log[0].loss == pytest.approx(base_loss, abs=1e-4)
+
+
+def test_same_seed_same_adapter_bytes(tmp_path: Path) -> None:
+    a = _train(tmp_path / "a")
+    b = _train(tmp_path / "b")
+    c = _train(tmp_path / "c", FAST.model_copy(update={"seed": 1}))
+    bytes_a = (a.adapter_dir / ADAPTER_FILE).read_bytes()
+    assert bytes_a == (b.adapter_dir / ADAPTER_FILE).read_bytes()
+    assert bytes_a != (c.adapter_dir / ADAPTER_FILE).read_bytes()
+
+
+def test_adapter_is_standard_peft_with_provenance(tmp_path: Path) -> None:
+    result = _train(tmp_path / "a", FAST.model_copy(update={"grad_accum": 2}))
+    assert result.steps == 4 * 2  # 3 batches per epoch, 2 per optimizer step
+    files = {p.name for p in result.adapter_dir.iterdir()}
+    assert {ADAPTER_FILE, "adapter_config.json", STAGE_FILE} <= files
+    assert not any(name.endswith(".bin") for name in files)
+    stage = json.loads((result.adapter_dir / STAGE_FILE).read_text())
+    assert stage["base"] == TINY and stage["examples"] == 12 and stage["train"]["grad_accum"] == 2
+    model = PeftModel.from_pretrained(load_base(TINY).model, str(result.adapter_dir))
+    assert any("lora_A" in name for name, _ in model.named_parameters())
+    assert not (tmp_path / "a.partial").exists()
+
+
+def test_too_long_and_empty_examples_name_file_and_line(tmp_path: Path) -> None:
+    bad = EXAMPLES[:2] + [Example("Tell me everything.", "word " * 200, "graphs/x/data.jsonl:3"),
+                          Example("Say nothing.", " ", "graphs/x/data.jsonl:4")]
+    with pytest.raises(CurriculumError) as info:
+        _train(tmp_path / "a", examples=bad)
+    lines = [str(p) for p in info.value.problems]
+    assert lines[0].startswith("graphs/x/data.jsonl:3:1: example is ") and "longer than max_length 64" in lines[0]
+    assert lines[1] == "graphs/x/data.jsonl:4:1: empty prompt or answer"
+    assert not (tmp_path / "a").exists()
+
+
+def test_missing_field_in_data_file_names_line(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "a", "answer": "b"}\n{"prompt": "c"}\n{"prompt": "e", "answer": ""}\n')
+    records, problems = read_records(data, TrainExample, "d.jsonl")
+    assert [str(p) for p in problems] == [
+        "d.jsonl:2:1: missing required field 'answer'",
+        "d.jsonl:3:1: answer: String should have at least 1 character (got '')",
+    ]
+    assert len(records) == 1
+
+
+def test_replay_mixes_a_seeded_fraction_of_earlier_examples() -> None:
+    pool = [Example(f"old {i}?", f"old answer {i}") for i in range(50)]
+    mixed = with_replay(EXAMPLES, pool, 0.5, seed=3)
+    assert mixed[: len(EXAMPLES)] == EXAMPLES and len(mixed) == len(EXAMPLES) + 6
+    assert mixed == with_replay(EXAMPLES, pool, 0.5, seed=3)
+    assert with_replay(EXAMPLES, pool, 0.0, seed=3) == EXAMPLES
