@@ -32,6 +32,56 @@ def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
         out.print(line, markup=False)
 
 
+def _offline_unless_hub(base: str) -> None:
+    """No network at run time unless the graph names a hub model."""
+    import os
+
+    from curriculum.models import BUNDLED, TINY
+
+    if base in (BUNDLED, TINY) or Path(base).expanduser().is_dir():
+        for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            os.environ.setdefault(key, "1")
+
+
+@app.command()
+def run(
+    graph: Path = typer.Argument(..., help="curriculum YAML"),
+    policy: str | None = typer.Option(None, help="gated | greedy | bandit | flat | fixed (default: the YAML's)"),
+    seed: int = typer.Option(0, help="training and policy seed"),
+    max_stages: int | None = typer.Option(None, help="budget of training stages"),
+    resume: str | None = typer.Option(None, help="continue a killed run by its id"),
+    run_id: str | None = typer.Option(None, help="id for a new run (default: random)"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+    runs_dir: Path = typer.Option(Path("runs"), help="where stage adapters are written"),
+) -> None:
+    """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
+    loaded, problems = check_curriculum(graph)
+    if loaded is None:
+        for problem in problems:
+            err.print(str(problem), markup=False)
+        err.print(f"{len(problems)} problem(s); nothing was run or written.", style="red")
+        raise typer.Exit(1)
+    _offline_unless_hub(loaded.spec.model.base)
+    from flows.curriculum_flow import curriculum as curriculum_flow
+    from warehouse.db import Warehouse
+    from warehouse.records import mastery_table
+
+    state = curriculum_flow(graph=str(graph), policy=policy, seed=seed, max_stages=max_stages, resume=resume,
+                            run_id=run_id, warehouse=str(db) if db else None, runs_dir=str(runs_dir),
+                            return_state=True)
+    if not state.is_completed():
+        err.print(f"run failed: {state.message}", markup=False)
+        raise typer.Exit(1)
+    rid = state.result()
+    wh = Warehouse(db)
+    columns, rows = mastery_table(wh, rid)
+    table = Table(*columns, title=f"run {rid}")
+    for row in rows:
+        table.add_row(*("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
+    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}", markup=False)
+
+
 @app.command()
 def schema(out_path: Path | None = typer.Option(None, "--out", "-o", help="write here instead of stdout")) -> None:
     """JSON Schema of the curriculum YAML, for editor completion (graphs/schema.json)."""

@@ -144,13 +144,13 @@ def _source(base: str) -> str:
     return base  # a hub id: the only case that may reach the network
 
 
-def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None, seed: int = 0) -> Loaded:
+def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None) -> Loaded:
     """Resolve `model.base` from the YAML and load model + tokenizer on the chosen device."""
     auto_device, auto_dtype = pick_device()
     device, dtype = device or auto_device, dtype or auto_dtype
     tokenizer = load_tokenizer(base)
     if base == TINY:
-        model = tiny_random(tokenizer, seed).to(dtype)
+        model = tiny_random(tokenizer).to(dtype)  # the same base whatever the training seed
     else:
         model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=dtype)
     return Loaded(model.to(device), tokenizer, base)

@@ -97,7 +97,12 @@ Rows = pa.Table | Sequence[Mapping[str, Any]]
 
 
 def _as_arrow(rows: Rows) -> pa.Table:
-    return rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(list(rows))
+    """Arrow table over the union of the rows' keys (from_pylist alone keeps the first row's)."""
+    if isinstance(rows, pa.Table):
+        return rows
+    rows = list(rows)
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
 
 
 class Warehouse:

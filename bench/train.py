@@ -1,0 +1,135 @@
+"""Trainer speed: `train_stage` vs TRL's SFTTrainer vs a bare PEFT + torch loop, one run.
+
+Same model (bundled SmolLM2-135M), same variable-length chat data, LoRA config, max length,
+batch size and epochs. Each side is timed from model load to a saved adapter; tokens/s
+counts real (non-padding) tokens. Also: GGUF load vs the cached safetensors load.
+Last line: one JSON object. Run: .venv/bin/python bench/train.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/*.py would shadow the project's packages when run as scripts
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import json
+import math
+import os
+import random
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import torch
+
+from curriculum.chat import Example
+from curriculum.models import BUNDLED, bundled_gguf, converted_bundled, load_base, load_gguf
+from curriculum.spec import LoraConfig, TrainConfig
+from curriculum.train import attach_lora, collate, tokenize_examples, train_stage
+
+N_EXAMPLES = int(os.environ.get("BENCH_TRAIN_EXAMPLES", 48))
+CFG = TrainConfig(epochs=1, lr=2e-4, batch_size=8, max_length=192, warmup_ratio=0.1)
+LORA = LoraConfig()
+WORDS = ("fog whisper frost ember lull glimmer dusk hush morning forest river lantern rain stone "
+         "quiet warm cold light shadow drift").split()
+
+
+def variable_length_data(n: int, seed: int = 0) -> list[Example]:
+    """Answers from 4 to 90 words: the spread real curricula have."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        length = rng.choice([4, 8, 12, 20, 35, 60, 90])
+        answer = " ".join(rng.choice(WORDS) for _ in range(length)).capitalize() + "."
+        out.append(Example(f"Describe scene number {i} in words.", answer))
+    return out
+
+
+def ours(data: list[Example], out: Path) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    result = train_stage(BUNDLED, None, data, LORA, CFG, out, progress=False)
+    return time.perf_counter() - t0, result.tokens
+
+
+def bare_loop(data: list[Example], out: Path) -> tuple[float, int]:
+    """The loop one writes by hand: shuffled batches, dynamic padding, the model's own loss."""
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    loaded = load_base(BUNDLED)
+    items = tokenize_examples(loaded.tokenizer, data, CFG.max_length)
+    model = attach_lora(loaded.model, None, LORA)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=CFG.lr)
+    order = list(range(len(items)))
+    random.Random(0).shuffle(order)
+    tokens = 0
+    for start in range(0, len(order), CFG.batch_size):
+        batch = collate([items[i] for i in order[start : start + CFG.batch_size]], loaded.tokenizer.pad_token_id, "cpu")
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        tokens += int(batch["attention_mask"].sum())
+    model.save_pretrained(str(out))
+    return time.perf_counter() - t0, tokens
+
+
+def sft_trainer(data: list[Example], out: Path) -> tuple[float, int]:
+    """TRL's SFTTrainer on the same prompt/completion pairs (completion-only loss)."""
+    from datasets import Dataset
+    from peft import LoraConfig as PeftLoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    t0 = time.perf_counter()
+    loaded = load_base(BUNDLED)
+    rows = [{"prompt": [{"role": "user", "content": ex.prompt}], "completion": [{"role": "assistant", "content": ex.answer}]}
+            for ex in data]
+    args = SFTConfig(
+        output_dir=str(out), per_device_train_batch_size=CFG.batch_size, num_train_epochs=CFG.epochs,
+        learning_rate=CFG.lr, warmup_steps=math.ceil(CFG.warmup_ratio * math.ceil(len(data) / CFG.batch_size)), lr_scheduler_type="cosine", max_length=CFG.max_length,
+        report_to="none", save_strategy="no", logging_steps=1000, use_cpu=True, disable_tqdm=True, seed=0,
+        dataloader_num_workers=0,
+    )
+    peft_config = PeftLoraConfig(r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=LORA.dropout,
+                                 target_modules=LORA.target_modules, task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=loaded.model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=loaded.tokenizer, peft_config=peft_config)
+    trainer.train()
+    trainer.save_model(str(out))
+    seconds = time.perf_counter() - t0
+    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * CFG.epochs
+    return seconds, tokens
+
+
+def main() -> None:
+    converted_bundled()  # conversion is a one-off, not part of any figure
+    data = variable_length_data(N_EXAMPLES)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fn in (("train_stage", ours), ("bare_loop", bare_loop), ("sft_trainer", sft_trainer)):
+            seconds, tokens = fn(data, Path(tmp) / name)
+            results[name] = tokens / seconds
+            print(f"{name:12s} {tokens:6d} tokens in {seconds:6.1f} s  -> {tokens / seconds:7.1f} tok/s", flush=True)
+    t0 = time.perf_counter()
+    load_gguf(bundled_gguf())
+    gguf_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    load_base(BUNDLED)
+    cached_s = time.perf_counter() - t0
+    print(f"load: GGUF {gguf_s:.2f} s, cached safetensors {cached_s:.2f} s ({gguf_s / cached_s:.0f}x faster)")
+    figures = {
+        "vs_sft_trainer": round(results["train_stage"] / results["sft_trainer"], 2),
+        "vs_bare_loop": round(results["train_stage"] / results["bare_loop"], 2),
+        "cached_load_over_gguf": round(cached_s / gguf_s, 4),
+        "tokens_per_s": round(results["train_stage"], 1),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

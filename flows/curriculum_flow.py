@@ -1,0 +1,152 @@
+"""The `curriculum` flow: validate → baseline probes → { pick → train → probe → decide → record }.
+
+Each stage's rows commit in one transaction after its adapter is saved. Resume replays
+the recorded stages through the same deterministic policy, reuses any adapter that was
+saved but not yet recorded, and continues: no finished stage is trained twice, no row
+is written twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from curriculum.policies import FLAT, RunState, Step, make_policy
+from curriculum.train import examples_from_records, finished_stage, train_stage
+from curriculum.validate import LoadedCurriculum, load_curriculum
+from probes.prober import Prober
+from probes.results import ItemResult, aggregate, mean_score
+from warehouse import records
+from warehouse.db import Warehouse
+
+
+def probe_targets(st: RunState, step: Step | None) -> tuple[list[str], list[str]]:
+    """(nodes to probe, of which sampled): the trained node in full, mastered nodes on a sample."""
+    if step is None or step.kind == "flat":
+        return [n for n in st.order if st.status[n] != "dormant"], []
+    mastered = [n for n in st.order if st.status[n] == "mastered" and n != step.node_id]
+    return [step.node_id, *mastered], mastered
+
+
+def node_scores(nodes: list[str], items: dict[str, list[float]]) -> dict[str, float | None]:
+    """A node's aggregate, or None when it has no probe items (the same live and on resume)."""
+    return {n: mean_score(items[n]) if items.get(n) else None for n in nodes}
+
+
+@task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE)
+def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
+               seed: int, progress: bool) -> dict[str, Any]:
+    """Train one stage, or pick up the adapter a killed run had already saved."""
+    result = finished_stage(out_dir)
+    if result is None:
+        cur = loaded.spec
+        cfg = cur.train_config(step.node_id if step.node_id != FLAT else step.data_nodes[0])
+        cfg = cfg.model_copy(update={"epochs": step.epochs, "seed": seed + stage, "replay": cfg.replay or (0.25 if step.replay_nodes else 0.0)})
+        examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
+        pool = [ex for n in step.replay_nodes for ex in examples_from_records(loaded.examples[n])]
+        result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pool=pool, progress=progress)
+    get_run_logger().info("stage %d %s: %d steps, %d tokens, %.1f s, loss %.3f", stage, step.node_id,
+                          result.steps, result.tokens, result.seconds, result.train_loss)
+    return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
+            "train_loss": result.train_loss, "log": [asdict(s) for s in result.log]}
+
+
+@task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE)
+def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, stage: int,
+               nodes: list[str], sampled: list[str]) -> dict[str, list[ItemResult]]:
+    return prober.probe(loaded, adapter, nodes, sampled)
+
+
+@flow(name="curriculum", flow_run_name="{graph}", validate_parameters=True)
+def curriculum(
+    graph: str,
+    policy: str | None = None,
+    seed: int = 0,
+    max_stages: int | None = None,
+    run_id: str | None = None,
+    resume: str | None = None,
+    warehouse: str | None = None,
+    runs_dir: str = "runs",
+    progress: bool = False,
+) -> str:
+    """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
+
+    graph: curriculum YAML path. policy: override the YAML's (gated, greedy, bandit, flat,
+    fixed). seed: training and policy seed. max_stages: budget of training stages. run_id:
+    id for a new run. resume: id of a killed run to continue. warehouse: DuckDB file.
+    runs_dir: where adapters go.
+    """
+    log = get_run_logger()
+    loaded = load_curriculum(graph)
+    wh = Warehouse(warehouse)
+    cur = loaded.spec
+    if resume:
+        run = records.get_run(wh, resume)
+        if run is None:
+            raise ValueError(f"no run '{resume}' in {wh.path}")
+        if run["graph_hash"] != loaded.sha256:
+            raise ValueError(f"run '{resume}' was made from another version of {graph}; resume needs the same YAML")
+        run_id, policy_name, seed = resume, run["policy"], run["seed"]
+        records.set_run_status(wh, run_id, "running")
+    else:
+        run_id = run_id or uuid.uuid4().hex[:12]
+        policy_name = policy or cur.policy
+        make_policy(policy_name)  # fail on a bad name before anything is written
+        records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
+                          graph_hash=loaded.sha256, policy=policy_name, seed=seed, base_model=cur.model.base,
+                          config={"max_stages": max_stages, "runs_dir": runs_dir})
+    history = records.load_history(wh, run_id)
+    run_dir = Path(runs_dir) / run_id
+    st = RunState.start(cur, loaded.graph)
+    pol = make_policy(policy_name, seed)
+    prober = Prober(cur.model.base)
+    log.info("run %s: %s, policy %s, %d nodes", run_id, cur.curriculum, policy_name, len(cur.nodes))
+
+    nodes, _ = probe_targets(st, None)
+    if history.has_baseline:
+        pol.baseline(st, node_scores(nodes, history.item_scores.get(0, {})))
+    else:
+        results = probe_task(prober, loaded, None, 0, nodes, [])
+        decisions = pol.baseline(st, {n: aggregate(r) if r else None for n, r in results.items()})
+        records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
+                                            [asdict(d) for d in decisions])
+
+    stage = 1
+    while (step := pol.next_step(st)) is not None:
+        if max_stages is not None and stage > max_stages:
+            log.info("budget of %d stages spent", max_stages)
+            break
+        nodes, sampled = probe_targets(st, step)
+        done = history.stages.get(stage)
+        if done is not None:  # recorded before the run was killed: replay, don't retrain
+            keep, _ = pol.observe(st, step, stage, node_scores(nodes, history.item_scores.get(stage, {})))
+        else:
+            parent = run_dir / f"stage-{st.accepted_stage}" if st.accepted_stage else None
+            out_dir = run_dir / f"stage-{stage}"
+            trained = train_task(loaded, step, stage, parent, out_dir, seed, progress)
+            results = probe_task(prober, loaded, out_dir, stage, nodes, sampled)
+            scores = {n: aggregate(r) if r else None for n, r in results.items()}
+            train_decision = {"node_id": step.node_id, "action": "train",
+                              "reason": step.reason, "attempt": step.attempt, "score_before": st.latest(step.node_id),
+                              "gate": st.gate(step.node_id) if step.node_id != FLAT else None, "signals": step.signals}
+            keep, decisions = pol.observe(st, step, stage, scores)
+            stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind,
+                         "parent_stage": st.accepted_stage, "adapter_path": str(out_dir),
+                         "status": "done" if keep else "discarded", **{k: v for k, v in trained.items() if k != "log"}}
+            records.record_probes_and_decisions(
+                wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
+                [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"])
+            log.info("stage %d %s: %s", stage, step.node_id,
+                     ", ".join(f"{n}={s:.3f}" for n, s in scores.items() if s is not None))
+        if keep:
+            st.accepted_stage = stage
+        stage += 1
+
+    records.set_run_status(wh, run_id, "completed")
+    log.info("run %s completed: %s", run_id, {n: s for n, s in st.status.items()})
+    return run_id

@@ -1,0 +1,47 @@
+"""Probing a run's stages with one loaded base model, swapping adapters instead of reloading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from peft import PeftModel
+
+from curriculum.models import load_base
+from curriculum.validate import LoadedCurriculum
+from probes.results import ItemResult
+from probes.sweep import probe_nodes
+
+
+class Prober:
+    """Holds the base model; each probe call activates one stage's adapter (or none)."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self._loaded = None
+        self._peft: PeftModel | None = None
+        self._active: str | None = None
+
+    def model_for(self, adapter: Path | None):
+        if self._loaded is None:
+            self._loaded = load_base(self.base)
+            self._loaded.model.eval()
+        if adapter is None:
+            return self._loaded.model if self._peft is None else self._peft.get_base_model()
+        name = Path(adapter).name.replace(".", "_")
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self._loaded.model, str(adapter), adapter_name=name)
+        elif name != self._active:
+            self._peft.load_adapter(str(adapter), adapter_name=name)
+            self._peft.set_adapter(name)
+            if self._active is not None:
+                self._peft.delete_adapter(self._active)
+        self._active = name
+        return self._peft.eval()
+
+    def probe(self, loaded: LoadedCurriculum, adapter: Path | None, nodes: list[str],
+              sampled: list[str]) -> dict[str, list[ItemResult]]:
+        model = self.model_for(adapter)
+        if adapter is None and self._peft is not None:
+            with self._peft.disable_adapter():
+                return probe_nodes(model, self._loaded.tokenizer, loaded, nodes, sampled=sampled)
+        return probe_nodes(model, self._loaded.tokenizer, loaded, nodes, sampled=sampled)

@@ -1,0 +1,123 @@
+"""What a run writes and reads back: each unit of work lands in one short transaction.
+
+A stage's row, its loss curve, its probe rows and its decisions commit together, so a run
+killed at any moment leaves either the whole stage or none of it; resume reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from warehouse.db import Warehouse
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _decision_rows(run_id: str, first_seq: int, stage: int | None, decisions: Sequence[dict[str, Any]]) -> list[dict]:
+    return [
+        {**d, "run_id": run_id, "seq": first_seq + i, "stage": stage,
+         "signals": json.dumps(d.get("signals") or {}, default=str), "decided_at": _now()}
+        for i, d in enumerate(decisions)
+    ]
+
+
+def _next_seq(con, run_id: str) -> int:
+    return con.execute("SELECT coalesce(max(seq), 0) + 1 FROM decisions WHERE run_id = ?", [run_id]).fetchone()[0]
+
+
+def start_run(wh: Warehouse, run_id: str, *, curriculum: str, graph_path: str, yaml_text: str, graph_hash: str,
+              policy: str, seed: int, base_model: str, config: dict[str, Any]) -> None:
+    """The graph snapshot (once per distinct YAML) and the run's row."""
+    with wh.transaction() as con:
+        con.execute(
+            "INSERT INTO graph_snapshots (graph_hash, curriculum, path, yaml_text) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [graph_hash, curriculum, graph_path, yaml_text],
+        )
+        con.execute(
+            "INSERT INTO runs (run_id, curriculum, graph_hash, policy, seed, base_model, status, config) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+            [run_id, curriculum, graph_hash, policy, seed, base_model, json.dumps(config, default=str)],
+        )
+
+
+def get_run(wh: Warehouse, run_id: str) -> dict[str, Any] | None:
+    if not wh.path.exists():
+        return None
+    cols, rows = wh.query("SELECT * FROM runs WHERE run_id = ?", [run_id])
+    return dict(zip(cols, rows[0])) if rows else None
+
+
+def set_run_status(wh: Warehouse, run_id: str, status: str) -> None:
+    with wh.transaction() as con:
+        con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                    [status, _now() if status != "running" else None, run_id])
+
+
+def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_rows: Sequence[dict],
+                                decisions: Sequence[dict], stage_row: dict | None = None,
+                                steps: Sequence[dict] = ()) -> None:
+    """One stage (or the baseline, stage 0) in one transaction."""
+    with wh.transaction() as con:
+        if stage_row is not None:
+            wh.append(con, "stages", [{**stage_row, "run_id": run_id, "stage": stage}])
+            wh.append(con, "train_steps", [{**s, "run_id": run_id, "stage": stage} for s in steps])
+        wh.append(con, "probe_results", [{**r, "run_id": run_id, "stage": stage} for r in probe_rows])
+        wh.append(con, "decisions", _decision_rows(run_id, _next_seq(con, run_id), stage, decisions))
+
+
+@dataclass
+class History:
+    """A run's recorded stages, read back to replay them on resume."""
+
+    stages: dict[int, dict[str, Any]] = field(default_factory=dict)
+    item_scores: dict[int, dict[str, list[float]]] = field(default_factory=dict)  # stage -> node -> item scores
+
+    @property
+    def has_baseline(self) -> bool:
+        return 0 in self.item_scores or bool(self.stages)
+
+
+def load_history(wh: Warehouse, run_id: str) -> History:
+    history = History()
+    cols, rows = wh.query("SELECT * FROM stages WHERE run_id = ? ORDER BY stage", [run_id])
+    for row in rows:
+        rec = dict(zip(cols, row))
+        history.stages[rec["stage"]] = rec
+    _, rows = wh.query("SELECT stage, node_id, score FROM probe_results WHERE run_id = ? ORDER BY stage, node_id, probe_index, item",
+                       [run_id])
+    scores: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for stage, node, score in rows:
+        scores[stage][node].append(score)
+    history.item_scores = {s: dict(nodes) for s, nodes in scores.items()}
+    _, baseline_decisions = wh.query("SELECT count(*) FROM decisions WHERE run_id = ? AND stage = 0", [run_id])
+    if baseline_decisions[0][0] and 0 not in history.item_scores:
+        history.item_scores[0] = {}
+    return history
+
+
+def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
+    """Per node: baseline, best and final score, and its last decision."""
+    return wh.query(
+        """
+        WITH m AS (SELECT * FROM mastery_matrix WHERE run_id = $1),
+        last_decision AS (
+            SELECT node_id, arg_max(action, seq) AS last_action FROM decisions
+            WHERE run_id = $1 AND node_id IS NOT NULL GROUP BY node_id)
+        SELECT m.node_id,
+               max(CASE WHEN m.stage = 0 THEN m.score END) AS baseline,
+               arg_max(m.score, m.stage) AS final,
+               max(m.score) AS best,
+               count(DISTINCT m.stage) AS probed_at,
+               any_value(d.last_action) AS last_action
+        FROM m LEFT JOIN last_decision d USING (node_id)
+        GROUP BY m.node_id ORDER BY m.node_id
+        """,
+        [run_id],
+    )
