@@ -41,29 +41,48 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
 
 
 @torch.no_grad()
-def continuation_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 32) -> list[tuple[float, int]]:
-    """(sum log p, token count) of each continuation given its chat prompt, batched."""
-    seqs = []
-    for prompt, continuation in pairs:
-        head = prompt_ids(tokenizer, prompt)
-        tail = tokenizer(continuation, add_special_tokens=False)["input_ids"]
-        seqs.append((head + tail, len(head)))
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i][0]))
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
+def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[str]]],
+                    batch_size: int = 16) -> list[list[tuple[float, int]]]:
+    """(sum log p, token count) of each option given its question's chat prompt.
+
+    The prompt is most of every sequence, so it runs once per question: prompts go through
+    left-padded (RoPE attention depends only on relative positions), their KV cache is
+    repeated once per option, and only the short options run on top of it.
+    """
     device = _device(model)
+    heads = [prompt_ids(tokenizer, prompt) for prompt, _ in questions]
+    tails = [[tokenizer(option, add_special_tokens=False)["input_ids"] for option in options] for _, options in questions]
+    order = sorted(range(len(questions)), key=lambda i: len(heads[i]))
+    out: list[list[tuple[float, int]]] = [[] for _ in questions]
+    pad = tokenizer.pad_token_id
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = max(len(seqs[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
+        width = max(len(heads[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
-            ids[row, : len(seqs[i][0])] = torch.tensor(seqs[i][0])
-            mask[row, : len(seqs[i][0])] = 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        for row, i in enumerate(idx):
-            tokens, head = seqs[i]
-            target = torch.tensor(tokens[head:], device=device)
-            logprobs = torch.log_softmax(logits[row, head - 1 : len(tokens) - 1].float(), -1)
-            picked = logprobs.gather(1, target[:, None])
-            out[i] = (picked.sum().item(), len(target))
+            ids[row, width - len(heads[i]):] = torch.tensor(heads[i])
+            mask[row, width - len(heads[i]):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        prefix = model(input_ids=ids, attention_mask=mask, use_cache=True)
+        first = torch.log_softmax(prefix.logits[:, -1].float(), -1)
+        rows = [(row, tail) for row, i in enumerate(idx) for tail in tails[i]]
+        owner = torch.tensor([row for row, _ in rows], device=device)
+        cache = prefix.past_key_values
+        cache.reorder_cache(owner)
+        length = max(len(tail) for _, tail in rows)
+        opt = torch.full((len(rows), length), pad, dtype=torch.long)
+        opt_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for r, (_, tail) in enumerate(rows):
+            opt[r, : len(tail)] = torch.tensor(tail)
+            opt_mask[r, : len(tail)] = 1
+        positions = torch.arange(width, width + length, device=device).expand(len(rows), -1)
+        logits = model(input_ids=opt.to(device), attention_mask=torch.cat([mask[owner], opt_mask.to(device)], 1),
+                       past_key_values=cache, position_ids=positions).logits
+        for r, (row, tail) in enumerate(rows):
+            total = first[row, tail[0]].item()
+            if len(tail) > 1:
+                rest = torch.log_softmax(logits[r, : len(tail) - 1].float(), -1)
+                total += rest.gather(1, torch.tensor(tail[1:], device=device)[:, None]).sum().item()
+            out[idx[row]].append((total, len(tail)))
     return out

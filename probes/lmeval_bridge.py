@@ -15,9 +15,15 @@ from probes.kinds import choice_prompt
 from probes.results import ItemResult
 
 
-def _local_task(name: str, records: Sequence[Record[Any]]) -> dict[str, Any]:
+def _local_task(name: str, records: Sequence[Record[Any]], tokenizer) -> dict[str, Any]:
+    """A multiple-choice task over the items, worded exactly as our own choice probe words them:
+    the chat-formatted question as context, each option right after the assistant header."""
     rows = [{"line": r.line, "prompt": r.value.prompt, "choices": list(r.value.choices), "answer": r.value.answer}
             for r in records]
+
+    def context(doc: dict[str, Any]) -> str:
+        message = [{"role": "user", "content": choice_prompt(doc["prompt"], doc["choices"])}]
+        return tokenizer.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
 
     def dataset(**_: Any):
         from datasets import Dataset, DatasetDict
@@ -26,9 +32,10 @@ def _local_task(name: str, records: Sequence[Record[Any]]) -> dict[str, Any]:
 
     return {
         "task": name, "custom_dataset": dataset, "test_split": "test", "output_type": "multiple_choice",
-        "doc_to_text": lambda doc: choice_prompt(doc["prompt"], doc["choices"]) + "\nAnswer:",
-        "doc_to_choice": lambda doc: [" " + c for c in doc["choices"]],
+        "doc_to_text": context,
+        "doc_to_choice": lambda doc: list(doc["choices"]),
         "doc_to_target": lambda doc: doc["answer"],
+        "target_delimiter": "",
         "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
     }
 
@@ -44,7 +51,7 @@ def run_lmeval(model, tokenizer, node_id: str, probe_index: int, *, task: str | 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
     if task is None:
         name = f"curriculum_{node_id}_{probe_index}".replace(".", "_").replace("-", "_")
-        tasks = get_task_dict([_local_task(name, records)], TaskManager(include_defaults=False))
+        tasks = get_task_dict([_local_task(name, records, tokenizer)], TaskManager(include_defaults=False))
     else:
         name = task
         tasks = get_task_dict([task], TaskManager())

@@ -13,7 +13,7 @@ from typing import Any
 from curriculum.jsonl import Record
 from curriculum.validate import LoadedCurriculum
 from probes.kinds import choice_prompt, score_choices, score_paraphrases
-from probes.lm import continuation_logprobs, greedy_answers
+from probes.lm import choice_logprobs, greedy_answers
 from probes.lmeval_bridge import run_lmeval
 from probes.results import ItemResult
 
@@ -48,15 +48,12 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, node_ids: Iterable[str]
         train = [r.value.answer for r in cur.examples[node_id]]
         gate = cur.spec.gate_config(node_id).min_score
         results[node_id] += score_paraphrases(node_id, i, records, outputs, train, gate)
-    pairs = [(choice_prompt(r.value.prompt, r.value.choices), c)
-             for _, _, _, recs in choice for r in recs for c in r.value.choices]
-    scored = continuation_logprobs(model, tokenizer, pairs)
+    questions = [(choice_prompt(r.value.prompt, r.value.choices), r.value.choices)
+                 for _, _, _, recs in choice for r in recs]
+    scored = choice_logprobs(model, tokenizer, questions)
     at = 0
     for node_id, i, kind, records in choice:
-        per_item = []
-        for r in records:
-            per_item.append(scored[at : at + len(r.value.choices)])
-            at += len(r.value.choices)
+        per_item, at = scored[at : at + len(records)], at + len(records)
         results[node_id] += score_choices(node_id, i, kind, records, per_item)
     model.train(was_training)
     return results

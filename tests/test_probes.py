@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from curriculum.chat import prompt_ids
 from curriculum.jsonl import Record
 from curriculum.models import TINY, load_base
 from curriculum.spec import ChoiceItem, ParaphraseItem
 from curriculum.validate import load_curriculum
 from helpers import tiny_graph
 from probes.kinds import score_choices, score_paraphrases
-from probes.lm import continuation_logprobs, greedy_answers
+from probes.lm import choice_logprobs, greedy_answers
 from probes.lmeval_bridge import run_lmeval
 from probes.results import aggregate
 from probes.scoring import novelty, parascore
@@ -66,14 +68,25 @@ def test_choice_picks_best_per_token_likelihood() -> None:
     assert not miss.passed and miss.score == 0.0 and miss.output == "short"
 
 
-def test_batched_loglikelihoods_equal_one_at_a_time(tiny) -> None:
+def _full_sequence_logprob(model, tok, prompt: str, option: str) -> tuple[float, int]:
+    head = prompt_ids(tok, prompt)
+    tail = tok(option, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([head + tail])).logits[0]
+    lp = torch.log_softmax(logits[len(head) - 1 : -1].float(), -1).gather(1, torch.tensor(tail)[:, None])
+    return lp.sum().item(), len(tail)
+
+
+def test_shared_prefix_batched_loglikelihoods_equal_full_sequences(tiny) -> None:
     model, tok = tiny
-    pairs = [("Which fits?", "a still lake at dawn"), ("Another question, longer than the first one?", "no"),
-             ("Q", "a loud market full of people shouting")]
-    batched = continuation_logprobs(model, tok, pairs, batch_size=8)
-    single = [continuation_logprobs(model, tok, [p], batch_size=1)[0] for p in pairs]
-    for (a, n), (b, m) in zip(batched, single):
-        assert n == m and a == pytest.approx(b, abs=1e-3)
+    questions = [("Which fits?", ["a still lake at dawn", "no"]),
+                 ("Another question, longer than the first one?", ["no", "a loud market full of people shouting", "x"]),
+                 ("Q", ["one option only, but long enough to matter here"])]
+    batched = choice_logprobs(model, tok, questions, batch_size=8)
+    for (prompt, options), got in zip(questions, batched):
+        for option, (total, n) in zip(options, got):
+            want, m = _full_sequence_logprob(model, tok, prompt, option)
+            assert n == m and total == pytest.approx(want, abs=1e-3)
 
 
 def test_batched_generation_equals_one_at_a_time(tiny) -> None:
