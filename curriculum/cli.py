@@ -83,6 +83,24 @@ def run(
 
 
 @app.command()
+def serve(
+    name: str = typer.Option("main", help="deployment name: runs are triggered as curriculum/NAME"),
+    limit: int = typer.Option(1, help="flow runs at once in this process (training shares one machine)"),
+) -> None:
+    """Serve the curriculum flow as a deployment (default curriculum/main) until stopped.
+
+    Trigger runs with: prefect deployment run curriculum/main --param graph=graphs/hyperwords.yaml
+    """
+    import os
+
+    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(key, "1")  # a graph naming a hub model needs these unset by the user
+    from flows.curriculum_flow import curriculum as curriculum_flow
+
+    curriculum_flow.serve(name=name, limit=limit, print_starting_message=True)
+
+
+@app.command()
 def schema(out_path: Path | None = typer.Option(None, "--out", "-o", help="write here instead of stdout")) -> None:
     """JSON Schema of the curriculum YAML, for editor completion (graphs/schema.json)."""
     text = schema_json()

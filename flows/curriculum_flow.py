@@ -8,6 +8,7 @@ is written twice.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from curriculum.policies import FLAT, RunState, Step, make_policy
+from curriculum.problems import CurriculumError
 from curriculum.train import examples_from_records, finished_stage, train_stage
 from curriculum.validate import LoadedCurriculum, load_curriculum
 from probes.prober import Prober
@@ -76,13 +78,24 @@ def curriculum(
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
-    graph: curriculum YAML path. policy: override the YAML's (gated, greedy, bandit, flat,
-    fixed). seed: training and policy seed. max_stages: budget of training stages. run_id:
-    id for a new run. resume: id of a killed run to continue. warehouse: DuckDB file.
-    runs_dir: where adapters go.
+    Args:
+        graph: Path of the curriculum YAML (relative to the serving process's directory).
+        policy: Overrides the YAML's policy: gated, greedy, bandit, flat or fixed.
+        seed: Seed of training and of the bandit policy.
+        max_stages: Budget of training stages; empty for no limit.
+        run_id: Id for a new run; empty for a random one.
+        resume: Id of a killed run to continue; no finished stage is trained again.
+        warehouse: DuckDB file; empty for $CURRICULUM_WAREHOUSE or warehouse/curriculum.duckdb.
+        runs_dir: Folder for the stages' adapters.
+        progress: Show a progress bar while training.
     """
     log = get_run_logger()
-    loaded = load_curriculum(graph)
+    try:
+        loaded = load_curriculum(graph)
+    except CurriculumError as exc:
+        for problem in exc.problems:
+            log.error("%s", problem)
+        raise
     wh = Warehouse(warehouse)
     cur = loaded.spec
     if resume:
@@ -111,10 +124,11 @@ def curriculum(
     if history.has_baseline:
         pol.baseline(st, node_scores(nodes, history.item_scores.get(0, {})))
     else:
+        started = time.perf_counter()
         results = probe_task(prober, loaded, None, 0, nodes, [])
         decisions = pol.baseline(st, {n: aggregate(r) if r else None for n, r in results.items()})
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
-                                            [asdict(d) for d in decisions])
+                                            [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started)
 
     stage = 1
     while (step := pol.next_step(st)) is not None:
@@ -128,8 +142,11 @@ def curriculum(
         else:
             parent = run_dir / f"stage-{st.accepted_stage}" if st.accepted_stage else None
             out_dir = run_dir / f"stage-{stage}"
+            started = time.perf_counter()
             trained = train_task(loaded, step, stage, parent, out_dir, seed, progress)
+            probe_started = time.perf_counter()
             results = probe_task(prober, loaded, out_dir, stage, nodes, sampled)
+            timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
             scores = {n: aggregate(r) if r else None for n, r in results.items()}
             train_decision = {"node_id": step.node_id, "action": "train",
                               "reason": step.reason, "attempt": step.attempt, "score_before": st.latest(step.node_id),
@@ -137,7 +154,8 @@ def curriculum(
             keep, decisions = pol.observe(st, step, stage, scores)
             stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind,
                          "parent_stage": st.accepted_stage, "adapter_path": str(out_dir),
-                         "status": "done" if keep else "discarded", **{k: v for k, v in trained.items() if k != "log"}}
+                         "status": "done" if keep else "discarded", **timing,
+                         **{k: v for k, v in trained.items() if k != "log"}}
             records.record_probes_and_decisions(
                 wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
                 [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"])

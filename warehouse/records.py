@@ -62,9 +62,11 @@ def set_run_status(wh: Warehouse, run_id: str, status: str) -> None:
 
 def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_rows: Sequence[dict],
                                 decisions: Sequence[dict], stage_row: dict | None = None,
-                                steps: Sequence[dict] = ()) -> None:
+                                steps: Sequence[dict] = (), baseline_probe_s: float | None = None) -> None:
     """One stage (or the baseline, stage 0) in one transaction."""
     with wh.transaction() as con:
+        if baseline_probe_s is not None:
+            con.execute("UPDATE runs SET baseline_probe_s = ? WHERE run_id = ?", [baseline_probe_s, run_id])
         if stage_row is not None:
             wh.append(con, "stages", [{**stage_row, "run_id": run_id, "stage": stage}])
             wh.append(con, "train_steps", [{**s, "run_id": run_id, "stage": stage} for s in steps])
@@ -121,3 +123,28 @@ def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
         """,
         [run_id],
     )
+
+
+def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
+    """What bench/curriculum.py compares across policies, for one run."""
+    _, rows = wh.query(
+        """
+        SELECT coalesce(sum(steps), 0), coalesce(sum(tokens), 0), coalesce(sum(seconds), 0),
+               coalesce(sum(train_wall_s), 0) + coalesce(sum(probe_s), 0), count(*),
+               (SELECT coalesce(baseline_probe_s, 0) FROM runs WHERE run_id = $1)
+        FROM stages WHERE run_id = $1
+        """, [run_id])
+    steps, tokens, train_s, task_s, stages, baseline_s = rows[0]
+    _, final = wh.query(
+        "SELECT avg(score) FROM (SELECT node_id, arg_max(score, stage) AS score FROM mastery_matrix "
+        "WHERE run_id = $1 GROUP BY node_id)", [run_id])
+    _, bwt = wh.query("SELECT avg(bwt) FROM forgetting WHERE run_id = $1", [run_id])
+    _, passed = wh.query(
+        "SELECT list(DISTINCT node_id) FROM decisions WHERE run_id = $1 AND action = 'pass' "
+        "AND (score_after IS NULL OR score_after >= gate)", [run_id])
+    _, mastered_at = wh.query(
+        "SELECT stage, node_id FROM decisions WHERE run_id = $1 AND action = 'pass' "
+        "AND (score_after IS NULL OR score_after >= gate) ORDER BY seq", [run_id])
+    _, per_stage = wh.query("SELECT stage, steps, tokens FROM stages WHERE run_id = $1 ORDER BY stage", [run_id])
+    return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "task_s": task_s + baseline_s, "stages": stages,
+            "final_score": final[0][0], "bwt": bwt[0][0] or 0.0, "passed": passed[0][0] or [], "passes": mastered_at}
