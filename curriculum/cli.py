@@ -19,15 +19,21 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-@app.command()
-def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
-    """Check a curriculum and its data; print every problem as file:line:col, or a summary."""
+def _checked(path: Path):
+    """The loaded curriculum, or every problem on stderr and exit 1 with nothing written."""
     loaded, problems = check_curriculum(path)
     if loaded is None:
         for problem in problems:
             err.print(str(problem), markup=False)
         err.print(f"{len(problems)} problem(s); nothing was run or written.", style="red")
         raise typer.Exit(1)
+    return loaded
+
+
+@app.command()
+def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
+    """Check a curriculum and its data; print every problem as file:line:col, or a summary."""
+    loaded = _checked(path)
     for line in summary_lines(loaded):
         out.print(line, markup=False)
 
@@ -55,12 +61,7 @@ def run(
     runs_dir: Path = typer.Option(Path("runs"), help="where stage adapters are written"),
 ) -> None:
     """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
-    loaded, problems = check_curriculum(graph)
-    if loaded is None:
-        for problem in problems:
-            err.print(str(problem), markup=False)
-        err.print(f"{len(problems)} problem(s); nothing was run or written.", style="red")
-        raise typer.Exit(1)
+    loaded = _checked(graph)
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
     from warehouse.db import Warehouse
@@ -79,7 +80,28 @@ def run(
     for row in rows:
         table.add_row(*("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     out.print(table)
-    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}", markup=False)
+    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
+
+
+@app.command()
+def report(
+    run_id: str = typer.Argument(..., help="the run to report on"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+    out_path: Path | None = typer.Option(None, "--out", "-o", help="HTML file (default: runs/RUN_ID/report.html)"),
+) -> None:
+    """Write a run's self-contained HTML report: graph, heatmap, curves, decisions, worst answers."""
+    import duckdb
+
+    from warehouse.db import Warehouse
+    from warehouse.report import write_report
+
+    wh = Warehouse(db)
+    try:
+        path = write_report(wh, run_id, out_path or Path("runs") / run_id / "report.html")
+    except (KeyError, FileNotFoundError, duckdb.Error) as exc:
+        err.print(str(exc).strip("'\""), markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"report: {path}", markup=False)
 
 
 @app.command()

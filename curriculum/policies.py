@@ -53,7 +53,7 @@ class RunState:
 
     cur: Curriculum
     order: list[str]
-    status: dict[str, str]  # ready-able: locked | mastered | failed | skipped | dormant | waiting
+    status: dict[str, str]  # locked | mastered | trained (no gates) | failed | skipped | dormant | waiting
     attempts: dict[str, int] = field(default_factory=dict)
     scores: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     rehearsals: dict[str, int] = field(default_factory=dict)
@@ -80,7 +80,7 @@ class RunState:
         """Nodes that may train now: every requirement mastered, not finished, not dormant."""
         return [
             n for n in self.order
-            if self.status[n] == "locked" and all(self.status[r] == "mastered" for r in self.cur.nodes[n].requires)
+            if self.status[n] == "locked" and all(self.status[r] in ("mastered", "trained") for r in self.cur.nodes[n].requires)
         ]
 
     def descendants(self, node_id: str) -> list[str]:
@@ -208,7 +208,7 @@ class GatedPolicy:
         st.attempts[n] = step.attempt
         st.trained.add(n)
         if passed or not self.gates:
-            st.status[n] = "mastered" if passed else "failed"
+            st.status[n] = "mastered" if passed else "trained"  # without gates, children unlock either way
             reason = ("no probes: mastered once trained" if after is None else
                       f"score {after:.3f} ≥ gate {gate}" if passed else f"score {after:.3f} < gate {gate}; no gates in this policy")
             decisions = [Decision(n, "pass", reason, step.attempt, before, after, gate, signals)]

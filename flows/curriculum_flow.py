@@ -25,6 +25,7 @@ from probes.prober import Prober
 from probes.results import ItemResult, aggregate, mean_score
 from warehouse import records
 from warehouse.db import Warehouse
+from warehouse.report import write_report
 
 
 def probe_targets(st: RunState, step: Step | None) -> tuple[list[str], list[str]]:
@@ -166,5 +167,6 @@ def curriculum(
         stage += 1
 
     records.set_run_status(wh, run_id, "completed")
-    log.info("run %s completed: %s", run_id, {n: s for n, s in st.status.items()})
+    report = write_report(wh, run_id, run_dir / "report.html")
+    log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
     return run_id

@@ -17,6 +17,17 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _left_padded(seqs: Sequence[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences aligned on their last token, so a batch's next positions line up."""
+    width = max(len(seq) for seq in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, width - len(seq):] = torch.tensor(seq)
+        mask[row, width - len(seq):] = 1
+    return ids.to(device), mask.to(device)
+
+
 @torch.no_grad()
 def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 48, batch_size: int = 16) -> list[str]:
     """Greedy chat answers, left-padded batches; a batch ends when all its answers have."""
@@ -27,13 +38,9 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     device = _device(model)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-            mask[row, width - len(encoded[i]):] = 1
-        gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+        ids, mask = _left_padded([encoded[i] for i in idx], pad, device)
+        width = ids.size(1)
+        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                              do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
         for row, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
@@ -57,13 +64,8 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
     pad = tokenizer.pad_token_id
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        width = max(len(heads[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(heads[i]):] = torch.tensor(heads[i])
-            mask[row, width - len(heads[i]):] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = _left_padded([heads[i] for i in idx], pad, device)
+        width = ids.size(1)
         prefix = model(input_ids=ids, attention_mask=mask, use_cache=True)
         first = torch.log_softmax(prefix.logits[:, -1].float(), -1)
         rows = [(row, tail) for row, i in enumerate(idx) for tail in tails[i]]

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -10,3 +12,23 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def paths_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """One gated run of the paths graph, shared by the tests that read it."""
+    from flows.curriculum_flow import curriculum
+    from paths_graph import paths_graph
+
+    tmp_path = tmp_path_factory.mktemp("paths")
+    graph = paths_graph(tmp_path)
+    run_id = curriculum(graph=str(graph), warehouse=str(tmp_path / "w.duckdb"), runs_dir=str(tmp_path / "runs"), run_id="paths")
+    return tmp_path, graph, run_id

@@ -29,21 +29,9 @@ EXPECTED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def test_every_action_path_lands_in_the_warehouse(prefect_harness, tmp_path: Path) -> None:
-    from flows.curriculum_flow import curriculum
-
-    graph = paths_graph(tmp_path)
-    db = tmp_path / "w.duckdb"
-    run_id = curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="paths")
-    wh = Warehouse(db)
+def test_every_action_path_lands_in_the_warehouse(paths_run) -> None:
+    tmp_path, graph, run_id = paths_run
+    wh = Warehouse(tmp_path / "w.duckdb")
     _, rows = wh.query("SELECT stage, node_id, action FROM decisions WHERE run_id = ? ORDER BY seq", [run_id])
     assert rows[: len(EXPECTED)] == EXPECTED
     assert rows[-1][1:] in (("learn", "pass"), ("learn", "skip")) and len(rows) == len(EXPECTED) + 1
@@ -71,6 +59,20 @@ def test_every_action_path_lands_in_the_warehouse(prefect_harness, tmp_path: Pat
     assert run == [("completed", "gated", True)]
     _, snap = wh.query("SELECT yaml_text FROM graph_snapshots")
     assert snap[0][0] == graph.read_text()
+    assert (tmp_path / "runs" / run_id / "report.html").exists()
+
+
+def test_fixed_policy_trains_each_node_once_in_order(prefect_harness, tmp_path: Path) -> None:
+    from flows.curriculum_flow import curriculum
+
+    db = tmp_path / "w.duckdb"
+    curriculum(graph=str(paths_graph(tmp_path)), policy="fixed", warehouse=str(db), runs_dir=str(tmp_path / "runs"),
+               run_id="fixed")
+    wh = Warehouse(db)
+    _, stages = wh.query("SELECT node_id, attempt, parent_stage FROM stages ORDER BY stage")
+    assert stages == [("seen", 1, None), ("learn", 1, 1), ("hard", 1, 2), ("child", 1, 3), ("flip", 1, 4)]
+    _, actions = wh.query("SELECT DISTINCT action FROM decisions ORDER BY 1")
+    assert actions == [("pass",), ("train",)]
 
 
 def _stage_state(db: Path, run_id: str) -> int:

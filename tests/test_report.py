@@ -1,0 +1,80 @@
+"""The HTML report of a small run, opened in headless Chromium: content there, no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from warehouse.db import Warehouse
+from warehouse.report import node_status, render_report
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-default-apps", "--hide-scrollbars"]
+
+
+def _page_requests(net_log: Path) -> list[str]:
+    """Non-file URLs the page itself asked for (Chromium's own background calls have no origin)."""
+    log = json.loads(net_log.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return sorted({e["params"]["url"] for e in log["events"] if e["type"] == start and "url" in e.get("params", {})
+                   and e["params"].get("initiator") != "not an origin"
+                   and not e["params"]["url"].startswith(("file:", "data:", "about:", "chrome:"))})
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed here when missing (root and apt needed)."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env, capture_output=True, timeout=600)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("chromium is not installed and could not be installed with apt-get here")
+    return found
+
+
+def test_status_from_decisions() -> None:
+    nodes = {"a": {}, "b": {}, "c": {}, "r": {"entered_by": "on_fail"}, "u": {}}
+    decisions = [{"node_id": "a", "action": "pass", "score_after": 0.8, "gate": 0.5},
+                 {"node_id": "b", "action": "back-off", "score_after": 0.1, "gate": 0.5},
+                 {"node_id": "c", "action": "skip", "score_after": None, "gate": None},
+                 {"node_id": "u", "action": "pass", "score_after": 0.2, "gate": 0.5}]
+    assert node_status(nodes, decisions) == {"a": "mastered", "b": "failed", "c": "skipped", "r": "not entered",
+                                             "u": "failed"}
+
+
+def test_report_renders_offline_in_chromium(paths_run, chromium: str, tmp_path: Path) -> None:
+    run_dir, _, run_id = paths_run
+    text = render_report(Warehouse(run_dir / "w.duckdb"), run_id)
+    page = tmp_path / "report.html"
+    page.write_text(text, encoding="utf-8")
+    assert "<script" not in text and "<link" not in text and "src=" not in text, "the report must be self-contained"
+    profile = tmp_path / "profile"
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--log-net-log=" + str(tmp_path / "net.json"),
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for anchor in ('id="graph"', 'id="heatmap"', 'id="decisions"', 'id="worst"', 'id="loss"'):
+        assert anchor in dom.stdout
+    assert dom.stdout.count("<svg") >= 4
+    assert "back-off" in dom.stdout and "branch" in dom.stdout and "rehearse" in dom.stdout
+    assert _page_requests(tmp_path / "net.json") == [], "the report fetched something"
+    # the same check sees a page that does fetch (so it cannot pass by seeing nothing)
+    control = tmp_path / "control.html"
+    control.write_text('<html><body><img src="http://127.0.0.1:9/x.png">x</body></html>')
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--log-net-log=" + str(tmp_path / "net2.json"),
+                    "--dump-dom", control.as_uri()], capture_output=True, timeout=120)
+    assert _page_requests(tmp_path / "net2.json") == ["http://127.0.0.1:9/x.png"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
+                    "--window-size=1200,2600", page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000

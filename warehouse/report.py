@@ -1,0 +1,176 @@
+"""One self-contained HTML report of a run: graph by status, mastery heatmap, score and loss
+curves, the decisions with their reasons, and the worst probe answers.
+
+Plots are inline SVG (matplotlib), styles inline: the file opens offline and fetches nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("svg")
+import matplotlib.pyplot as plt  # noqa: E402
+import networkx as nx  # noqa: E402
+import yaml  # noqa: E402
+
+from warehouse.db import Warehouse  # noqa: E402
+
+STATUS_COLOURS = {"mastered": "#2e9d5b", "failed": "#d64545", "skipped": "#9aa0a6", "untrained": "#f2c94c",
+                  "not entered": "#e8eaed"}
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _rows(wh: Warehouse, sql: str, run_id: str) -> list[dict[str, Any]]:
+    cols, rows = wh.query(sql, [run_id])
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def node_status(nodes: dict[str, dict], decisions: list[dict[str, Any]]) -> dict[str, str]:
+    """Each node's end state, read from its last decision."""
+    status = {n: "not entered" if body.get("entered_by") == "on_fail" else "untrained" for n, body in nodes.items()}
+    for d in decisions:
+        n = d["node_id"]
+        if n not in status:
+            continue
+        if d["action"] == "pass":
+            below = d["score_after"] is not None and d["gate"] is not None and d["score_after"] < d["gate"]
+            status[n] = "failed" if below else "mastered"
+        elif d["action"] == "back-off":
+            status[n] = "failed"
+        elif d["action"] == "skip" and status[n] != "mastered":
+            status[n] = "skipped"
+    return status
+
+
+def _graph_svg(nodes: dict[str, dict], status: dict[str, str]) -> str:
+    g = nx.DiGraph()
+    for n, body in nodes.items():
+        g.add_node(n)
+        for r in body.get("requires", []):
+            g.add_edge(r, n, kind="requires")
+        if body.get("on_fail"):
+            g.add_edge(n, body["on_fail"], kind="on_fail")
+    for depth, layer in enumerate(nx.topological_generations(g)):
+        for n in layer:
+            g.nodes[n]["depth"] = depth
+    pos = nx.multipartite_layout(g, subset_key="depth", align="horizontal", scale=-1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(nodes) ** 0.8), 1.6 + 1.2 * (max(nx.get_node_attributes(g, "depth").values()) + 1)))
+    solid = [(u, v) for u, v, k in g.edges(data="kind") if k == "requires"]
+    dashed = [(u, v) for u, v, k in g.edges(data="kind") if k == "on_fail"]
+    nx.draw_networkx_edges(g, pos, edgelist=solid, ax=ax, arrows=True, node_size=900)
+    nx.draw_networkx_edges(g, pos, edgelist=dashed, ax=ax, arrows=True, style="dashed", edge_color="#d64545", node_size=900)
+    nx.draw_networkx_nodes(g, pos, ax=ax, node_size=900, node_color=[STATUS_COLOURS[status[n]] for n in g])
+    nx.draw_networkx_labels(g, pos, ax=ax, font_size=7, labels={n: n.replace(".", ".\n") for n in g})
+    ax.set_axis_off()
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=s) for s, c in STATUS_COLOURS.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1, 1), fontsize=7, frameon=False)
+    return _svg(fig)
+
+
+def _heatmap_svg(cells: list[dict[str, Any]]) -> str:
+    nodes = sorted({c["node_id"] for c in cells})
+    stages = sorted({c["stage"] for c in cells})
+    grid = [[float("nan")] * len(stages) for _ in nodes]
+    for c in cells:
+        grid[nodes.index(c["node_id"])][stages.index(c["stage"])] = c["score"]
+    fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(stages) + 3), 0.35 * len(nodes) + 1.2))
+    im = ax.imshow(grid, aspect="auto", vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(stages)), [str(s) for s in stages], fontsize=7)
+    ax.set_yticks(range(len(nodes)), nodes, fontsize=7)
+    ax.set_xlabel("stage (0 = baseline)")
+    fig.colorbar(im, ax=ax, label="mean probe score")
+    return _svg(fig)
+
+
+def _curves_svg(series: dict[str, list[tuple[float, float]]], xlabel: str, ylabel: str) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, points in series.items():
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if len(series) <= 12:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+    return _svg(fig)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], css: str = "") -> str:
+    def cell(v: Any) -> str:
+        return "" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#202124}
+h1{font-size:22px}h2{font-size:17px;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:12px;width:100%}td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top}
+th{background:#f5f5f5;text-align:left}svg{max-width:100%;height:auto}.meta{color:#5f6368}"""
+
+
+def render_report(wh: Warehouse, run_id: str) -> str:
+    """The report's HTML text for one run of the warehouse."""
+    run = _rows(wh, "SELECT r.*, g.yaml_text FROM runs r JOIN graph_snapshots g USING (graph_hash) WHERE run_id = ?", run_id)
+    if not run:
+        raise KeyError(f"no run '{run_id}' in {wh.path}")
+    run = run[0]
+    nodes = (yaml.safe_load(run["yaml_text"]) or {}).get("nodes", {})
+    decisions = _rows(wh, "SELECT seq, stage, node_id, action, attempt, score_before, score_after, gate, reason "
+                          "FROM decisions WHERE run_id = ? ORDER BY seq", run_id)
+    cells = _rows(wh, "SELECT stage, node_id, score FROM mastery_matrix WHERE run_id = ? ORDER BY stage", run_id)
+    steps = _rows(wh, "SELECT t.stage, s.node_id, t.step, t.loss FROM train_steps t JOIN stages s USING (run_id, stage) "
+                      "WHERE run_id = ? ORDER BY t.stage, t.step", run_id)
+    stages = _rows(wh, "SELECT stage, node_id, attempt, kind, parent_stage, status, steps, tokens, seconds, train_loss "
+                       "FROM stages WHERE run_id = ? ORDER BY stage", run_id)
+    worst = _rows(wh, """
+        SELECT p.stage, p.node_id, p.probe_kind, p.prompt, p.output, p.reference, p.score, p.copied
+        FROM probe_results p
+        JOIN (SELECT node_id, max(stage) AS stage FROM probe_results WHERE run_id = $1 GROUP BY node_id) last
+          USING (node_id, stage)
+        WHERE p.run_id = $1 ORDER BY p.score, p.node_id LIMIT 25""", run_id)
+    status = node_status(nodes, decisions)
+    scores: dict[str, list[tuple[float, float]]] = {}
+    for c in cells:
+        scores.setdefault(c["node_id"], []).append((c["stage"], c["score"]))
+    losses: dict[str, list[tuple[float, float]]] = {}
+    for s in steps:
+        key = f"stage {s['stage']} {s['node_id']}"
+        losses.setdefault(key, []).append((s["step"], s["loss"]))
+    parts = [
+        f"<h1>Run {html.escape(run_id)} — {html.escape(run['curriculum'])}</h1>",
+        f'<p class="meta">policy {html.escape(run["policy"])} · seed {run["seed"]} · base {html.escape(run["base_model"])} · '
+        f"status {html.escape(run['status'])} · started {run['started_at']} · {len(stages)} stages</p>",
+        '<h2 id="graph">Graph, coloured by node status</h2>', _graph_svg(nodes, status) if nodes else "<p>no nodes</p>",
+        '<h2 id="heatmap">Mastery R[stage, node]</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
+        '<h2 id="scores">Scores across stages</h2>', _curves_svg(scores, "stage", "mean probe score") if scores else "",
+        '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
+        '<h2 id="stages">Stages</h2>', _table(stages, list(stages[0]) if stages else []),
+        '<h2 id="decisions">Decisions</h2>',
+        _table(decisions, ["seq", "stage", "node_id", "action", "attempt", "score_before", "score_after", "gate", "reason"],
+               "decisions"),
+        '<h2 id="worst">Worst probe answers (each node\'s last probed stage)</h2>',
+        _table(worst, ["stage", "node_id", "probe_kind", "prompt", "output", "reference", "score", "copied"]),
+    ]
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Run {html.escape(run_id)}</title>"
+            f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def write_report(wh: Warehouse, run_id: str, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(out.name + ".partial")
+    staging.write_text(render_report(wh, run_id), encoding="utf-8")
+    staging.replace(out)
+    return out
