@@ -228,6 +228,17 @@ class GatedPolicy:
         return False, self._back_off(st, n, f"score {after:.3f} < gate {gate} after {step.attempt} attempts; "
                                      "adapter discarded, parent's kept", step.attempt, before, after, gate, signals)
 
+    def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
+        """A stage that raised (bad data, out of memory): its node backs off, the run goes on."""
+        n = step.node_id
+        if step.kind == "rehearse":
+            st.pending_rehearsal.pop(0)
+            st.rehearsals[n] = step.attempt
+            return [Decision(n, "skip", f"rehearsal stage {stage} failed: {error}", step.attempt)]
+        st.attempts[n] = step.attempt
+        return self._back_off(st, n, f"stage {stage} failed: {error}", step.attempt, st.latest(n), None, st.gate(n),
+                              {"stage": stage, "error": error})
+
     def _back_off(self, st: RunState, n: str, reason: str, *args: Any) -> list[Decision]:
         st.status[n] = "failed"
         decisions = [Decision(n, "back-off", reason, *args)]
@@ -274,6 +285,9 @@ class FlatPolicy:
             return None
         nodes = [n for n in st.order if st.status[n] != "dormant"]
         return Step("flat", FLAT, 1, st.cur.defaults.train.epochs, nodes, reason="baseline: all nodes' data in one stage")
+
+    def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
+        raise RuntimeError(f"the flat stage failed, so there is nothing to compare: {error}")
 
     def observe(self, st: RunState, step: Step, stage: int, scores: dict[str, float | None]) -> tuple[bool, list[Decision]]:
         self.done = True

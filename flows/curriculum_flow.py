@@ -138,25 +138,36 @@ def curriculum(
             break
         nodes, sampled = probe_targets(st, step)
         done = history.stages.get(stage)
-        if done is not None:  # recorded before the run was killed: replay, don't retrain
+        parent = run_dir / f"stage-{st.accepted_stage}" if st.accepted_stage else None
+        stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind, "parent_stage": st.accepted_stage}
+        train_decision = {"node_id": step.node_id, "action": "train", "reason": step.reason, "attempt": step.attempt,
+                          "score_before": st.latest(step.node_id), "signals": step.signals,
+                          "gate": st.gate(step.node_id) if step.node_id != FLAT else None}
+        if done is not None and done["status"] == "failed":  # replay a stage that raised
+            keep = False
+            pol.stage_failed(st, step, stage, "(replayed)")
+        elif done is not None:  # recorded before the run was killed: replay, don't retrain
             keep, _ = pol.observe(st, step, stage, node_scores(nodes, history.item_scores.get(stage, {})))
         else:
-            parent = run_dir / f"stage-{st.accepted_stage}" if st.accepted_stage else None
             out_dir = run_dir / f"stage-{stage}"
             started = time.perf_counter()
-            trained = train_task(loaded, step, stage, parent, out_dir, seed, progress)
+            attempt = train_task(loaded, step, stage, parent, out_dir, seed, progress, return_state=True)
+            if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
+                error = str(attempt.message or "training failed").splitlines()[0]
+                log.error("stage %d %s failed: %s", stage, step.node_id, error)
+                decisions = pol.stage_failed(st, step, stage, error)
+                records.record_probes_and_decisions(wh, run_id, stage, [], [train_decision, *(asdict(d) for d in decisions)],
+                                                    {**stage_row, "status": "failed", "train_wall_s": time.perf_counter() - started})
+                stage += 1
+                continue
+            trained = attempt.result()
             probe_started = time.perf_counter()
             results = probe_task(prober, loaded, out_dir, stage, nodes, sampled)
             timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
             scores = {n: aggregate(r) if r else None for n, r in results.items()}
-            train_decision = {"node_id": step.node_id, "action": "train",
-                              "reason": step.reason, "attempt": step.attempt, "score_before": st.latest(step.node_id),
-                              "gate": st.gate(step.node_id) if step.node_id != FLAT else None, "signals": step.signals}
             keep, decisions = pol.observe(st, step, stage, scores)
-            stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind,
-                         "parent_stage": st.accepted_stage, "adapter_path": str(out_dir),
-                         "status": "done" if keep else "discarded", **timing,
-                         **{k: v for k, v in trained.items() if k != "log"}}
+            stage_row.update(adapter_path=str(out_dir), status="done" if keep else "discarded", **timing,
+                             **{k: v for k, v in trained.items() if k != "log"})
             records.record_probes_and_decisions(
                 wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
                 [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"])

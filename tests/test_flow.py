@@ -75,6 +75,25 @@ def test_fixed_policy_trains_each_node_once_in_order(prefect_harness, tmp_path: 
     assert actions == [("pass",), ("train",)]
 
 
+def test_failed_stage_backs_off_and_the_run_goes_on(prefect_harness, tmp_path: Path) -> None:
+    from flows.curriculum_flow import curriculum
+    from helpers import tiny_graph
+
+    graph = tiny_graph(tmp_path)
+    text = graph.read_text().replace("  a:\n    layer: definition\n", "  a:\n    layer: definition\n    gate: {min_score: 0.0}\n")
+    text = text.replace("    requires: [a]\n", "    requires: [a]\n    gate: {min_score: 1.0}\n    train: {max_length: 20}\n")
+    graph.write_text(text)
+    db = tmp_path / "w.duckdb"
+    run_id = curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="fails")
+    wh = Warehouse(db)
+    _, stages = wh.query("SELECT stage, node_id, status FROM stages")
+    assert stages == [(1, "b", "failed")]
+    _, decisions = wh.query("SELECT stage, node_id, action, reason FROM decisions ORDER BY seq")
+    assert [d[:3] for d in decisions] == [(0, "a", "pass"), (1, "b", "train"), (1, "b", "back-off")]
+    assert "longer than max_length 20" in decisions[-1][3] and "b.jsonl:1:1" in decisions[-1][3]
+    assert wh.query("SELECT status FROM runs WHERE run_id = ?", [run_id])[1] == [("completed",)]
+
+
 def _stage_state(db: Path, run_id: str) -> int:
     try:
         con = duckdb.connect(str(db), read_only=True)
