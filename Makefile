@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-policies clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/warehouse.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/probes.py
+
+# five policies on the bundled graph's reduced profile: about 20 minutes on a 2-core CPU
+bench-policies: $(STAMP)
+	$(BIN)/python bench/curriculum.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -109,6 +109,8 @@ def curriculum(
         records.set_run_status(wh, run_id, "running")
     else:
         run_id = run_id or uuid.uuid4().hex[:12]
+        if records.get_run(wh, run_id) is not None:
+            raise ValueError(f"run '{run_id}' already exists in {wh.path}; continue it with --resume {run_id}")
         policy_name = policy or cur.policy
         make_policy(policy_name)  # fail on a bad name before anything is written
         records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
