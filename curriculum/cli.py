@@ -123,6 +123,29 @@ def serve(
 
 
 @app.command()
+def bridge(
+    text: str = typer.Argument(..., help="a sentence with hyperwords (or, with --compress, a plain phrase)"),
+    run_id: str = typer.Option(..., "--run", help="the trained run whose final adapter speaks"),
+    compress: bool = typer.Option(False, "--compress", help="plain phrase -> the learned hyperword"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+) -> None:
+    """HyperBridge: expand hyperwords into plain language with a trained run, or --compress back."""
+    import duckdb
+
+    from probes.bridge import bridge as speak
+    from warehouse.db import Warehouse
+    from warehouse.records import final_adapter
+
+    try:
+        base, adapter = final_adapter(Warehouse(db), run_id)
+    except (KeyError, FileNotFoundError, duckdb.Error) as exc:
+        err.print(str(exc).strip("'\""), markup=False)
+        raise typer.Exit(1) from None
+    _offline_unless_hub(base)
+    out.print(speak(base, Path(adapter) if adapter else None, text, compress=compress), markup=False)
+
+
+@app.command()
 def schema(out_path: Path | None = typer.Option(None, "--out", "-o", help="write here instead of stdout")) -> None:
     """JSON Schema of the curriculum YAML, for editor completion (graphs/schema.json)."""
     text = schema_json()

@@ -52,6 +52,21 @@ def test_status_from_decisions() -> None:
                                              "u": "failed"}
 
 
+def test_bridge_speaks_with_the_runs_final_adapter(paths_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from curriculum.cli import app
+    from warehouse.records import final_adapter
+
+    run_dir, _, run_id = paths_run
+    base, adapter = final_adapter(Warehouse(run_dir / "w.duckdb"), run_id)
+    assert base == "tiny-random" and adapter.endswith("stage-7")
+    result = CliRunner().invoke(app, ["bridge", "a zorblat glimmer evening", "--run", run_id, "--db", str(run_dir / "w.duckdb")])
+    assert result.exit_code == 0, result.output  # the tiny random model may well answer nothing readable
+    missing = CliRunner().invoke(app, ["bridge", "x", "--run", "nope", "--db", str(run_dir / "w.duckdb")])
+    assert missing.exit_code == 1 and "no run 'nope'" in missing.stderr
+
+
 def test_report_renders_offline_in_chromium(paths_run, chromium: str, tmp_path: Path) -> None:
     run_dir, _, run_id = paths_run
     text = render_report(Warehouse(run_dir / "w.duckdb"), run_id)

@@ -148,3 +148,13 @@ def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
     _, per_stage = wh.query("SELECT stage, steps, tokens FROM stages WHERE run_id = $1 ORDER BY stage", [run_id])
     return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "task_s": task_s + baseline_s, "stages": stages,
             "final_score": final[0][0], "bwt": bwt[0][0] or 0.0, "passed": passed[0][0] or [], "passes": mastered_at}
+
+
+def final_adapter(wh: Warehouse, run_id: str) -> tuple[str, str | None]:
+    """(base model, adapter of the run's last accepted stage or None) — what the run ended with."""
+    _, run = wh.query("SELECT base_model FROM runs WHERE run_id = $1", [run_id])
+    if not run:
+        raise KeyError(f"no run '{run_id}' in {wh.path}")
+    _, rows = wh.query("SELECT adapter_path FROM stages WHERE run_id = $1 AND status = 'done' ORDER BY stage DESC LIMIT 1",
+                       [run_id])
+    return run[0][0], rows[0][0] if rows else None
