@@ -76,7 +76,9 @@ def run(
     rid = state.result()
     wh = Warehouse(db)
     columns, rows = mastery_table(wh, rid)
-    table = Table(*columns, title=f"run {rid}")
+    table = Table(title=f"run {rid}")
+    for name in columns:
+        table.add_column(name, overflow="fold")
     for row in rows:
         table.add_row(*("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     out.print(table)
