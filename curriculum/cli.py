@@ -59,6 +59,7 @@ def run(
     run_id: str | None = typer.Option(None, help="id for a new run (default: random)"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
     runs_dir: Path = typer.Option(Path("runs"), help="where stage adapters are written"),
+    train_deployment: str | None = typer.Option(None, help="train stages on this deployment, e.g. train-stage/gpu"),
 ) -> None:
     """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
     loaded = _checked(graph)
@@ -69,7 +70,7 @@ def run(
 
     state = curriculum_flow(graph=str(graph), policy=policy, seed=seed, max_stages=max_stages, resume=resume,
                             run_id=run_id, warehouse=str(db) if db else None, runs_dir=str(runs_dir),
-                            return_state=True)
+                            train_deployment=train_deployment, return_state=True)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)
@@ -122,6 +123,21 @@ def serve(
     from flows.curriculum_flow import curriculum as curriculum_flow
 
     curriculum_flow.serve(name=name, limit=limit, print_starting_message=True)
+
+
+@app.command("deploy-trainer")
+def deploy_trainer(
+    pool: str = typer.Option("gpu", help="process work pool whose workers train stages (create it first)"),
+    name: str = typer.Option("gpu", help="deployment name: the curriculum flow calls train-stage/NAME"),
+) -> None:
+    """Register the `train-stage` deployment; start workers with: prefect worker start --pool POOL."""
+    import flows
+    from flows.train_stage_flow import train_stage_flow
+
+    root = Path(flows.__file__).resolve().parent.parent
+    train_stage_flow.from_source(source=str(root), entrypoint="flows/train_stage_flow.py:train_stage_flow").deploy(
+        name=name, work_pool_name=pool, print_next_steps=False)
+    out.print(f"deployment train-stage/{name} on pool '{pool}'; run curricula with --train-deployment train-stage/{name}")
 
 
 @app.command()

@@ -41,10 +41,23 @@ def node_scores(nodes: list[str], items: dict[str, list[float]]) -> dict[str, fl
     return {n: mean_score(items[n]) if items.get(n) else None for n in nodes}
 
 
+def _train_remotely(deployment: str, cur, parent: Path | None, examples, pool, cfg, out_dir: Path) -> None:
+    """Run the stage as a `train-stage` deployment (a worker of its pool picks it up) and wait."""
+    from prefect.deployments import run_deployment
+
+    params = {"base": cur.model.base, "parent_adapter": str(parent.resolve()) if parent else None,
+              "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
+              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()), "replay_pool": [asdict(e) for e in pool]}
+    child = run_deployment(deployment, parameters=params, timeout=None, poll_interval=1)
+    if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child
+        raise RuntimeError(f"{deployment} run '{child.name}' ended {child.state.type.value if child.state else 'unknown'}: "
+                           f"{child.state.message if child.state else ''}")
+
+
 @task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE)
 def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
-               seed: int, progress: bool) -> dict[str, Any]:
-    """Train one stage, or pick up the adapter a killed run had already saved."""
+               seed: int, progress: bool, deployment: str | None = None) -> dict[str, Any]:
+    """Train one stage (here, or on a `train-stage` deployment), or pick up a saved adapter."""
     result = finished_stage(out_dir)
     if result is None:
         cur = loaded.spec
@@ -52,7 +65,13 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         cfg = cfg.model_copy(update={"epochs": step.epochs, "seed": seed + stage, "replay": cfg.replay or (0.25 if step.replay_nodes else 0.0)})
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
         pool = [ex for n in step.replay_nodes for ex in examples_from_records(loaded.examples[n])]
-        result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pool=pool, progress=progress)
+        if deployment:
+            _train_remotely(deployment, cur, parent, examples, pool, cfg, out_dir)
+            result = finished_stage(out_dir)
+            if result is None:
+                raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
+        else:
+            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pool=pool, progress=progress)
     get_run_logger().info("stage %d %s: %d steps, %d tokens, %.1f s, loss %.3f", stage, step.node_id,
                           result.steps, result.tokens, result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
@@ -76,6 +95,7 @@ def curriculum(
     warehouse: str | None = None,
     runs_dir: str = "runs",
     progress: bool = False,
+    train_deployment: str | None = None,
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
@@ -89,6 +109,8 @@ def curriculum(
         warehouse: DuckDB file; empty for $CURRICULUM_WAREHOUSE or warehouse/curriculum.duckdb.
         runs_dir: Folder for the stages' adapters.
         progress: Show a progress bar while training.
+        train_deployment: Train each stage on this `train-stage` deployment (e.g. train-stage/gpu, served
+            by workers of a GPU pool) instead of in this process; runs_dir must be shared storage.
     """
     log = get_run_logger()
     try:
@@ -153,7 +175,7 @@ def curriculum(
         else:
             out_dir = run_dir / f"stage-{stage}"
             started = time.perf_counter()
-            attempt = train_task(loaded, step, stage, parent, out_dir, seed, progress, return_state=True)
+            attempt = train_task(loaded, step, stage, parent, out_dir, seed, progress, train_deployment, return_state=True)
             if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
                 error = str(attempt.message or "training failed").splitlines()[0]
                 log.error("stage %d %s failed: %s", stage, step.node_id, error)

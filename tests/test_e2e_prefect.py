@@ -88,12 +88,13 @@ def test_deployment_run_end_to_end(tmp_path: Path) -> None:
         assert {"graph", "policy", "seed", "warehouse", "resume"} <= set(params)
         assert all(params[p].get("description") for p in ("graph", "policy", "seed", "warehouse", "resume"))
 
-        def run(graph_name: str, db: str) -> tuple[subprocess.CompletedProcess, dict]:
+        def run(graph_name: str, db: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
             proc = subprocess.run(
                 [str(BIN / "prefect"), "deployment", "run", "curriculum/main", "--param", f"graph={graph_name}",
-                 "--param", f"warehouse={db}", "--watch", "--watch-timeout", "300"],
+                 "--param", f"warehouse={db}", *extra, "--watch", "--watch-timeout", "300"],
                 env=env, cwd=work, capture_output=True, text=True, timeout=360)
-            runs = _api(f"{api}/flow_runs/filter", {"sort": "EXPECTED_START_TIME_DESC", "limit": 1})
+            runs = _api(f"{api}/flow_runs/filter", {"sort": "EXPECTED_START_TIME_DESC", "limit": 1,
+                                                    "deployments": {"id": {"any_": [deployment["id"]]}}})
             return proc, runs[0]
 
         ok, flow_run = run("graph.yaml", "ok.duckdb")
@@ -115,6 +116,26 @@ def test_deployment_run_end_to_end(tmp_path: Path) -> None:
         messages = [entry["message"] for entry in _api(f"{api}/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})]
         assert any("broken.yaml:" in m and "unknown layer 'causation'" in m for m in messages), messages
         assert not (work / "bad.duckdb").exists()
+
+        # scale-out: stages trained by a `train-stage/gpu` deployment, a local process worker standing in
+        # for a GPU host; the warehouse is still written by the curriculum flow alone
+        pool = subprocess.run([str(BIN / "prefect"), "work-pool", "create", "gpu", "--type", "process"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert pool.returncode == 0, pool.stdout + pool.stderr
+        deploy = subprocess.run([str(BIN / "curriculum"), "deploy-trainer", "--pool", "gpu"], env=env, cwd=work,
+                                capture_output=True, text=True, timeout=120)
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        logs["worker"] = open(tmp_path / "worker.log", "w")
+        procs.append(subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "gpu"],
+                                      env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}, cwd=tmp_path,
+                                      stdout=logs["worker"], stderr=subprocess.STDOUT, start_new_session=True))
+        remote, flow_run = run("graph.yaml", "remote.duckdb", "--param", "train_deployment=train-stage/gpu")
+        assert remote.returncode == 0, remote.stdout + remote.stderr + (tmp_path / "worker.log").read_text()[-3000:]
+        assert flow_run["state"]["type"] == "COMPLETED"
+        children = _api(f"{api}/flow_runs/filter", {"flows": {"name": {"any_": ["train-stage"]}}})
+        _, stages = Warehouse(work / "remote.duckdb").query("SELECT count(*) FROM stages WHERE status <> 'failed'")
+        assert children and len(children) == stages[0][0]
+        assert all(c["state"]["type"] == "COMPLETED" for c in children)
     finally:
         for proc in reversed(procs):
             _stop(proc)

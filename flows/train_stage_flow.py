@@ -1,0 +1,37 @@
+"""`train-stage`: one LoRA stage as its own flow, for a worker on another host (a GPU pool).
+
+The curriculum flow calls it with `run_deployment` when given `train_deployment`. Inputs are
+plain JSON; the result is the adapter folder itself (with its stage.json), so `out_dir` must
+be on storage that both hosts share. The warehouse stays written by the curriculum flow alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from curriculum.chat import Example
+from curriculum.spec import LoraConfig, TrainConfig
+from curriculum.train import train_stage
+
+
+@flow(name="train-stage", flow_run_name="{out_dir}")
+def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[str, str]], lora: dict[str, Any],
+                     train: dict[str, Any], out_dir: str, replay_pool: list[dict[str, str]] | None = None) -> str:
+    """Train one stage and write its adapter to out_dir; returns out_dir.
+
+    Args:
+        base: Base model as in the graph YAML.
+        parent_adapter: Adapter folder the stage continues, or empty for a fresh adapter.
+        examples: Chat pairs {prompt, answer, source}.
+        lora: LoRA settings of the graph.
+        train: Training settings of the stage.
+        out_dir: Where the adapter goes (shared storage).
+        replay_pool: Earlier nodes' pairs to mix in.
+    """
+    train_stage(base, Path(parent_adapter) if parent_adapter else None, [Example(**e) for e in examples],
+                LoraConfig(**lora), TrainConfig(**train), Path(out_dir),
+                replay_pool=[Example(**e) for e in replay_pool or []], progress=False)
+    return out_dir
