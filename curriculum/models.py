@@ -120,7 +120,6 @@ def pick_device() -> tuple[str, torch.dtype]:
 class Loaded:
     model: PreTrainedModel
     tokenizer: object
-    source: str  # what was loaded: folder, hub id or 'tiny-random'
 
 
 def load_tokenizer(base: str):
@@ -153,4 +152,4 @@ def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None
         model = tiny_random(tokenizer).to(dtype)  # the same base whatever the training seed
     else:
         model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=dtype)
-    return Loaded(model.to(device), tokenizer, base)
+    return Loaded(model.to(device), tokenizer)

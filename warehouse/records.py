@@ -139,15 +139,12 @@ def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
         "SELECT avg(score) FROM (SELECT node_id, arg_max(score, stage) AS score FROM mastery_matrix "
         "WHERE run_id = $1 GROUP BY node_id)", [run_id])
     _, bwt = wh.query("SELECT avg(bwt) FROM forgetting WHERE run_id = $1", [run_id])
-    _, passed = wh.query(
-        "SELECT list(DISTINCT node_id) FROM decisions WHERE run_id = $1 AND action = 'pass' "
-        "AND (score_after IS NULL OR score_after >= gate)", [run_id])
-    _, mastered_at = wh.query(
+    _, passes = wh.query(
         "SELECT stage, node_id FROM decisions WHERE run_id = $1 AND action = 'pass' "
         "AND (score_after IS NULL OR score_after >= gate) ORDER BY seq", [run_id])
     _, per_stage = wh.query("SELECT stage, steps, tokens FROM stages WHERE run_id = $1 ORDER BY stage", [run_id])
     return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "task_s": task_s + baseline_s, "stages": stages,
-            "final_score": final[0][0], "bwt": bwt[0][0] or 0.0, "passed": passed[0][0] or [], "passes": mastered_at}
+            "final_score": final[0][0], "bwt": bwt[0][0] or 0.0, "passed": sorted({node for _, node in passes}), "passes": passes}
 
 
 def final_adapter(wh: Warehouse, run_id: str) -> tuple[str, str | None]:
