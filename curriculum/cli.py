@@ -60,9 +60,14 @@ def run(
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
     runs_dir: Path = typer.Option(Path("runs"), help="where stage adapters are written"),
     train_deployment: str | None = typer.Option(None, help="train stages on this deployment, e.g. train-stage/gpu"),
+    profile: str | None = typer.Option(None, help="run only this profile of the YAML (e.g. demo)"),
 ) -> None:
     """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
     loaded = _checked(graph)
+    if profile and profile not in loaded.spec.profiles:
+        err.print(f"{graph}: unknown profile '{profile}' (profiles: {', '.join(loaded.spec.profiles) or 'none declared'})",
+                  markup=False)
+        raise typer.Exit(1)
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
     from warehouse.db import Warehouse
@@ -70,7 +75,7 @@ def run(
 
     state = curriculum_flow(graph=str(graph), policy=policy, seed=seed, max_stages=max_stages, resume=resume,
                             run_id=run_id, warehouse=str(db) if db else None, runs_dir=str(runs_dir),
-                            train_deployment=train_deployment, return_state=True)
+                            train_deployment=train_deployment, profile=profile, return_state=True)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)

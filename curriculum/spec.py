@@ -52,12 +52,41 @@ class LoraConfig(Strict):
     )
 
 
+TokenInit = Literal["compositional", "gloss", "random"]
+
+
+class NewTokens(Strict):
+    """Each lexicon hyperword becomes one token whose embedding rows train with the LoRA stage."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    source: Literal["lexicon"] = Field("lexicon", alias="from", description="where the new tokens come from")
+    init: TokenInit = Field(
+        "compositional",
+        description="new rows start as the mean of the parts' embeddings, of the gloss's tokens, or random",
+    )
+
+
 class ModelConfig(Strict):
     base: str = Field(
         "smollm2-135m-instruct",
         description="'smollm2-135m-instruct' (bundled), 'tiny-random', a local HF folder or a hub id",
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    new_tokens: NewTokens | None = Field(None, description="add the lexicon's hyperwords as single tokens")
+
+
+class LexiconEntry(Strict):
+    """A hyperword, the words it is built from and what it means (seed 000/003)."""
+
+    word: Annotated[str, Field(pattern=r"^\S+$", description="the hyperword, no spaces")]
+    parts: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    gloss: Annotated[str, Field(min_length=1)]
+    mode: str | None = Field(None, description="emotional profile tag, e.g. nostalgia")
+    context: str | None = Field(None, description="scene tag, e.g. childhood")
+
+    def tags(self) -> dict[str, str]:
+        """What travels with every probe item that names this hyperword."""
+        return {"hyperword": self.word} | {k: v for k, v in (("mode", self.mode), ("context", self.context)) if v}
 
 
 class TrainConfig(Strict):
@@ -124,6 +153,11 @@ class Curriculum(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     policy: Policy = "gated"
+    lexicon: list[LexiconEntry] = Field(default_factory=list, description="the hyperwords this curriculum teaches")
+    profiles: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="name -> node ids: `--profile NAME` runs them with what they require and their on_fail branches",
+    )
     nodes: dict[str, Node] = Field(description="node id -> node", min_length=1)
 
     def train_config(self, node_id: str) -> TrainConfig:

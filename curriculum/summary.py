@@ -26,7 +26,7 @@ def summary_lines(loaded: LoadedCurriculum) -> list[str]:
     depth = nx.dag_longest_path_length(dag) + 1 if len(dag) else 0
     per_file = {recs[0].file: len(recs) for recs in loaded.examples.values() if recs}
     items = sum(len(recs) for per_node in loaded.probe_items.values() for recs in per_node)
-    return [
+    lines = [
         f"{loaded.path}: valid — curriculum '{cur.curriculum}', {len(cur.nodes)} nodes, "
         f"policy {cur.policy}, model {cur.model.base}",
         "  layers:   " + " · ".join(f"{layer.value} {layers[layer]}" for layer in Layer if layers[layer]),
@@ -36,3 +36,9 @@ def summary_lines(loaded: LoadedCurriculum) -> list[str]:
         f"  branches: {_names(branches, 4)}",
         f"  data:     {len(per_file)} files, {sum(per_file.values())} training examples · probe items: {items}",
     ]
+    if cur.lexicon:
+        tokens = f", single tokens ({cur.model.new_tokens.init} init)" if cur.model.new_tokens else ""
+        lines.append(f"  lexicon:  {len(cur.lexicon)} hyperwords{tokens}: {_names([e.word for e in cur.lexicon], 4)}")
+    if cur.profiles:
+        lines.append("  profiles: " + ", ".join(f"{name} ({len(ids)} named)" for name, ids in cur.profiles.items()))
+    return lines

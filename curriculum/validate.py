@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ _ALL_KEYS = sorted(
     {
         name
         for model in (spec.Curriculum, spec.ModelConfig, spec.LoraConfig, spec.Defaults, spec.TrainConfig,
-                      spec.GateConfig, spec.Node, spec.ProbeSpec)
+                      spec.GateConfig, spec.Node, spec.ProbeSpec, spec.NewTokens, spec.LexiconEntry)
         for name in model.model_fields
-    }
+    } | {"from"}
 )
 
 
@@ -43,6 +43,8 @@ class LoadedCurriculum:
     graph: nx.DiGraph  # edge u->v: v requires u (kind='requires') or u's gate failure leads to v ('on_fail')
     examples: dict[str, list[Record[spec.TrainExample]]]
     probe_items: dict[str, list[list[Record[Any]]]]  # node id -> items of each of its probes
+    lexicon_at: dict[str, Problem] = field(default_factory=dict)  # word -> where it is declared (message empty)
+    profile: str | None = None
 
     @property
     def requires_dag(self) -> nx.DiGraph:
@@ -180,6 +182,30 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
             ck.at(("nodes", node_id), f"node '{node_id}' is unreachable from any root", key=True)
 
 
+def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any]) -> dict[str, Problem]:
+    """Lexicon words are unique; profiles name existing nodes. Returns where each word is declared."""
+    if top is None:
+        return {}
+    where: dict[str, Problem] = {}
+    for i, entry in enumerate(top.lexicon):
+        loc = ("lexicon", i, "word")
+        if entry.word in where:
+            first = where[entry.word]
+            ck.at(loc, f"duplicate hyperword '{entry.word}' (first declared at line {first.line})")
+            continue
+        line, col = ck.yml.where(loc) if ck.yml else (1, 1)
+        where[entry.word] = Problem(ck.file, line, col, "")
+    for name, node_ids in top.profiles.items():
+        if not node_ids:
+            ck.at(("profiles", name), f"profile '{name}' names no nodes")
+        for i, node_id in enumerate(node_ids):
+            if node_id not in known:
+                hint = get_close_matches(str(node_id), [str(k) for k in known], n=1)
+                ck.at(("profiles", name, i), f"profile '{name}' names unknown node '{node_id}'"
+                      + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+    return where
+
+
 def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
     examples: dict[str, list[Record[spec.TrainExample]]] = {}
     items: dict[str, list[list[Record[Any]]]] = {}
@@ -236,17 +262,47 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     top, parsed, known = _parse(ck)
     graph = _build_graph(ck, parsed, known)
     _check_shape(ck, graph, parsed)
+    lexicon_at = _check_top(ck, top, known)
     examples, items = _check_files(ck, parsed)
     if ck.problems or top is None:
         return None, list(dict.fromkeys(ck.problems))
     curriculum = top.model_copy(update={"nodes": parsed})
     sha = hashlib.sha256(raw).hexdigest()
-    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items), []
+    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items, lexicon_at), []
 
 
-def load_curriculum(path: str | Path) -> LoadedCurriculum:
-    """The library entry point every run uses: a sound curriculum or a CurriculumError."""
+def profile_closure(graph: nx.DiGraph, named: list[str]) -> set[str]:
+    """The named nodes, everything they require, and the on_fail branches of all of those."""
+    keep: set[str] = set()
+    frontier = list(named)
+    while frontier:
+        node_id = frontier.pop()
+        if node_id in keep:
+            continue
+        keep.add(node_id)
+        frontier += list(graph.predecessors(node_id))  # requires, and nodes whose on_fail lands here
+        frontier += [v for v in graph.successors(node_id) if graph[node_id][v]["kind"] == "on_fail"]
+    return keep
+
+
+def select_profile(loaded: LoadedCurriculum, name: str) -> LoadedCurriculum:
+    """The profile's nodes, everything they require, and the on_fail branches of all of those."""
+    profiles = loaded.spec.profiles
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none declared"
+        raise CurriculumError([Problem(display_path(loaded.path), 1, 1, f"unknown profile '{name}' (profiles: {known})")])
+    keep = profile_closure(loaded.graph, profiles[name])
+    order = [n for n in loaded.spec.nodes if n in keep]  # the YAML's order, which the policies follow
+    nodes = {n: loaded.spec.nodes[n] for n in order}
+    return replace(loaded, spec=loaded.spec.model_copy(update={"nodes": nodes}),
+                   graph=loaded.graph.subgraph(order).copy(), profile=name,
+                   examples={n: loaded.examples[n] for n in order},
+                   probe_items={n: loaded.probe_items[n] for n in order})
+
+
+def load_curriculum(path: str | Path, profile: str | None = None) -> LoadedCurriculum:
+    """The library entry point every run uses: a sound curriculum (or one profile of it) or a CurriculumError."""
     loaded, problems = check_curriculum(path)
     if loaded is None:
         raise CurriculumError(problems)
-    return loaded
+    return select_profile(loaded, profile) if profile else loaded

@@ -8,6 +8,7 @@ is written twice.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import asdict
@@ -20,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from curriculum.policies import FLAT, RunState, Step, make_policy
 from curriculum.problems import CurriculumError
 from curriculum.train import examples_from_records, finished_stage, train_stage
-from curriculum.validate import LoadedCurriculum, load_curriculum
+from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from probes.prober import Prober
 from probes.results import ItemResult, aggregate, mean_score
 from warehouse import records
@@ -96,6 +97,7 @@ def curriculum(
     runs_dir: str = "runs",
     progress: bool = False,
     train_deployment: str | None = None,
+    profile: str | None = None,
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
@@ -111,6 +113,7 @@ def curriculum(
         progress: Show a progress bar while training.
         train_deployment: Train each stage on this `train-stage` deployment (e.g. train-stage/gpu, served
             by workers of a GPU pool) instead of in this process; runs_dir must be shared storage.
+        profile: Run only this profile of the YAML (e.g. demo): its nodes, what they require, their on_fail branches.
     """
     log = get_run_logger()
     try:
@@ -128,6 +131,7 @@ def curriculum(
         if run["graph_hash"] != loaded.sha256:
             raise ValueError(f"run '{resume}' was made from another version of {graph}; resume needs the same YAML")
         run_id, policy_name, seed = resume, run["policy"], run["seed"]
+        profile = json.loads(run["config"] or "{}").get("profile")
         records.set_run_status(wh, run_id, "running")
     else:
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -135,15 +139,21 @@ def curriculum(
             raise ValueError(f"run '{run_id}' already exists in {wh.path}; continue it with --resume {run_id}")
         policy_name = policy or cur.policy
         make_policy(policy_name)  # fail on a bad name before anything is written
+        if profile:
+            select_profile(loaded, profile)  # and on a bad profile
         records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
                           graph_hash=loaded.sha256, policy=policy_name, seed=seed, base_model=cur.model.base,
-                          config={"max_stages": max_stages, "runs_dir": runs_dir})
+                          config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile})
+    if profile:
+        loaded = select_profile(loaded, profile)
+        cur = loaded.spec
     history = records.load_history(wh, run_id)
     run_dir = Path(runs_dir) / run_id
     st = RunState.start(cur, loaded.graph)
     pol = make_policy(policy_name, seed)
     prober = Prober(cur.model.base)
-    log.info("run %s: %s, policy %s, %d nodes", run_id, cur.curriculum, policy_name, len(cur.nodes))
+    log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum, f" (profile {profile})" if profile else "",
+             policy_name, len(cur.nodes))
 
     nodes, _ = probe_targets(st, None)
     if history.has_baseline:
