@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -143,8 +144,13 @@ def _source(base: str) -> str:
     return base  # a hub id: the only case that may reach the network
 
 
-def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None) -> Loaded:
-    """Resolve `model.base` from the YAML and load model + tokenizer on the chosen device."""
+def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None,
+              tokens: dict[str, Any] | None = None) -> Loaded:
+    """Resolve `model.base` from the YAML and load model + tokenizer on the chosen device.
+
+    With a token plan (curriculum.tokens) the hyperwords join the vocabulary as single tokens,
+    their rows initialised the same way in every process, so saved stages fit onto it.
+    """
     auto_device, auto_dtype = pick_device()
     device, dtype = device or auto_device, dtype or auto_dtype
     tokenizer = load_tokenizer(base)
@@ -152,4 +158,8 @@ def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None
         model = tiny_random(tokenizer).to(dtype)  # the same base whatever the training seed
     else:
         model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=dtype)
+    if tokens is not None:
+        from curriculum.tokens import add_hyperwords
+
+        add_hyperwords(model, tokenizer, tokens)
     return Loaded(model.to(device), tokenizer)

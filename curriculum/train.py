@@ -27,6 +27,7 @@ from curriculum.chat import IGNORE, Example, pair_ids
 from curriculum.models import load_base
 from curriculum.problems import CurriculumError, Problem
 from curriculum.spec import LoraConfig, TrainConfig
+from curriculum.tokens import Plan, hyperword_ids, save_plan, trainable_token_indices
 
 ADAPTER_FILE = "adapter_model.safetensors"
 STAGE_FILE = "stage.json"
@@ -145,13 +146,18 @@ def with_replay(examples: Sequence[Example], pool: Sequence[Example], fraction: 
     return list(examples) + (random.Random(seed).sample(list(pool), k) if k else [])
 
 
-def attach_lora(model, parent_adapter: Path | None, lora: LoraConfig):
-    """A fresh adapter, or the parent's loaded trainable so the stage continues it."""
+def attach_lora(model, parent_adapter: Path | None, lora: LoraConfig, token_ids: Sequence[int] = ()):
+    """A fresh adapter, or the parent's loaded trainable so the stage continues it.
+
+    token_ids: rows of new hyperword tokens trained with the stage (peft's trainable tokens:
+    only those rows, not the whole embedding matrix, are trained and saved).
+    """
     if parent_adapter is not None:
         return PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
     config = PeftLoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=lora.target_modules, task_type="CAUSAL_LM",
+        trainable_token_indices=trainable_token_indices(model, list(token_ids)) if token_ids else None,
     )
     return get_peft_model(model, config)
 
@@ -181,14 +187,19 @@ def train_stage(
     replay_pool: Sequence[Example] = (),
     progress: bool = True,
     device: str | None = None,
+    tokens: Plan | None = None,
 ) -> StageResult:
-    """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir."""
+    """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir.
+
+    tokens: a hyperword token plan (curriculum.tokens); the new rows train with the stage.
+    """
     torch.manual_seed(cfg.seed)
-    loaded = load_base(base, device=device)
+    loaded = load_base(base, device=device, tokens=tokens)
     tokenizer, device = loaded.tokenizer, str(loaded.model.device)
     mixed = with_replay(examples, replay_pool, cfg.replay, cfg.seed)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
-    model = attach_lora(loaded.model, parent_adapter, lora)
+    token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
+    model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
     model.train()
     rng = random.Random(cfg.seed)
     per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
@@ -198,7 +209,7 @@ def train_stage(
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
     use_bf16 = device.startswith("cuda")
     log: list[StepLog] = []
-    tokens, step, epoch_loss = 0, 0, (0.0, 0)
+    seen, step, epoch_loss = 0, 0, (0.0, 0)
     started = time.perf_counter()
     with _progress(total_steps, progress) as bar:
         task = bar.add_task("train", total=total_steps, loss=float("nan"), tps=0.0)
@@ -220,13 +231,14 @@ def train_stage(
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                tokens += window_tokens
+                seen += window_tokens
                 epoch_loss = (epoch_loss[0] + window_loss * answer_tokens, epoch_loss[1] + answer_tokens)
                 log.append(StepLog(step, window_loss, lr, window_tokens, time.perf_counter() - started))
-                bar.update(task, advance=1, loss=window_loss, tps=tokens / (time.perf_counter() - started))
+                bar.update(task, advance=1, loss=window_loss, tps=seen / (time.perf_counter() - started))
     seconds = time.perf_counter() - started
-    result = StageResult(out_dir, step, tokens, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log)
-    _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg)
+    result = StageResult(out_dir, step, seen, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log)
+    _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
+          token_plan=tokens, tokenizer=tokenizer)
     return result
 
 
@@ -237,6 +249,9 @@ def _save(model, result: StageResult, **produced_by) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(str(staging), safe_serialization=True)
     examples = produced_by.pop("examples")
+    if produced_by["token_plan"] is not None:  # the stage carries its vocabulary: it loads with no extra steps
+        save_plan(produced_by["token_plan"], staging)
+        produced_by["tokenizer"].save_pretrained(str(staging))
     record = {
         "base": produced_by["base"],
         "parent_adapter": str(produced_by["parent_adapter"]) if produced_by["parent_adapter"] else None,

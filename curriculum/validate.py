@@ -206,6 +206,24 @@ def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any])
     return where
 
 
+def _check_tokens(ck: _Checker, top: spec.Curriculum) -> None:
+    """Single-token hyperwords need a lexicon the base tokenizer can take (loads the tokenizer only)."""
+    from curriculum.models import ModelError, load_tokenizer
+    from curriculum.tokens import token_plan, token_problems
+
+    plan = token_plan(top)
+    if plan is None:
+        ck.at(("model", "new_tokens"), "new_tokens comes from the lexicon, but the curriculum declares no 'lexicon'")
+        return
+    try:
+        tokenizer = load_tokenizer(top.model.base)
+    except (ModelError, OSError) as exc:
+        ck.at(("model", "base"), f"cannot load the tokenizer of '{top.model.base}' to check the lexicon: {exc}")
+        return
+    for loc, message in token_problems(tokenizer, plan["lexicon"]):
+        ck.at(loc, message)
+
+
 def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
     examples: dict[str, list[Record[spec.TrainExample]]] = {}
     items: dict[str, list[list[Record[Any]]]] = {}
@@ -263,6 +281,8 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     graph = _build_graph(ck, parsed, known)
     _check_shape(ck, graph, parsed)
     lexicon_at = _check_top(ck, top, known)
+    if top is not None and top.model.new_tokens is not None and not ck.problems:
+        _check_tokens(ck, top)
     examples, items = _check_files(ck, parsed)
     if ck.problems or top is None:
         return None, list(dict.fromkeys(ck.problems))

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from curriculum.policies import FLAT, RunState, Step, make_policy
 from curriculum.problems import CurriculumError
+from curriculum.tokens import token_plan
 from curriculum.train import examples_from_records, finished_stage, train_stage
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from probes.prober import Prober
@@ -48,7 +49,8 @@ def _train_remotely(deployment: str, cur, parent: Path | None, examples, pool, c
 
     params = {"base": cur.model.base, "parent_adapter": str(parent.resolve()) if parent else None,
               "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
-              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()), "replay_pool": [asdict(e) for e in pool]}
+              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()), "replay_pool": [asdict(e) for e in pool],
+              "tokens": token_plan(cur)}
     child = run_deployment(deployment, parameters=params, timeout=None, poll_interval=1)
     if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child
         raise RuntimeError(f"{deployment} run '{child.name}' ended {child.state.type.value if child.state else 'unknown'}: "
@@ -72,7 +74,8 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
             if result is None:
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
         else:
-            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pool=pool, progress=progress)
+            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pool=pool,
+                                 progress=progress, tokens=token_plan(cur))
     get_run_logger().info("stage %d %s: %d steps, %d tokens, %.1f s, loss %.3f", stage, step.node_id,
                           result.steps, result.tokens, result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
@@ -151,7 +154,7 @@ def curriculum(
     run_dir = Path(runs_dir) / run_id
     st = RunState.start(cur, loaded.graph)
     pol = make_policy(policy_name, seed)
-    prober = Prober(cur.model.base)
+    prober = Prober(cur.model.base, token_plan(cur))
     log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum, f" (profile {profile})" if profile else "",
              policy_name, len(cur.nodes))
 

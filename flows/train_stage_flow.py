@@ -19,7 +19,8 @@ from curriculum.train import train_stage
 
 @flow(name="train-stage", flow_run_name="{out_dir}")
 def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[str, str]], lora: dict[str, Any],
-                     train: dict[str, Any], out_dir: str, replay_pool: list[dict[str, str]] | None = None) -> str:
+                     train: dict[str, Any], out_dir: str, replay_pool: list[dict[str, str]] | None = None,
+                     tokens: dict[str, Any] | None = None) -> str:
     """Train one stage and write its adapter to out_dir; returns out_dir.
 
     Args:
@@ -30,8 +31,9 @@ def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[
         train: Training settings of the stage.
         out_dir: Where the adapter goes (shared storage).
         replay_pool: Earlier nodes' pairs to mix in.
+        tokens: Hyperword token plan ({init, lexicon}) when the graph adds single-token hyperwords.
     """
     train_stage(base, Path(parent_adapter) if parent_adapter else None, [Example(**e) for e in examples],
                 LoraConfig(**lora), TrainConfig(**train), Path(out_dir),
-                replay_pool=[Example(**e) for e in replay_pool or []], progress=False)
+                replay_pool=[Example(**e) for e in replay_pool or []], progress=False, tokens=tokens)
     return out_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from peft import PeftModel
 
@@ -15,15 +16,16 @@ from probes.sweep import probe_nodes
 class Prober:
     """Holds the base model; each probe call activates one stage's adapter (or none)."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, tokens: dict[str, Any] | None = None):
         self.base = base
+        self.tokens = tokens  # hyperword token plan: every stage of the run shares the same vocabulary
         self._loaded = None
         self._peft: PeftModel | None = None
         self._active: str | None = None
 
     def model_for(self, adapter: Path | None):
         if self._loaded is None:
-            self._loaded = load_base(self.base)
+            self._loaded = load_base(self.base, tokens=self.tokens)
             self._loaded.model.eval()
         if adapter is None:
             return self._loaded.model if self._peft is None else self._peft.get_base_model()

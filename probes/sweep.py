@@ -7,10 +7,11 @@ O(stages x nodes) sweep cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from curriculum.jsonl import Record
+from curriculum.spec import LexiconEntry
 from curriculum.validate import LoadedCurriculum
 from probes.kinds import choice_prompt, score_choices, score_paraphrases
 from probes.lm import choice_logprobs, greedy_answers
@@ -56,4 +57,23 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, node_ids: Iterable[str]
         per_item, at = scored[at : at + len(records)], at + len(records)
         results[node_id] += score_choices(node_id, i, kind, records, per_item)
     model.train(was_training)
+    for rs in results.values():
+        for r in rs:
+            r.tags = {**lexicon_tags(cur.spec.lexicon, r), **r.tags}  # the item's own tags win
     return results
+
+
+def lexicon_tags(lexicon: Sequence[LexiconEntry], result: ItemResult) -> dict[str, str]:
+    """The tags (hyperword, mode, context) of the hyperword an item is about, so results split by them.
+
+    The item is about the hyperword its expected answer names (choice items), else the first one its prompt names.
+    """
+    if not lexicon:
+        return {}
+    by_word = {e.word.casefold(): e for e in lexicon}
+    entry = by_word.get(result.reference.casefold())
+    if entry is None:
+        prompt = result.prompt.casefold()
+        found = [(prompt.find(w), e) for w, e in by_word.items() if w in prompt]
+        entry = min(found, key=lambda f: f[0])[1] if found else None
+    return entry.tags() if entry else {}
