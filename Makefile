@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/probes.py
 
-# five policies on the bundled graph's reduced profile: about 20 minutes on a 2-core CPU
+# five policies on the bundled graph's demo profile (BENCH_PROFILE=full for all of it); long on a 2-core CPU
 bench-policies: $(STAMP)
 	$(BIN)/python bench/curriculum.py
 

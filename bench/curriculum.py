@@ -4,10 +4,8 @@ Per policy: optimizer steps and tokens until every gate was passed, final mean p
 BWT (mean forgetting), wall time, and orchestration overhead (wall time not spent in
 training or probing, over training time). One process, one table, one JSON line.
 
-Profile: on a 2-core CPU the full bundled graph takes ~6 min per policy, so by default this
-runs the `reduced` profile: the bundled graph's fogwhisperfrost chain (definition ->
-causality -> transfer, with its remedial branch) and emberlull.definition, same data and
-settings. BENCH_PROFILE=full runs the whole graph.
+Profile: by default the bundled graph's `demo` profile (what `make demo` runs);
+BENCH_PROFILE=NAME picks another profile of the YAML, BENCH_PROFILE=full the whole graph.
 Run: .venv/bin/python bench/curriculum.py
 """
 
@@ -27,9 +25,8 @@ import time
 for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(key, "1")
 
-import yaml
-
 import flows  # noqa: F401  (Prefect defaults)
+from curriculum.validate import load_curriculum
 from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
@@ -37,24 +34,14 @@ from warehouse.records import policy_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ["gated", "greedy", "bandit", "flat", "fixed"]
-REDUCED = ["fogwhisperfrost.definition", "fogwhisperfrost.causality", "fogwhisperfrost.transfer",
-           "fogwhisperfrost.transfer.remedial", "emberlull.definition"]
+GRAPH = ROOT / "graphs" / "hyperwords.yaml"
+PROFILE = os.environ.get("BENCH_PROFILE", "demo")  # a profile of the bundled YAML, or 'full'
 
 
-def profile_graph(tmp: Path) -> tuple[Path, list[str]]:
-    """The graph to compare on, and the nodes whose gates count (remedial ones do not)."""
-    source = ROOT / "graphs" / "hyperwords.yaml"
-    doc = yaml.safe_load(source.read_text())
-    if os.environ.get("BENCH_PROFILE", "reduced") != "full":
-        doc["nodes"] = {k: v for k, v in doc["nodes"].items() if k in REDUCED}
-    for node in doc["nodes"].values():
-        node["data"] = str(source.parent / node["data"])
-        for probe in node.get("probes", []):
-            probe["items"] = str(source.parent / probe["items"])
-    path = tmp / "profile.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    targets = [k for k, v in doc["nodes"].items() if v.get("entered_by") != "on_fail"]
-    return path, targets
+def targets_of(profile: str | None) -> list[str]:
+    """The nodes whose gates count (remedial ones do not)."""
+    loaded = load_curriculum(GRAPH, profile)
+    return [n for n, node in loaded.spec.nodes.items() if node.entered_by is None]
 
 
 @flow
@@ -80,12 +67,13 @@ def main() -> None:
     _warm_up()
     table = {}
     with tempfile.TemporaryDirectory() as tmp:
-        graph, targets = profile_graph(Path(tmp))
+        profile = None if PROFILE == "full" else PROFILE
+        targets = targets_of(profile)
         db = Path(tmp) / "bench.duckdb"
         for policy in POLICIES:
             t0 = time.perf_counter()
-            run_id = curriculum(graph=str(graph), policy=policy, seed=0, warehouse=str(db), runs_dir=str(Path(tmp) / "runs"),
-                                run_id=f"bench-{policy}")
+            run_id = curriculum(graph=str(GRAPH), policy=policy, seed=0, warehouse=str(db), runs_dir=str(Path(tmp) / "runs"),
+                                run_id=f"bench-{policy}", profile=profile)
             wall = time.perf_counter() - t0
             s = policy_summary(Warehouse(db), run_id)
             steps, tokens = to_master_all(s, targets)
@@ -113,7 +101,7 @@ def main() -> None:
 
     overhead = sum(r["overhead_s"] for r in table.values()) / sum(r["train_s"] for r in table.values())
     print(json.dumps({
-        "profile": os.environ.get("BENCH_PROFILE", "reduced"),
+        "profile": PROFILE,
         "policies": table,
         "best_adaptive": best,
         "adaptive_steps_over_flat": ratio(steps(table[best]), steps(table["flat"])),

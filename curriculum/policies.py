@@ -186,7 +186,8 @@ class GatedPolicy:
         if self.gates and attempt > 1:
             epochs += (attempt - 1) * max(1, epochs // 2)
             reason = f"attempt {attempt} with {epochs} epochs"
-        return Step("train", n, attempt, epochs, [n], reason=reason, signals={"ready": ready, **signals})
+        replay = [m for m in st.order if st.status[m] == "mastered" and m != n] if st.cur.train_config(n).replay else []
+        return Step("train", n, attempt, epochs, [n], replay, reason=reason, signals={"ready": ready, **signals})
 
     def observe(self, st: RunState, step: Step, stage: int, scores: dict[str, float | None]) -> tuple[bool, list[Decision]]:
         """Digest a stage's probe scores: (keep the stage's adapter?, decisions taken)."""
@@ -252,15 +253,16 @@ class GatedPolicy:
         return decisions
 
     def _forgetting(self, st: RunState, scores: dict[str, float | None], exclude: str) -> list[Decision]:
-        """Mastered nodes whose regression score fell below the gate get a rehearsal stage."""
+        """Mastered nodes whose regression score fell below the gate (less its tolerance) get a rehearsal stage."""
         decisions = []
         for m, score in scores.items():
             if m == exclude or score is None or st.status.get(m) != "mastered" or m in st.pending_rehearsal:
                 continue
-            if score < st.gate(m) and st.rehearsals.get(m, 0) < st.cur.gate_config(m).max_attempts:
+            floor = st.gate(m) - st.cur.gate_config(m).tolerance
+            if score < floor and st.rehearsals.get(m, 0) < st.cur.gate_config(m).max_attempts:
                 st.pending_rehearsal.append(m)
-                decisions.append(Decision(m, "rehearse", f"forgetting: score {score:.3f} fell below gate {st.gate(m)}",
-                                          score_after=score, gate=st.gate(m)))
+                decisions.append(Decision(m, "rehearse", f"forgetting: score {score:.3f} fell below {floor:.3f} "
+                                          f"(gate {st.gate(m)} less tolerance)", score_after=score, gate=st.gate(m)))
         for w in st.order:  # a remedial branch that passed gives its origin one more try
             if st.status[w] == "waiting" and st.status.get(st.cur.nodes[w].on_fail or "") == "mastered":
                 st.status[w] = "locked"

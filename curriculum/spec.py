@@ -106,6 +106,9 @@ class TrainConfig(Strict):
 class GateConfig(Strict):
     min_score: UnitFloat = Field(0.7, description="a node is mastered when its probe score reaches this")
     max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off")
+    tolerance: UnitFloat = Field(
+        0.0, description="a mastered node is rehearsed only when it falls more than this below its gate (probe noise)"
+    )
 
 
 class Defaults(Strict):

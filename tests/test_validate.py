@@ -114,3 +114,28 @@ def test_schema_file_matches_models() -> None:
     assert result.stdout == (ROOT / "graphs" / "schema.json").read_text(), "run: curriculum schema -o graphs/schema.json"
     head = (ROOT / "graphs" / "hyperwords.yaml").read_text().splitlines()[0]
     assert head == "# yaml-language-server: $schema=schema.json"
+
+
+def test_profile_selects_named_nodes_their_requirements_and_remedial_branches() -> None:
+    from curriculum.validate import select_profile
+
+    full = load_curriculum(ROOT / "graphs" / "hyperwords.yaml")
+    demo = load_curriculum(ROOT / "graphs" / "hyperwords.yaml", profile="demo")
+    assert set(demo.spec.nodes) == {
+        "fogwhisperfrost.definition", "fogwhisperfrost.causality", "fogwhisperfrost.transfer",
+        "fogwhisperfrost.transfer.remedial", "emberlull.definition", "rainhushhome.definition",
+        "emberhomefrost.definition", "stoneheavywait.definition", "stoneheavywait.transfer",
+        "stoneheavywait.transfer.remedial",
+    }
+    assert list(demo.spec.nodes) == [n for n in full.spec.nodes if n in demo.spec.nodes]  # the YAML's order
+    assert set(demo.graph) == set(demo.spec.nodes) == set(demo.examples) == set(demo.probe_items)
+    assert demo.sha256 == full.sha256 and demo.profile == "demo" and full.profile is None
+    with pytest.raises(CurriculumError, match="unknown profile 'nope' \\(profiles: demo\\)"):
+        select_profile(full, "nope")
+
+
+def test_run_with_unknown_profile_exits_1_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = CliRunner().invoke(app, ["run", str(ROOT / "graphs" / "hyperwords.yaml"), "--profile", "nope",
+                                      "--db", str(tmp_path / "w.duckdb"), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and "unknown profile 'nope' (profiles: demo)" in result.stderr
+    assert not any(tmp_path.iterdir())
