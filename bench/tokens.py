@@ -104,7 +104,7 @@ def main() -> None:
         table.add_row(r["init"], str(r["text_tokens"]), str(r["train_tokens"]), f"{r['tok_per_s']:.0f}",
                       f"{r['stage_s']:.1f}", f"{r['train_loss']:.3f}", f"{r['paraphrase']:.3f}", f"{r['choice']:.3f}",
                       f"{r['score']:.3f}")
-    Console().print(table)
+    Console(width=130).print(table)
     comp = by["compositional"]
     figures = {
         "compression_ratio": round(none["text_tokens"] / comp["text_tokens"], 4),

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ from curriculum.models import load_base
 from curriculum.problems import CurriculumError, Problem
 from curriculum.spec import LoraConfig, TrainConfig
 from curriculum.tokens import Plan, hyperword_ids, save_plan, trainable_token_indices
+
+# peft still calls a transformers method deprecated in v5; the warning is theirs and fills every stage's log
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 ADAPTER_FILE = "adapter_model.safetensors"
 STAGE_FILE = "stage.json"
@@ -247,7 +251,8 @@ def _save(model, result: StageResult, **produced_by) -> None:
     out_dir = Path(result.adapter_dir)
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging), safe_serialization=True)
+    # trainable-token rows are in the adapter; the resized matrix is rebuilt by load_base, so never save it whole
+    model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
     examples = produced_by.pop("examples")
     if produced_by["token_plan"] is not None:  # the stage carries its vocabulary: it loads with no extra steps
         save_plan(produced_by["token_plan"], staging)
