@@ -157,15 +157,16 @@ def bridge(
 
     from probes.bridge import bridge as speak
     from warehouse.db import Warehouse
-    from warehouse.records import final_adapter
+    from warehouse.records import final_adapter, run_lexicon
 
     try:
         base, adapter = final_adapter(Warehouse(db), run_id)
+        words = run_lexicon(Warehouse(db), run_id)
     except (KeyError, FileNotFoundError, duckdb.Error) as exc:
         err.print(str(exc).strip("'\""), markup=False)
         raise typer.Exit(1) from None
     _offline_unless_hub(base)
-    out.print(speak(base, Path(adapter) if adapter else None, text, compress=compress), markup=False)
+    out.print(speak(base, Path(adapter) if adapter else None, text, compress=compress, words=words), markup=False)
 
 
 @app.command()

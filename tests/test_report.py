@@ -67,6 +67,15 @@ def test_bridge_speaks_with_the_runs_final_adapter(paths_run, monkeypatch: pytes
     assert missing.exit_code == 1 and "no run 'nope'" in missing.stderr
 
 
+def test_bridge_compresses_to_a_word_of_the_lexicon() -> None:
+    from curriculum.models import TINY
+    from probes.bridge import bridge
+
+    words = ["fogwhisperfrost", "emberlull", "stoneheavywait"]
+    picked = {bridge(TINY, None, scene, compress=True, words=words) for scene in ("a misty dawn", "a dying fire")}
+    assert picked <= set(words)
+
+
 def test_report_renders_offline_in_chromium(paths_run, chromium: str, tmp_path: Path) -> None:
     run_dir, _, run_id = paths_run
     text = render_report(Warehouse(run_dir / "w.duckdb"), run_id)

@@ -151,3 +151,6 @@ def test_a_run_with_single_token_hyperwords_tags_items_and_chains_stages(prefect
         "SELECT DISTINCT node_id, tags->>'hyperword', tags->>'mode', tags->>'context' FROM probe_results "
         "WHERE run_id = ? AND probe_kind = 'paraphrase' ORDER BY 1", [run_id])
     assert tags == [("a", "a-word", "calm", "calm"), ("b", None, None, "calm")]  # the item's own tag wins
+    from warehouse.records import run_lexicon
+
+    assert run_lexicon(Warehouse(tmp_path / "w.duckdb"), run_id) == ["a-word"]  # what `bridge --compress` ranks

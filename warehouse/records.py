@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import yaml
+
 from warehouse.db import Warehouse
 
 
@@ -145,6 +147,15 @@ def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
     _, per_stage = wh.query("SELECT stage, steps, tokens FROM stages WHERE run_id = $1 ORDER BY stage", [run_id])
     return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "task_s": task_s + baseline_s, "stages": stages,
             "final_score": final[0][0], "bwt": bwt[0][0] or 0.0, "passed": sorted({node for _, node in passes}), "passes": passes}
+
+
+def run_lexicon(wh: Warehouse, run_id: str) -> list[str]:
+    """The hyperwords of the curriculum a run was made from (its YAML snapshot's lexicon)."""
+    _, rows = wh.query("SELECT g.yaml_text FROM runs r JOIN graph_snapshots g USING (graph_hash) WHERE r.run_id = $1",
+                       [run_id])
+    doc = yaml.safe_load(rows[0][0]) if rows else None
+    lexicon = doc.get("lexicon") if isinstance(doc, dict) else None
+    return [str(e["word"]) for e in lexicon or [] if isinstance(e, dict) and "word" in e]
 
 
 def final_adapter(wh: Warehouse, run_id: str) -> tuple[str, str | None]:
