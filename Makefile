@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/warehouse.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/probes.py
+	$(BIN)/python bench/tokens.py
 
 # five policies on the bundled graph's demo profile (BENCH_PROFILE=full for all of it); long on a 2-core CPU
 bench-policies: $(STAMP)
