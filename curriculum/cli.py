@@ -12,7 +12,8 @@ from rich.table import Table
 
 from curriculum.schema import schema_json
 from curriculum.summary import summary_lines
-from curriculum.validate import check_curriculum
+from curriculum.problems import CurriculumError
+from curriculum.validate import check_curriculum, select_profile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console(highlight=False, soft_wrap=True)
@@ -64,10 +65,12 @@ def run(
 ) -> None:
     """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
     loaded = _checked(graph)
-    if profile and profile not in loaded.spec.profiles:
-        err.print(f"{graph}: unknown profile '{profile}' (profiles: {', '.join(loaded.spec.profiles) or 'none declared'})",
-                  markup=False)
-        raise typer.Exit(1)
+    if profile:
+        try:
+            select_profile(loaded, profile)
+        except CurriculumError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
     from warehouse.db import Warehouse

@@ -85,21 +85,26 @@ def add_hyperwords(model, tokenizer, plan: Plan) -> list[int]:
     if problems:
         raise ValueError("; ".join(message for _, message in problems))
     inputs = model.get_input_embeddings().weight.detach()
-    outputs = model.get_output_embeddings()
-    tied = outputs is not None and outputs.weight.data_ptr() == inputs.data_ptr()
     rows = {e["word"]: initial_row(inputs, tokenizer, e, plan["init"]) for e in plan["lexicon"]}
-    out_rows = {} if tied or outputs is None else {
-        e["word"]: initial_row(outputs.weight.detach(), tokenizer, e, plan["init"]) for e in plan["lexicon"]}
+    out_rows = {} if _tied(model) else {
+        e["word"]: initial_row(model.get_output_embeddings().weight.detach(), tokenizer, e, plan["init"])
+        for e in plan["lexicon"]}
     forms = [(e["word"], f) for e in plan["lexicon"] for f in surface_forms(e["word"])]
     tokenizer.add_tokens([AddedToken(f, normalized=False, special=False) for _, f in forms])
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    ids = tokenizer.convert_tokens_to_ids([f for _, f in forms])
+    ids = hyperword_ids(tokenizer, plan)
     with torch.no_grad():
         for (word, _), token_id in zip(forms, ids):
             model.get_input_embeddings().weight[token_id] = rows[word]
             if out_rows:
                 model.get_output_embeddings().weight[token_id] = out_rows[word]
     return ids
+
+
+def _tied(model) -> bool:
+    """No separate output rows to set or train: none at all, or the input matrix shared."""
+    outputs = model.get_output_embeddings()
+    return outputs is None or outputs.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
 
 
 def hyperword_ids(tokenizer, plan: Plan) -> list[int]:
@@ -109,11 +114,10 @@ def hyperword_ids(tokenizer, plan: Plan) -> list[int]:
 
 def trainable_token_indices(model, ids: list[int]) -> list[int] | dict[str, list[int]]:
     """peft's trainable_token_indices: the input rows (tied output rows follow), or both layers when untied."""
-    outputs = model.get_output_embeddings()
-    if outputs is None or outputs.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr():
+    if _tied(model):
         return ids
     names = {m: n.rsplit(".", 1)[-1] for n, m in model.named_modules()}
-    return {names[model.get_input_embeddings()]: ids, names[outputs]: ids}
+    return {names[model.get_input_embeddings()]: ids, names[model.get_output_embeddings()]: ids}
 
 
 def save_plan(plan: Plan | None, folder: Path) -> None:

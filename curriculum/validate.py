@@ -43,7 +43,6 @@ class LoadedCurriculum:
     graph: nx.DiGraph  # edge u->v: v requires u (kind='requires') or u's gate failure leads to v ('on_fail')
     examples: dict[str, list[Record[spec.TrainExample]]]
     probe_items: dict[str, list[list[Record[Any]]]]  # node id -> items of each of its probes
-    lexicon_at: dict[str, Problem] = field(default_factory=dict)  # word -> where it is declared (message empty)
     profile: str | None = None
 
     @property
@@ -182,19 +181,17 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
             ck.at(("nodes", node_id), f"node '{node_id}' is unreachable from any root", key=True)
 
 
-def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any]) -> dict[str, Problem]:
-    """Lexicon words are unique; profiles name existing nodes. Returns where each word is declared."""
+def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any]) -> None:
+    """Lexicon words are unique; profiles name existing nodes."""
     if top is None:
-        return {}
-    where: dict[str, Problem] = {}
+        return
+    first_line: dict[str, int] = {}
     for i, entry in enumerate(top.lexicon):
         loc = ("lexicon", i, "word")
-        if entry.word in where:
-            first = where[entry.word]
-            ck.at(loc, f"duplicate hyperword '{entry.word}' (first declared at line {first.line})")
-            continue
-        line, col = ck.yml.where(loc) if ck.yml else (1, 1)
-        where[entry.word] = Problem(ck.file, line, col, "")
+        if entry.word in first_line:
+            ck.at(loc, f"duplicate hyperword '{entry.word}' (first declared at line {first_line[entry.word]})")
+        else:
+            first_line[entry.word] = ck.yml.where(loc)[0] if ck.yml else 1
     for name, node_ids in top.profiles.items():
         if not node_ids:
             ck.at(("profiles", name), f"profile '{name}' names no nodes")
@@ -203,7 +200,6 @@ def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any])
                 hint = get_close_matches(str(node_id), [str(k) for k in known], n=1)
                 ck.at(("profiles", name, i), f"profile '{name}' names unknown node '{node_id}'"
                       + (f" (did you mean '{hint[0]}'?)" if hint else ""))
-    return where
 
 
 def _check_tokens(ck: _Checker, top: spec.Curriculum) -> None:
@@ -280,7 +276,7 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     top, parsed, known = _parse(ck)
     graph = _build_graph(ck, parsed, known)
     _check_shape(ck, graph, parsed)
-    lexicon_at = _check_top(ck, top, known)
+    _check_top(ck, top, known)
     if top is not None and top.model.new_tokens is not None and not ck.problems:
         _check_tokens(ck, top)
     examples, items = _check_files(ck, parsed)
@@ -288,7 +284,7 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
         return None, list(dict.fromkeys(ck.problems))
     curriculum = top.model_copy(update={"nodes": parsed})
     sha = hashlib.sha256(raw).hexdigest()
-    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items, lexicon_at), []
+    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items), []
 
 
 def profile_closure(graph: nx.DiGraph, named: list[str]) -> set[str]:

@@ -135,21 +135,22 @@ def curriculum(
             raise ValueError(f"run '{resume}' was made from another version of {graph}; resume needs the same YAML")
         run_id, policy_name, seed = resume, run["policy"], run["seed"]
         profile = json.loads(run["config"] or "{}").get("profile")
-        records.set_run_status(wh, run_id, "running")
     else:
         run_id = run_id or uuid.uuid4().hex[:12]
         if records.get_run(wh, run_id) is not None:
             raise ValueError(f"run '{run_id}' already exists in {wh.path}; continue it with --resume {run_id}")
         policy_name = policy or cur.policy
         make_policy(policy_name)  # fail on a bad name before anything is written
-        if profile:
-            select_profile(loaded, profile)  # and on a bad profile
+    if profile:
+        loaded = select_profile(loaded, profile)  # an unknown profile fails here, before anything is written
+        cur = loaded.spec
+    if resume:
+        records.set_run_status(wh, run_id, "running")
+    else:  # a profile run records the nodes it walks, so the report draws those
         records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
                           graph_hash=loaded.sha256, policy=policy_name, seed=seed, base_model=cur.model.base,
-                          config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile})
-    if profile:
-        loaded = select_profile(loaded, profile)
-        cur = loaded.spec
+                          config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
+                                  "nodes": list(cur.nodes) if profile else None})
     history = records.load_history(wh, run_id)
     run_dir = Path(runs_dir) / run_id
     st = RunState.start(cur, loaded.graph)

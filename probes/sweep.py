@@ -7,7 +7,7 @@ O(stages x nodes) sweep cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from curriculum.jsonl import Record
@@ -57,20 +57,20 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, node_ids: Iterable[str]
         per_item, at = scored[at : at + len(records)], at + len(records)
         results[node_id] += score_choices(node_id, i, kind, records, per_item)
     model.train(was_training)
+    by_word = {e.word.casefold(): e for e in cur.spec.lexicon}
     for rs in results.values():
         for r in rs:
-            r.tags = {**lexicon_tags(cur.spec.lexicon, r), **r.tags}  # the item's own tags win
+            r.tags = {**lexicon_tags(by_word, r), **r.tags}  # the item's own tags win
     return results
 
 
-def lexicon_tags(lexicon: Sequence[LexiconEntry], result: ItemResult) -> dict[str, str]:
+def lexicon_tags(by_word: dict[str, LexiconEntry], result: ItemResult) -> dict[str, str]:
     """The tags (hyperword, mode, context) of the hyperword an item is about, so results split by them.
 
     The item is about the hyperword its expected answer names (choice items), else the first one its prompt names.
     """
-    if not lexicon:
+    if not by_word:
         return {}
-    by_word = {e.word.casefold(): e for e in lexicon}
     entry = by_word.get(result.reference.casefold())
     if entry is None:
         prompt = result.prompt.casefold()

@@ -19,7 +19,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import networkx as nx  # noqa: E402
 import yaml  # noqa: E402
 
-from curriculum.validate import profile_closure  # noqa: E402
 from warehouse.db import Warehouse  # noqa: E402
 
 STATUS_COLOURS = {"mastered": "#2e9d5b", "failed": "#d64545", "skipped": "#9aa0a6", "untrained": "#f2c94c",
@@ -123,21 +122,6 @@ table{border-collapse:collapse;font-size:12px;width:100%}td,th{border:1px solid 
 th{background:#f5f5f5;text-align:left}svg{max-width:100%;height:auto}.meta{color:#5f6368}"""
 
 
-def _profile_nodes(doc: dict[str, Any], profile: str | None) -> dict[str, dict]:
-    """The YAML's nodes, or only those a profile run walked."""
-    nodes = doc.get("nodes", {})
-    if not profile:
-        return nodes
-    g = nx.DiGraph()
-    for n, body in nodes.items():
-        g.add_node(n)
-        g.add_edges_from(((r, n) for r in body.get("requires", [])), kind="requires")
-        if body.get("on_fail"):
-            g.add_edge(n, body["on_fail"], kind="on_fail")
-    keep = profile_closure(g, doc.get("profiles", {}).get(profile, []))
-    return {n: body for n, body in nodes.items() if n in keep}
-
-
 def render_report(wh: Warehouse, run_id: str) -> str:
     """The report's HTML text for one run of the warehouse."""
     run = _rows(wh, "SELECT r.*, g.yaml_text FROM runs r JOIN graph_snapshots g USING (graph_hash) WHERE run_id = ?", run_id)
@@ -145,7 +129,8 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         raise KeyError(f"no run '{run_id}' in {wh.path}")
     run = run[0]
     doc = yaml.safe_load(run["yaml_text"]) or {}
-    nodes = _profile_nodes(doc, json.loads(run["config"] or "{}").get("profile"))
+    walked = json.loads(run["config"] or "{}").get("nodes")  # a profile run's nodes; None for the whole graph
+    nodes = {n: body for n, body in doc.get("nodes", {}).items() if walked is None or n in walked}
     decisions = _rows(wh, "SELECT seq, stage, node_id, action, attempt, score_before, score_after, gate, reason "
                           "FROM decisions WHERE run_id = ? ORDER BY seq", run_id)
     cells = _rows(wh, "SELECT stage, node_id, score FROM mastery_matrix WHERE run_id = ? ORDER BY stage", run_id)
