@@ -95,6 +95,65 @@ def run(
 
 
 @app.command()
+def calibrate(
+    graph: Path = typer.Argument(..., help="curriculum YAML"),
+    profile: str | None = typer.Option(None, help="only this profile's nodes"),
+    write: Path | None = typer.Option(None, "--write", help="write a copy of the YAML with the suggested gates here"),
+) -> None:
+    """What the data says each gate should be: chance, answer bias, the base model, reciting the data."""
+    loaded = _checked(graph)
+    if write is not None and write.resolve().parent != graph.resolve().parent:
+        err.print(f"{write}: write the copy beside {graph} so its data paths still resolve", markup=False)
+        raise typer.Exit(1)
+    if profile:
+        try:
+            loaded = select_profile(loaded, profile)
+        except CurriculumError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
+    _offline_unless_hub(loaded.spec.model.base)
+    from probes.calibrate import calibrate as levels_of
+
+    levels = levels_of(loaded)
+    table = Table("node", "kind", "items", "chance", "bias", "base", "recite", "gate now", "suggested", title="gates")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    for n, lv in levels.items():
+        now = loaded.spec.gate_config(n).min_score
+        table.add_row(n, lv.kind, str(lv.items), fmt(lv.chance), fmt(lv.bias), fmt(lv.base), fmt(lv.recite),
+                      now if isinstance(now, str) else f"{now:.3f}", f"{lv.suggested_gate():.3f}")
+    out.print(table)
+    out.print("suggested = halfway from the best score that needs no learning (base model, chance, always the most "
+              "frequent answer) to the top (1 for choices; the data's own answers for paraphrases)", style="dim")
+    if write is not None:
+        write.write_text(with_gates(loaded.text, {n: lv.suggested_gate() for n, lv in levels.items()}), encoding="utf-8")
+        out.print(f"wrote {write}", markup=False)
+
+
+def with_gates(text: str, gates: dict[str, float]) -> str:
+    """The YAML text with each node's gate min_score set, comments and layout kept (ruamel round trip)."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    doc = yaml.load(text)
+    for node_id, value in gates.items():
+        node = doc["nodes"][node_id]
+        if node.get("gate") is None:
+            gate = CommentedMap()
+            gate.fa.set_flow_style()
+            node.insert(1, "gate", gate)
+        node["gate"]["min_score"] = value
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
+
+
+@app.command()
 def report(
     run_id: str = typer.Argument(..., help="the run to report on"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),

@@ -16,9 +16,11 @@ from typing import Any, Callable
 
 import networkx as nx
 
+from curriculum.evidence import Drop, Evidence, GateCall, gate_call, paired_drop
 from curriculum.spec import Curriculum
 
 FLAT = "*"
+Observed = dict[str, Evidence | None]  # node -> its items at this stage (None: the node has no probes)
 
 
 @dataclass
@@ -45,6 +47,16 @@ class Decision:
     score_after: float | None = None
     gate: float | None = None
     signals: dict[str, Any] = field(default_factory=dict)
+    n_items: int | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    @classmethod
+    def on(cls, node_id: str, action: str, reason: str, call: GateCall | None, gate: float | None, *,
+           attempt: int | None = None, before: float | None = None, signals: dict[str, Any] | None = None) -> Decision:
+        """A decision that carries the gate call's score, item count and interval."""
+        return cls(node_id, action, reason, attempt, before, call.score if call else None, gate, signals or {},
+                   call.n if call else None, call.low if call else None, call.high if call else None)
 
 
 @dataclass
@@ -61,6 +73,8 @@ class RunState:
     branched: set[str] = field(default_factory=set)
     accepted_stage: int | None = None  # the stage whose adapter the next stage continues
     trained: set[str] = field(default_factory=set)
+    mastered_on: dict[str, Evidence] = field(default_factory=dict)  # the items each node was last mastered on
+    auto_gates: dict[str, float] = field(default_factory=dict)  # gates of `min_score: auto`, fixed at baseline
 
     @classmethod
     def start(cls, cur: Curriculum, graph: nx.DiGraph) -> RunState:
@@ -70,7 +84,14 @@ class RunState:
         return cls(cur, order, status)
 
     def gate(self, node_id: str) -> float:
-        return self.cur.gate_config(node_id).min_score
+        value = self.cur.gate_config(node_id).min_score
+        return self.auto_gates[node_id] if value == "auto" else value
+
+    def confidence(self, node_id: str) -> float:
+        return self.cur.gate_config(node_id).confidence
+
+    def call(self, node_id: str, ev: Evidence) -> GateCall:
+        return gate_call(ev, self.gate(node_id), self.confidence(node_id))
 
     def latest(self, node_id: str) -> float | None:
         history = self.scores.get(node_id)
@@ -92,10 +113,10 @@ class RunState:
                 frontier.add(n)
         return out
 
-    def record_scores(self, stage: int, scores: dict[str, float | None]) -> None:
-        for node_id, score in scores.items():
-            if score is not None:
-                self.scores.setdefault(node_id, []).append((stage, score))
+    def record_scores(self, stage: int, observed: Observed) -> None:
+        for node_id, ev in observed.items():
+            if ev is not None:
+                self.scores.setdefault(node_id, []).append((stage, ev.score))
 
 
 Chooser = Callable[[RunState, list[str]], tuple[str, str, dict[str, Any]]]
@@ -157,17 +178,22 @@ class GatedPolicy:
     choose: Chooser
     gates: bool = True
 
-    def baseline(self, st: RunState, scores: dict[str, float | None]) -> list[Decision]:
-        st.record_scores(0, scores)
+    def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
+        st.record_scores(0, observed)
         decisions = []
         if not self.gates:
             return decisions
         for n in st.order:
-            score = scores.get(n)
-            if st.status[n] == "locked" and score is not None and score >= st.gate(n):
+            ev = observed.get(n)
+            if st.status[n] != "locked" or ev is None:
+                continue
+            call = st.call(n, ev)
+            if call.passed:
                 st.status[n] = "mastered"
-                decisions.append(Decision(n, "pass", "already over its gate at baseline; not trained",
-                                          score_after=score, gate=st.gate(n), signals={"stage": 0}))
+                st.mastered_on[n] = ev
+                decisions.append(Decision.on(n, "pass", f"over its gate at baseline, not trained: "
+                                             f"{call.describe(st.gate(n), st.confidence(n))}", call, st.gate(n),
+                                             signals={"stage": 0}))
         return decisions
 
     def next_step(self, st: RunState) -> Step | None:
@@ -176,7 +202,7 @@ class GatedPolicy:
             n = st.pending_rehearsal[0]
             others = [m for m in st.order if st.status[m] == "mastered" and m != n]
             return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, st.cur.train_config(n).epochs, [n], others,
-                        f"dropped below its gate ({st.latest(n):.3f} < {st.gate(n)}); rehearsing with replay")
+                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); rehearsing with replay")
         ready = st.ready()
         if not ready:
             return None
@@ -189,45 +215,54 @@ class GatedPolicy:
         replay = [m for m in st.order if st.status[m] == "mastered" and m != n] if st.cur.train_config(n).replay else []
         return Step("train", n, attempt, epochs, [n], replay, reason=reason, signals={"ready": ready, **signals})
 
-    def observe(self, st: RunState, step: Step, stage: int, scores: dict[str, float | None]) -> tuple[bool, list[Decision]]:
-        """Digest a stage's probe scores: (keep the stage's adapter?, decisions taken)."""
+    def observe(self, st: RunState, step: Step, stage: int, observed: Observed) -> tuple[bool, list[Decision]]:
+        """Digest a stage's probe items: (keep the stage's adapter?, decisions taken)."""
         n = step.node_id
         before = st.latest(n)
-        st.record_scores(stage, scores)
-        after, gate = scores.get(n), st.gate(n)
-        passed = after is None or after >= gate
-        signals = {"stage": stage, "scores": scores}
+        st.record_scores(stage, observed)
+        ev, gate = observed.get(n), st.gate(n)
+        call = st.call(n, ev) if ev is not None else None
+        passed = call is None or call.passed
+        after = call.score if call else None
+        verdict = "no probes" if call is None else call.describe(gate, st.confidence(n))
+        signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
+                   "verdict": call.verdict if call else None, "decided_on_point": call.decided_on_point if call else None}
         if isinstance(self.choose, Exp3S) and step.kind == "train":
             self.choose.reward(n, (after or 0.0) - (before or 0.0))
         if step.kind == "rehearse":
             st.pending_rehearsal.pop(0)
             st.rehearsals[n] = step.attempt
-            action, reason = ("pass", "recovered its gate after rehearsal") if passed else (
-                "skip", f"still below its gate after {step.attempt} rehearsal(s); moving on")
-            decisions = [Decision(n, action, reason, step.attempt, before, after, gate, signals)]
-            return True, decisions + self._forgetting(st, scores, exclude=n)
+            if passed and ev is not None:
+                st.mastered_on[n] = ev
+            action, reason = ("pass", f"recovered its gate after rehearsal: {verdict}") if passed else (
+                "skip", f"still below its gate after {step.attempt} rehearsal(s): {verdict}; moving on")
+            decisions = [Decision.on(n, action, reason, call, gate, attempt=step.attempt, before=before, signals=signals)]
+            return True, decisions + self._forgetting(st, observed, exclude=n)
         st.attempts[n] = step.attempt
         st.trained.add(n)
         if passed or not self.gates:
             st.status[n] = "mastered" if passed else "trained"  # without gates, children unlock either way
-            reason = ("no probes: mastered once trained" if after is None else
-                      f"score {after:.3f} ≥ gate {gate}" if passed else f"score {after:.3f} < gate {gate}; no gates in this policy")
-            decisions = [Decision(n, "pass", reason, step.attempt, before, after, gate, signals)]
-            return True, decisions + (self._forgetting(st, scores, exclude=n) if self.gates else [])
+            if passed and ev is not None:
+                st.mastered_on[n] = ev
+            reason = verdict if passed else f"{verdict}; no gates in this policy"
+            decisions = [Decision.on(n, "pass", reason, call, gate, attempt=step.attempt, before=before, signals=signals)]
+            return True, decisions + (self._forgetting(st, observed, exclude=n) if self.gates else [])
         max_attempts = st.cur.gate_config(n).max_attempts
         on_fail = st.cur.nodes[n].on_fail
         if step.attempt < max_attempts:
-            return False, [Decision(n, "retry", f"score {after:.3f} < gate {gate}; attempt {step.attempt} of {max_attempts}, "
-                                    "retrying from the same parent with more epochs", step.attempt, before, after, gate, signals)]
+            return False, [Decision.on(n, "retry", f"{verdict}; attempt {step.attempt} of {max_attempts}, "
+                                       "retrying from the same parent with more epochs", call, gate, attempt=step.attempt,
+                                       before=before, signals=signals)]
         if on_fail and n not in st.branched and st.status.get(on_fail) == "dormant":
             st.branched.add(n)
             st.status[on_fail] = "locked"
             st.status[n] = "waiting"
-            return False, [Decision(n, "branch", f"score {after:.3f} < gate {gate} after {step.attempt} attempts; "
-                                    f"taking remedial branch '{on_fail}', then one more attempt", step.attempt, before, after,
-                                    gate, signals)]
-        return False, self._back_off(st, n, f"score {after:.3f} < gate {gate} after {step.attempt} attempts; "
-                                     "adapter discarded, parent's kept", step.attempt, before, after, gate, signals)
+            return False, [Decision.on(n, "branch", f"{verdict} after {step.attempt} attempts; "
+                                       f"taking remedial branch '{on_fail}', then one more attempt", call, gate,
+                                       attempt=step.attempt, before=before, signals=signals)]
+        return False, self._back_off(st, n, Decision.on(n, "back-off", f"{verdict} after {step.attempt} attempts; "
+                                                        "adapter discarded, parent's kept", call, gate,
+                                                        attempt=step.attempt, before=before, signals=signals))
 
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         """A stage that raised (bad data, out of memory): its node backs off, the run goes on."""
@@ -237,38 +272,47 @@ class GatedPolicy:
             st.rehearsals[n] = step.attempt
             return [Decision(n, "skip", f"rehearsal stage {stage} failed: {error}", step.attempt)]
         st.attempts[n] = step.attempt
-        return self._back_off(st, n, f"stage {stage} failed: {error}", step.attempt, st.latest(n), None, st.gate(n),
-                              {"stage": stage, "error": error})
+        return self._back_off(st, n, Decision(n, "back-off", f"stage {stage} failed: {error}", step.attempt, st.latest(n),
+                                              None, st.gate(n), {"stage": stage, "error": error}))
 
-    def _back_off(self, st: RunState, n: str, reason: str, *args: Any) -> list[Decision]:
+    def _back_off(self, st: RunState, n: str, decision: Decision) -> list[Decision]:
         st.status[n] = "failed"
-        decisions = [Decision(n, "back-off", reason, *args)]
+        decisions = [decision]
         for d in st.descendants(n):
             if st.status[d] in ("locked", "dormant", "waiting"):
                 st.status[d] = "skipped"
                 decisions.append(Decision(d, "skip", f"requires '{n}', which failed"))
         for waiting, remedial in ((w, st.cur.nodes[w].on_fail) for w in st.order if st.status[w] == "waiting"):
             if remedial == n:
-                decisions += self._back_off(st, waiting, f"its remedial branch '{n}' failed")
+                decisions += self._back_off(st, waiting, Decision(waiting, "back-off", f"its remedial branch '{n}' failed"))
         return decisions
 
-    def _forgetting(self, st: RunState, scores: dict[str, float | None], exclude: str) -> list[Decision]:
-        """Mastered nodes whose regression score fell below the gate (less its tolerance) get a rehearsal stage."""
+    def _forgetting(self, st: RunState, observed: Observed, exclude: str) -> list[Decision]:
+        """A mastered node is rehearsed when its items dropped significantly since it was mastered (a paired
+        test on the same items) and its score on them is now below its gate: probe noise alone never triggers it."""
         decisions = []
-        for m, score in scores.items():
-            if m == exclude or score is None or st.status.get(m) != "mastered" or m in st.pending_rehearsal:
+        for m, ev in observed.items():
+            if m == exclude or ev is None or st.status.get(m) != "mastered" or m in st.pending_rehearsal:
                 continue
-            floor = st.gate(m) - st.cur.gate_config(m).tolerance
-            if score < floor and st.rehearsals.get(m, 0) < st.cur.gate_config(m).max_attempts:
+            if m not in st.mastered_on or st.rehearsals.get(m, 0) >= st.cur.gate_config(m).max_attempts:
+                continue
+            drop = paired_drop(st.mastered_on[m], ev)
+            if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
                 st.pending_rehearsal.append(m)
-                decisions.append(Decision(m, "rehearse", f"forgetting: score {score:.3f} fell below {floor:.3f} "
-                                          f"(gate {st.gate(m)} less tolerance)", score_after=score, gate=st.gate(m)))
+                decisions.append(Decision(m, "rehearse", f"forgetting: {_drop_text(drop)}, below gate {st.gate(m):.3f}",
+                                          score_before=drop.before, score_after=drop.after, gate=st.gate(m),
+                                          signals={"test": drop.test, "p_value": drop.p_value, "n": drop.n},
+                                          n_items=drop.n))
         for w in st.order:  # a remedial branch that passed gives its origin one more try
             if st.status[w] == "waiting" and st.status.get(st.cur.nodes[w].on_fail or "") == "mastered":
                 st.status[w] = "locked"
                 st.attempts[w] = st.cur.gate_config(w).max_attempts - 1
                 decisions.append(Decision(w, "retry", f"remedial '{st.cur.nodes[w].on_fail}' mastered; one more attempt"))
         return decisions
+
+
+def _drop_text(drop: Drop) -> str:
+    return f"{drop.before:.3f} → {drop.after:.3f} on the same {drop.n} items ({drop.test}, p = {drop.p_value:.3f})"
 
 
 @dataclass
@@ -278,8 +322,8 @@ class FlatPolicy:
     name: str = "flat"
     done: bool = False
 
-    def baseline(self, st: RunState, scores: dict[str, float | None]) -> list[Decision]:
-        st.record_scores(0, scores)
+    def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
+        st.record_scores(0, observed)
         return []
 
     def next_step(self, st: RunState) -> Step | None:
@@ -291,16 +335,18 @@ class FlatPolicy:
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         raise RuntimeError(f"the flat stage failed, so there is nothing to compare: {error}")
 
-    def observe(self, st: RunState, step: Step, stage: int, scores: dict[str, float | None]) -> tuple[bool, list[Decision]]:
+    def observe(self, st: RunState, step: Step, stage: int, observed: Observed) -> tuple[bool, list[Decision]]:
         self.done = True
-        st.record_scores(stage, scores)
+        st.record_scores(stage, observed)
         decisions = []
-        for n, score in scores.items():
+        for n, ev in observed.items():
             st.trained.add(n)
-            passed = score is None or score >= st.gate(n)
+            call = st.call(n, ev) if ev is not None else None
+            passed = call is None or call.passed
             st.status[n] = "mastered" if passed else "failed"
-            decisions.append(Decision(n, "pass", f"flat stage; score {score} vs gate {st.gate(n)}", 1, None, score,
-                                      st.gate(n), {"stage": stage}))
+            verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
+            decisions.append(Decision.on(n, "pass", f"flat stage; {verdict}", call, st.gate(n), attempt=1,
+                                         signals={"stage": stage}))
         return True, decisions
 
 

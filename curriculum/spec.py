@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 
 class Layer(str, Enum):
@@ -35,6 +35,20 @@ def _unit_interval(value: float) -> float:
 
 
 UnitFloat = Annotated[float, AfterValidator(_unit_interval)]
+
+
+def _gate_level(value: object) -> float | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number in [0, 1] or 'auto', got {value!r}")
+    return _unit_interval(float(value))
+
+
+GateLevel = Annotated[
+    float | Literal["auto"], PlainValidator(_gate_level),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"const": "auto"}]}),
+]
 
 
 class Strict(BaseModel):
@@ -93,7 +107,7 @@ class TrainConfig(Strict):
     """Per-stage training knobs; a node's `train:` overrides only the keys it sets."""
 
     epochs: int = Field(2, ge=1)
-    lr: float = Field(2.0e-4, gt=0)
+    lr: float = Field(2.0e-4, ge=0, description="peak learning rate (0 trains nothing: a null stage)")
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(128, ge=8)
@@ -104,7 +118,15 @@ class TrainConfig(Strict):
 
 
 class GateConfig(Strict):
-    min_score: UnitFloat = Field(0.7, description="a node is mastered when its probe score reaches this")
+    min_score: GateLevel = Field(
+        0.7, description="a node is mastered when its probe score reaches this; 'auto': the gate `curriculum "
+        "calibrate` suggests, computed from the data and the base model at the start of the run",
+    )
+    confidence: float = Field(
+        0.8, gt=0.5, lt=1.0,
+        description="one-sided confidence of gate and forgetting decisions: pass when the score's lower bound "
+        "clears the gate, fail when its upper bound is below it, otherwise draw more items",
+    )
     max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off")
     tolerance: UnitFloat = Field(
         0.0, description="a mastered node is rehearsed only when it falls more than this below its gate (probe noise)"
@@ -116,8 +138,16 @@ class Defaults(Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
 
 
+Scoring = Literal["calibrated", "raw"]
+
+
 class ProbeSpec(Strict):
     kind: ProbeKind
+    scoring: Scoring = Field(
+        "calibrated",
+        description="choice probes: 'calibrated' ranks options by log-likelihood given the question minus given a "
+        "content-free question (removes a lean towards some words); 'raw' by per-token log-likelihood",
+    )
     items: str | None = Field(None, description="JSONL of held-out items, relative to the YAML")
     task: str | None = Field(None, description="lmeval only: an installed lm-eval task name")
     sample: int | None = Field(
@@ -188,6 +218,16 @@ class ParaphraseItem(BaseModel):
     model_config = ConfigDict(extra="allow")
     prompt: Annotated[str, Field(min_length=1)]
     reference: Annotated[str, Field(min_length=1)]
+    references: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="further right answers in other words; an answer is compared with the closest"
+    )
+    facts: list[Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="key facts a right answer carries, each a list of alternative cue words (matched at a word start)",
+    )
+
+    def all_references(self) -> list[str]:
+        return [self.reference, *self.references]
 
 
 class ChoiceItem(BaseModel):

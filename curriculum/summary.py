@@ -41,4 +41,7 @@ def summary_lines(loaded: LoadedCurriculum) -> list[str]:
         lines.append(f"  lexicon:  {len(cur.lexicon)} hyperwords{tokens}: {_names([e.word for e in cur.lexicon], 4)}")
     if cur.profiles:
         lines.append("  profiles: " + ", ".join(f"{name} ({len(ids)} named)" for name, ids in cur.profiles.items()))
+    if loaded.warnings:
+        lines.append(f"  warnings: {len(loaded.warnings)}")
+        lines += [f"    {w}" for w in loaded.warnings]
     return lines

@@ -44,6 +44,7 @@ class LoadedCurriculum:
     examples: dict[str, list[Record[spec.TrainExample]]]
     probe_items: dict[str, list[list[Record[Any]]]]  # node id -> items of each of its probes
     profile: str | None = None
+    warnings: list[Problem] = field(default_factory=list)  # lint: sound, but the signals will be weak
 
     @property
     def requires_dag(self) -> nx.DiGraph:
@@ -284,7 +285,56 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
         return None, list(dict.fromkeys(ck.problems))
     curriculum = top.model_copy(update={"nodes": parsed})
     sha = hashlib.sha256(raw).hexdigest()
-    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items), []
+    warnings = lint(ck, curriculum, items)
+    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items, warnings=warnings), []
+
+
+TYPICAL_SPREAD = 0.2  # sd of paraphrase item scores assumed when judging whether a probe can decide its gate
+DECISION_MARGIN = 0.1  # a pool must tell a node 0.1 above its gate from one 0.1 below
+
+
+def lint(ck: _Checker, cur: spec.Curriculum, items: dict[str, list[list[Record[Any]]]]) -> list[Problem]:
+    """Warnings (exit 0) for signals too weak to trust: one answer for every choice item, too few items
+    for the gate to be decided at its confidence."""
+    from curriculum.calibration import choice_levels
+    from curriculum.evidence import decidable, interval
+
+    found: list[Problem] = []
+
+    def warn(loc: tuple[Any, ...], message: str) -> None:
+        line, col = ck.yml.where(loc) if ck.yml else (1, 1)
+        found.append(Problem(ck.file, line, col, f"warning: {message}"))
+
+    for node_id, node in cur.nodes.items():
+        gate = cur.gate_config(node_id)
+        binary: list[Record[Any]] = []
+        continuous = 0
+        for i, probe in enumerate(node.probes):
+            records = items[node_id][i]
+            if probe.kind == "paraphrase":
+                continuous += len(records)
+                continue
+            binary += records
+            answers = {r.value.choices[r.value.answer].casefold() for r in records}
+            if len(records) > 1 and len(answers) == 1:
+                warn(("nodes", node_id, "probes", i, "items"),
+                     f"every item of this {probe.kind} probe has the answer '{records[0].value.choices[records[0].value.answer]}':"
+                     " a model leaning towards that word scores 1.0; spread the answers over several options")
+        level = gate.min_score
+        if binary and not continuous:
+            if level == "auto":
+                level = (choice_levels(binary)[0] + 1) / 2
+            if not decidable(len(binary), level, gate.confidence):
+                warn(("nodes", node_id, "probes"), f"{len(binary)} right/wrong items cannot decide gate {level:.2f} at "
+                     f"{gate.confidence:.0%} confidence: every decision will fall back to the point estimate; add items")
+        elif continuous:
+            n = continuous + len(binary)
+            low, _ = interval([0.5 - TYPICAL_SPREAD, 0.5 + TYPICAL_SPREAD] * (n // 2) + [0.5] * (n % 2), False, gate.confidence)
+            if n < 2 or 0.5 - low > DECISION_MARGIN:
+                warn(("nodes", node_id, "probes"), f"{n} paraphrase items cannot tell a score {DECISION_MARGIN} above the "
+                     f"gate from one {DECISION_MARGIN} below at {gate.confidence:.0%} confidence (items typically spread "
+                     f"±{TYPICAL_SPREAD}); add items")
+    return found
 
 
 def profile_closure(graph: nx.DiGraph, named: list[str]) -> set[str]:

@@ -18,29 +18,83 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from curriculum.policies import FLAT, RunState, Step, make_policy
+from curriculum.draws import first_items, more_items, pool_keys, regression_items
+from curriculum.evidence import evidence_from
+from curriculum.policies import FLAT, Decision, Observed, RunState, Step, make_policy
 from curriculum.problems import CurriculumError
 from curriculum.tokens import token_plan
 from curriculum.train import examples_from_records, finished_stage, train_stage
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
+from probes.calibrate import node_levels
+from probes.lm import DECODING
 from probes.prober import Prober
-from probes.results import ItemResult, aggregate, mean_score
+from probes.results import ItemResult
+from probes.sweep import Selection
 from warehouse import records
 from warehouse.db import Warehouse
 from warehouse.report import write_report
 
 
-def probe_targets(st: RunState, step: Step | None) -> tuple[list[str], list[str]]:
-    """(nodes to probe, of which sampled): the trained node in full, mastered nodes on a sample."""
+def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage: int) -> Selection:
+    """Which items to probe: every item at baseline and after a flat stage; else a first draw of the
+    trained node's items and a rotating sample of each mastered node's (regression)."""
     if step is None or step.kind == "flat":
-        return [n for n in st.order if st.status[n] != "dormant"], []
-    mastered = [n for n in st.order if st.status[n] == "mastered" and n != step.node_id]
-    return [step.node_id, *mastered], mastered
+        return {n: None for n in st.order if st.status[n] != "dormant"}
+    plan: dict[str, list | None] = {step.node_id: first_items(loaded, step.node_id)}
+    for m in st.order:
+        if st.status[m] == "mastered" and m != step.node_id and m in st.mastered_on:
+            plan[m] = regression_items(loaded, m, sorted(st.mastered_on[m].items), stage)
+    return plan
 
 
-def node_scores(nodes: list[str], items: dict[str, list[float]]) -> dict[str, float | None]:
-    """A node's aggregate, or None when it has no probe items (the same live and on resume)."""
-    return {n: mean_score(items[n]) if items.get(n) else None for n in nodes}
+Rows = dict[str, list[tuple[int, int, str, float]]]  # node -> (probe index, item line, probe kind, score)
+
+
+def as_rows(results: dict[str, list[ItemResult]]) -> Rows:
+    return {n: [(r.probe_index, r.item, r.probe_kind, r.score) for r in rs] for n, rs in results.items()}
+
+
+def observe_rows(loaded: LoadedCurriculum, nodes, rows: Rows) -> Observed:
+    """Each node's items as evidence, or None when it has none (the same live and on resume)."""
+    return {n: evidence_from(rows[n], len(pool_keys(loaded, n))) if rows.get(n) else None for n in nodes}
+
+
+def score_rows(st: RunState, observed: Observed) -> list[dict[str, Any]]:
+    """The warehouse's node_scores rows: each score with its n and one-sided bounds at the gate's confidence."""
+    out = []
+    for n, ev in observed.items():
+        if ev is None:
+            continue
+        low, high = ev.bounds(st.confidence(n))
+        out.append({"node_id": n, "score": ev.score, "n_items": ev.n, "pool": ev.pool, "ci_low": low, "ci_high": high,
+                    "method": "wilson" if ev.binary else "t", "confidence": st.confidence(n), "gate": st.gate(n)})
+    return out
+
+
+def draw_until_clear(prober: Prober, loaded: LoadedCurriculum, st: RunState, adapter: Path, stage: int,
+                     node_id: str, results: dict[str, list[ItemResult]]) -> None:
+    """Sequential probing: while the trained node's gate call is inconclusive, draw unused items from its pool."""
+    while True:
+        ev = observe_rows(loaded, [node_id], as_rows(results))[node_id]
+        if ev is None or st.call(node_id, ev).verdict != "inconclusive":
+            return
+        extra = more_items(loaded, node_id, ev.items)
+        results[node_id] += probe_task(prober, loaded, adapter, stage, {node_id: extra}, st.auto_gates)[node_id]
+
+
+def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[Decision]:
+    """`min_score: auto`: the gate `curriculum calibrate` suggests, fixed from the data and the base model."""
+    decisions = []
+    for n in st.order:
+        if loaded.spec.gate_config(n).min_score != "auto":
+            continue
+        ev = baseline.get(n)
+        levels = node_levels(loaded, n, ev.score if ev else None)
+        st.auto_gates[n] = levels.suggested_gate()
+        decisions.append(Decision(n, "gate", f"min_score auto: {st.auto_gates[n]:.3f}, halfway from {levels.floor:.3f} "
+                                  f"(best of base, chance, answer bias) to {max(levels.top, levels.floor):.3f}",
+                                  gate=st.auto_gates[n], signals={"levels": asdict(levels)}))
+    return decisions
 
 
 def _train_remotely(deployment: str, cur, parent: Path | None, examples, pool, cfg, out_dir: Path) -> None:
@@ -84,8 +138,8 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
 
 @task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE)
 def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, stage: int,
-               nodes: list[str], sampled: list[str]) -> dict[str, list[ItemResult]]:
-    return prober.probe(loaded, adapter, nodes, sampled)
+               selection: Selection, gates: dict[str, float]) -> dict[str, list[ItemResult]]:
+    return prober.probe(loaded, adapter, selection, gates)
 
 
 @flow(name="curriculum", flow_run_name="{graph}", validate_parameters=True)
@@ -150,7 +204,8 @@ def curriculum(
         records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
                           graph_hash=loaded.sha256, policy=policy_name, seed=seed, base_model=cur.model.base,
                           config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
-                                  "nodes": list(cur.nodes) if profile else None})
+                                  "nodes": list(cur.nodes) if profile else None, "decoding": DECODING,
+                                  "warnings": [str(w) for w in loaded.warnings]})
     history = records.load_history(wh, run_id)
     run_dir = Path(runs_dir) / run_id
     st = RunState.start(cur, loaded.graph)
@@ -159,22 +214,26 @@ def curriculum(
     log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum, f" (profile {profile})" if profile else "",
              policy_name, len(cur.nodes))
 
-    nodes, _ = probe_targets(st, None)
+    nodes = list(probe_plan(loaded, st, None, 0))
     if history.has_baseline:
-        pol.baseline(st, node_scores(nodes, history.item_scores.get(0, {})))
+        baseline = observe_rows(loaded, nodes, history.item_scores.get(0, {}))
+        resolve_auto_gates(loaded, st, baseline)
+        pol.baseline(st, baseline)
     else:
         started = time.perf_counter()
-        results = probe_task(prober, loaded, None, 0, nodes, [])
-        decisions = pol.baseline(st, {n: aggregate(r) if r else None for n, r in results.items()})
+        results = probe_task(prober, loaded, None, 0, probe_plan(loaded, st, None, 0), {})
+        baseline = observe_rows(loaded, nodes, as_rows(results))
+        decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
-                                            [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started)
+                                            [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
+                                            node_scores=score_rows(st, baseline))
 
     stage = 1
     while (step := pol.next_step(st)) is not None:
         if max_stages is not None and stage > max_stages:
             log.info("budget of %d stages spent", max_stages)
             break
-        nodes, sampled = probe_targets(st, step)
+        plan = probe_plan(loaded, st, step, stage)
         done = history.stages.get(stage)
         parent = run_dir / f"stage-{st.accepted_stage}" if st.accepted_stage else None
         stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind, "parent_stage": st.accepted_stage}
@@ -185,7 +244,7 @@ def curriculum(
             keep = False
             pol.stage_failed(st, step, stage, "(replayed)")
         elif done is not None:  # recorded before the run was killed: replay, don't retrain
-            keep, _ = pol.observe(st, step, stage, node_scores(nodes, history.item_scores.get(stage, {})))
+            keep, _ = pol.observe(st, step, stage, observe_rows(loaded, plan, history.item_scores.get(stage, {})))
         else:
             out_dir = run_dir / f"stage-{stage}"
             started = time.perf_counter()
@@ -200,17 +259,20 @@ def curriculum(
                 continue
             trained = attempt.result()
             probe_started = time.perf_counter()
-            results = probe_task(prober, loaded, out_dir, stage, nodes, sampled)
+            results = probe_task(prober, loaded, out_dir, stage, plan, st.auto_gates)
+            if step.kind != "flat":
+                draw_until_clear(prober, loaded, st, out_dir, stage, step.node_id, results)
             timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
-            scores = {n: aggregate(r) if r else None for n, r in results.items()}
-            keep, decisions = pol.observe(st, step, stage, scores)
+            observed = observe_rows(loaded, plan, as_rows(results))
+            keep, decisions = pol.observe(st, step, stage, observed)
             stage_row.update(adapter_path=str(out_dir), status="done" if keep else "discarded", **timing,
                              **{k: v for k, v in trained.items() if k != "log"})
             records.record_probes_and_decisions(
                 wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
-                [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"])
+                [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"],
+                node_scores=score_rows(st, observed))
             log.info("stage %d %s: %s", stage, step.node_id,
-                     ", ".join(f"{n}={s:.3f}" for n, s in scores.items() if s is not None))
+                     ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
         if keep:
             st.accepted_stage = stage
         stage += 1

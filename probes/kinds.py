@@ -7,8 +7,10 @@ from typing import Any
 
 from curriculum.jsonl import Record
 from probes.results import ItemResult
-from probes.scoring import COPY_THRESHOLD, novelty, parascore
-from probes.similarity import cosine_pairs
+from probes.scoring import COPY_THRESHOLD, fact_recall, novelty, paraphrase_score
+from probes.similarity import cosine_best
+
+NEUTRAL = "N/A"  # the content-free question of contextual calibration (Zhao et al. 2021)
 
 
 def _tags(value: Any, known: set[str]) -> dict[str, Any]:
@@ -18,18 +20,20 @@ def _tags(value: Any, known: set[str]) -> dict[str, Any]:
 
 def score_paraphrases(
     node_id: str, probe_index: int, records: Sequence[Record[Any]], outputs: Sequence[str],
-    training_answers: Sequence[str], gate: float, kind: str = "paraphrase",
+    training_answers: Sequence[str], gate: float, ref_logprobs: Sequence[float | None] = (), kind: str = "paraphrase",
 ) -> list[ItemResult]:
-    """Meaning (cosine to the reference) plus a bonus for new wording, a penalty for parroting."""
-    sims = cosine_pairs(outputs, [r.value.reference for r in records])
+    """Key facts stated and closeness to the references; a recited training answer scores 0."""
+    sims = cosine_best(outputs, [r.value.all_references() for r in records])
+    ref_logprobs = list(ref_logprobs) or [None] * len(records)
     results = []
-    for rec, output, sim in zip(records, outputs, sims):
+    for rec, output, sim, ref_lp in zip(records, outputs, sims, ref_logprobs):
         d = novelty(output, training_answers)
-        score = min(1.0, max(0.0, parascore(sim, d)))  # gates live in [0, 1]
+        facts = fact_recall(output, rec.value.facts)
+        score = paraphrase_score(sim, facts, d)
         results.append(ItemResult(
             node_id, kind, probe_index, rec.line, rec.value.prompt, output, rec.value.reference,
             score=score, passed=score >= gate, sim=sim, novelty=d, copied=d < COPY_THRESHOLD,
-            tags=_tags(rec.value, {"prompt", "reference"}),
+            tags=_tags(rec.value, {"prompt", "reference", "references", "facts"}), facts=facts, ref_logprob=ref_lp,
         ))
     return results
 
@@ -40,19 +44,34 @@ def choice_prompt(prompt: str, choices: Sequence[str]) -> str:
     return f"{prompt}\nOptions:\n{options}\nAnswer with one option."
 
 
+def calibrated_pick(scored: Sequence[tuple[float, int]], prior: Sequence[tuple[float, int]]) -> int:
+    """The option whose log-likelihood rose most over the content-free question's (pointwise mutual information)."""
+    return max(range(len(scored)), key=lambda i: scored[i][0] - prior[i][0])
+
+
+def raw_pick(scored: Sequence[tuple[float, int]]) -> int:
+    """The option with the best per-token log-likelihood."""
+    return max(range(len(scored)), key=lambda i: scored[i][0] / max(scored[i][1], 1))
+
+
 def score_choices(
     node_id: str, probe_index: int, kind: str, records: Sequence[Record[Any]],
-    logprobs: Sequence[Sequence[tuple[float, int]]],
+    logprobs: Sequence[Sequence[tuple[float, int]]], priors: Sequence[Sequence[tuple[float, int]]],
+    scoring: str = "calibrated",
 ) -> list[ItemResult]:
-    """Pick the option with the best per-token log-likelihood; score 1 when it is the answer."""
+    """Score 1 when the pick (calibrated by default) is the answer; both picks and every option's numbers are kept."""
     results = []
-    for rec, per_choice in zip(records, logprobs):
-        normalised = [total / max(n, 1) for total, n in per_choice]
-        pick = max(range(len(normalised)), key=normalised.__getitem__)
+    for rec, per_choice, prior in zip(records, logprobs, priors):
+        raw, calibrated = raw_pick(per_choice), calibrated_pick(per_choice, prior)
+        pick = calibrated if scoring == "calibrated" else raw
         correct = pick == rec.value.answer
+        options = [{"text": c, "logprob": lp, "tokens": n, "prior_logprob": plp}
+                   for c, (lp, n), (plp, _) in zip(rec.value.choices, per_choice, prior)]
         results.append(ItemResult(
             node_id, kind, probe_index, rec.line, rec.value.prompt, rec.value.choices[pick],
-            rec.value.choices[rec.value.answer], score=float(correct), passed=correct, logprob=normalised[pick],
-            tags=_tags(rec.value, {"prompt", "choices", "answer"}),
+            rec.value.choices[rec.value.answer], score=float(correct), passed=correct,
+            logprob=per_choice[pick][0] / max(per_choice[pick][1], 1),
+            tags=_tags(rec.value, {"prompt", "choices", "answer"}), options=options,
+            raw_correct=raw == rec.value.answer, calibrated_correct=calibrated == rec.value.answer, scoring=scoring,
         ))
     return results

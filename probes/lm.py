@@ -12,6 +12,10 @@ import torch
 
 from curriculum.chat import prompt_ids
 
+# How probe answers are generated, recorded with every run: greedy, and no 3-gram twice, so a tuned model
+# cannot loop ("steady, steady, steady, ...") and a loop cannot pad an answer with cue words.
+DECODING = {"do_sample": False, "max_new_tokens": 48, "no_repeat_ngram_size": 3}
+
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
@@ -29,8 +33,9 @@ def _left_padded(seqs: Sequence[list[int]], pad: int, device: torch.device) -> t
 
 
 @torch.no_grad()
-def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 48, batch_size: int = 16) -> list[str]:
-    """Greedy chat answers, left-padded batches; a batch ends when all its answers have."""
+def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 48, batch_size: int = 16,
+                   no_repeat_ngram_size: int = DECODING["no_repeat_ngram_size"]) -> list[str]:
+    """Greedy chat answers (no n-gram repeated), left-padded batches; a batch ends when all its answers have."""
     encoded = [prompt_ids(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     out: list[str] = [""] * len(prompts)
@@ -41,7 +46,8 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
         ids, mask = _left_padded([encoded[i] for i in idx], pad, device)
         width = ids.size(1)
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+                             do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             no_repeat_ngram_size=no_repeat_ngram_size)
         for row, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
     return out

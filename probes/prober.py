@@ -10,7 +10,7 @@ from peft import PeftModel
 from curriculum.models import load_base
 from curriculum.validate import LoadedCurriculum
 from probes.results import ItemResult
-from probes.sweep import probe_nodes
+from probes.sweep import Selection, probe_nodes
 
 
 class Prober:
@@ -40,10 +40,10 @@ class Prober:
         self._active = name
         return self._peft.eval()
 
-    def probe(self, loaded: LoadedCurriculum, adapter: Path | None, nodes: list[str],
-              sampled: list[str]) -> dict[str, list[ItemResult]]:
+    def probe(self, loaded: LoadedCurriculum, adapter: Path | None, selection: Selection,
+              gates: dict[str, float] | None = None) -> dict[str, list[ItemResult]]:
         model = self.model_for(adapter)
         if adapter is None and self._peft is not None:
             with self._peft.disable_adapter():
-                return probe_nodes(model, self._loaded.tokenizer, loaded, nodes, sampled=sampled)
-        return probe_nodes(model, self._loaded.tokenizer, loaded, nodes, sampled=sampled)
+                return probe_nodes(model, self._loaded.tokenizer, loaded, selection, gates)
+        return probe_nodes(model, self._loaded.tokenizer, loaded, selection, gates)

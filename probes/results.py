@@ -24,6 +24,12 @@ class ItemResult:
     copied: bool | None = None
     logprob: float | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    facts: float | None = None  # paraphrase: share of the item's key facts the answer states
+    ref_logprob: float | None = None  # paraphrase: mean per-token log-likelihood of the reference (teacher-forced)
+    options: list[dict[str, Any]] | None = None  # choice: each option's summed log-likelihoods and token count
+    raw_correct: bool | None = None  # choice: right by per-token log-likelihood
+    calibrated_correct: bool | None = None  # choice: right by log-likelihood minus the content-free prior
+    scoring: str | None = None  # choice: which of the two the score uses
 
     def row(self) -> dict[str, Any]:
         """The warehouse row (run_id and stage are added by the caller)."""
@@ -31,6 +37,7 @@ class ItemResult:
 
         data = asdict(self)
         data["tags"] = json.dumps(self.tags) if self.tags else None
+        data["options"] = json.dumps(self.options) if self.options is not None else None
         return data
 
 

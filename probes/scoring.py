@@ -1,19 +1,23 @@
-"""ParaScore-style paraphrase scoring: meaning kept, wording changed.
+"""Paraphrase scoring: does the answer carry the meaning, in words of its own?
 
-score = sim + ω·DS(d), with d the normalised character edit distance to the nearest
-training answer and DS(d) = γ if d ≥ γ else −1 + ((γ+1)/γ)·d. A parroted training answer
-(d ≈ 0) loses ω; a real paraphrase (d ≥ γ) gains ω·γ.
+An answer that is (nearly) a training answer is not a paraphrase: it scores 0 whatever it
+says, so reciting can never clear a gate. Otherwise the score is the meaning it carries:
+the share of the item's key facts it states (each fact a set of cue words), blended with its
+closest cosine to the references — chosen over cosine alone because cosine rewards fluent
+answers on the topic whether right or wrong (bench/signals.py, `metric_pair_accuracy`).
+Items without facts fall back to the cosine.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
-OMEGA = 0.05
-GAMMA = 0.35
 COPY_THRESHOLD = 0.15  # d below this: the answer is (nearly) a training answer verbatim
+FACT_WEIGHT = 0.6  # share of the score that comes from key facts when the item has them
 
 
 def novelty(output: str, training_answers: Sequence[str]) -> float:
@@ -23,9 +27,25 @@ def novelty(output: str, training_answers: Sequence[str]) -> float:
     return min(Levenshtein.normalized_distance(output.strip().lower(), a.strip().lower()) for a in training_answers)
 
 
-def diversity(d: float, gamma: float = GAMMA) -> float:
-    return gamma if d >= gamma else -1.0 + ((gamma + 1.0) / gamma) * d
+@lru_cache(maxsize=4096)
+def _cue(word: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(word.casefold()))
 
 
-def parascore(sim: float, d: float, omega: float = OMEGA) -> float:
-    return sim + omega * diversity(d)
+def fact_recall(output: str, facts: Sequence[Sequence[str]]) -> float | None:
+    """The share of facts the answer states: a fact counts when any of its cues starts a word of the answer."""
+    if not facts:
+        return None
+    text = output.casefold()
+    return sum(1 for cues in facts if any(_cue(c).search(text) for c in cues)) / len(facts)
+
+
+def meaning(sim: float, facts: float | None, fact_weight: float = FACT_WEIGHT) -> float:
+    """Key facts first, closeness to the references second; cosine alone when there are no facts."""
+    sim = max(0.0, min(1.0, sim))
+    return sim if facts is None else fact_weight * facts + (1 - fact_weight) * sim
+
+
+def paraphrase_score(sim: float, facts: float | None, d: float) -> float:
+    """0 for a recited training answer; otherwise the meaning the answer carries, in [0, 1]."""
+    return 0.0 if d < COPY_THRESHOLD else meaning(sim, facts)

@@ -15,11 +15,20 @@ def sentence_model():
     return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
-def cosine_pairs(outputs: Sequence[str], references: Sequence[str]) -> list[float]:
-    """Cosine similarity of each output with its own reference, in one encode call."""
+def cosine_best(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
+    """Each output's cosine similarity with the closest of its own references, in one encode call."""
     if not outputs:
         return []
-    model = sentence_model()
-    emb = model.encode(list(outputs) + list(references), batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
-    n = len(outputs)
-    return (emb[:n] * emb[n:]).sum(-1).clamp(-1.0, 1.0).tolist()
+    flat = [r for refs in references for r in refs]
+    emb = sentence_model().encode(list(outputs) + flat, batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
+    out, at = [], len(outputs)
+    for i, refs in enumerate(references):
+        sims = emb[at : at + len(refs)] @ emb[i]
+        out.append(float(sims.max().clamp(-1.0, 1.0)))
+        at += len(refs)
+    return out
+
+
+def cosine_pairs(outputs: Sequence[str], references: Sequence[str]) -> list[float]:
+    """Cosine similarity of each output with its one reference."""
+    return cosine_best(outputs, [[r] for r in references])

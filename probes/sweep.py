@@ -1,67 +1,83 @@
 """Probe any set of nodes in one pass: all generations batched together, all choices too.
 
-After each stage the flow probes the trained node on every item and the mastered nodes
-on their fixed small sample (regression), so batching across nodes is what keeps the
+After each stage the flow probes the trained node on a draw of its items and the mastered
+nodes on a rotating sample (regression), so batching across nodes is what keeps the
 O(stages x nodes) sweep cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from curriculum.evidence import ItemKey
 from curriculum.jsonl import Record
 from curriculum.spec import LexiconEntry
 from curriculum.validate import LoadedCurriculum
-from probes.kinds import choice_prompt, score_choices, score_paraphrases
-from probes.lm import choice_logprobs, greedy_answers
+from probes.kinds import NEUTRAL, choice_prompt, score_choices, score_paraphrases
+from probes.lm import DECODING, choice_logprobs, greedy_answers
 from probes.lmeval_bridge import run_lmeval
 from probes.results import ItemResult
 
-MAX_NEW_TOKENS = 48
+Selection = Mapping[str, Sequence[ItemKey] | None]  # node -> the items to probe (None: all of them)
 
 
-def probe_nodes(model, tokenizer, cur: LoadedCurriculum, node_ids: Iterable[str], *,
-                sampled: Iterable[str] = (), max_new_tokens: int = MAX_NEW_TOKENS) -> dict[str, list[ItemResult]]:
-    """Every item of each node's probes (only `sample` items for nodes in `sampled`)."""
+def _chosen(records: list[Record[Any]], probe_index: int, keys: Sequence[ItemKey] | None) -> list[Record[Any]]:
+    if keys is None:
+        return records
+    wanted = {line for i, line in keys if i == probe_index}
+    return [r for r in records if r.line in wanted]
+
+
+def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
+                gates: Mapping[str, float] | None = None) -> dict[str, list[ItemResult]]:
+    """The selected items of each node's probes, scored; installed lm-eval tasks run whole."""
     was_training = model.training
     model.eval()
-    node_ids, sampled = list(node_ids), set(sampled)
-    results: dict[str, list[ItemResult]] = {n: [] for n in node_ids}
+    results: dict[str, list[ItemResult]] = {n: [] for n in selection}
     para: list[tuple[str, int, list[Record[Any]]]] = []
-    choice: list[tuple[str, int, str, list[Record[Any]]]] = []
-    for node_id in node_ids:
+    choice: list[tuple[str, int, str, str, list[Record[Any]]]] = []
+    for node_id, keys in selection.items():
         for i, spec in enumerate(cur.spec.nodes[node_id].probes):
-            records = cur.probe_items[node_id][i]
-            if node_id in sampled and spec.sample:
-                records = records[: spec.sample]
+            records = _chosen(cur.probe_items[node_id][i], i, keys)
             if spec.kind == "paraphrase":
                 para.append((node_id, i, records))
             elif spec.kind == "transfer" or spec.task is None:
-                choice.append((node_id, i, spec.kind, records))
-            else:
-                limit = spec.sample if node_id in sampled else None
-                results[node_id] += run_lmeval(model, tokenizer, node_id, i, task=spec.task, limit=limit)
-    answers = greedy_answers(model, tokenizer, [r.value.prompt for _, _, recs in para for r in recs], max_new_tokens)
+                choice.append((node_id, i, spec.kind, spec.scoring, records))
+            elif keys is None or any(k[0] == i for k in keys):
+                results[node_id] += run_lmeval(model, tokenizer, node_id, i, task=spec.task, limit=spec.sample)
+    prompts = [r.value.prompt for _, _, recs in para for r in recs]
+    answers = greedy_answers(model, tokenizer, prompts, DECODING["max_new_tokens"])
+    # the reference's own likelihood: a second, generation-free signal of whether the meaning was learned
+    ref_scored = choice_logprobs(model, tokenizer, [(r.value.prompt, [r.value.reference]) for _, _, recs in para for r in recs])
+    ref_lps = [total / max(n, 1) for (total, n), in ref_scored]
     at = 0
     for node_id, i, records in para:
-        outputs, at = answers[at : at + len(records)], at + len(records)
+        outputs, lps, at = answers[at : at + len(records)], ref_lps[at : at + len(records)], at + len(records)
         train = [r.value.answer for r in cur.examples[node_id]]
-        gate = cur.spec.gate_config(node_id).min_score
-        results[node_id] += score_paraphrases(node_id, i, records, outputs, train, gate)
-    questions = [(choice_prompt(r.value.prompt, r.value.choices), r.value.choices)
-                 for _, _, _, recs in choice for r in recs]
-    scored = choice_logprobs(model, tokenizer, questions)
+        gate = (gates or {}).get(node_id, _numeric_gate(cur, node_id))
+        results[node_id] += score_paraphrases(node_id, i, records, outputs, train, gate, lps)
+    recs = [r for *_, records in choice for r in records]
+    questions = [(choice_prompt(r.value.prompt, r.value.choices), r.value.choices) for r in recs]
+    neutral = list(dict.fromkeys(tuple(r.value.choices) for r in recs))  # one content-free question per option set
+    scored = choice_logprobs(model, tokenizer, questions + [(choice_prompt(NEUTRAL, c), c) for c in neutral])
+    prior = dict(zip(neutral, scored[len(questions):]))
     at = 0
-    for node_id, i, kind, records in choice:
+    for node_id, i, kind, scoring, records in choice:
         per_item, at = scored[at : at + len(records)], at + len(records)
-        results[node_id] += score_choices(node_id, i, kind, records, per_item)
+        priors = [prior[tuple(r.value.choices)] for r in records]
+        results[node_id] += score_choices(node_id, i, kind, records, per_item, priors, scoring)
     model.train(was_training)
     by_word = {e.word.casefold(): e for e in cur.spec.lexicon}
     for rs in results.values():
         for r in rs:
             r.tags = {**lexicon_tags(by_word, r), **r.tags}  # the item's own tags win
     return results
+
+
+def _numeric_gate(cur: LoadedCurriculum, node_id: str) -> float:
+    value = cur.spec.gate_config(node_id).min_score
+    return 0.5 if value == "auto" else value
 
 
 def lexicon_tags(by_word: dict[str, LexiconEntry], result: ItemResult) -> dict[str, str]:

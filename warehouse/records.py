@@ -64,7 +64,8 @@ def set_run_status(wh: Warehouse, run_id: str, status: str) -> None:
 
 def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_rows: Sequence[dict],
                                 decisions: Sequence[dict], stage_row: dict | None = None,
-                                steps: Sequence[dict] = (), baseline_probe_s: float | None = None) -> None:
+                                steps: Sequence[dict] = (), baseline_probe_s: float | None = None,
+                                node_scores: Sequence[dict] = ()) -> None:
     """One stage (or the baseline, stage 0) in one transaction."""
     with wh.transaction() as con:
         if baseline_probe_s is not None:
@@ -73,6 +74,7 @@ def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_ro
             wh.append(con, "stages", [{**stage_row, "run_id": run_id, "stage": stage}])
             wh.append(con, "train_steps", [{**s, "run_id": run_id, "stage": stage} for s in steps])
         wh.append(con, "probe_results", [{**r, "run_id": run_id, "stage": stage} for r in probe_rows])
+        wh.append(con, "node_scores", [{**r, "run_id": run_id, "stage": stage} for r in node_scores])
         wh.append(con, "decisions", _decision_rows(run_id, _next_seq(con, run_id), stage, decisions))
 
 
@@ -81,7 +83,8 @@ class History:
     """A run's recorded stages, read back to replay them on resume."""
 
     stages: dict[int, dict[str, Any]] = field(default_factory=dict)
-    item_scores: dict[int, dict[str, list[float]]] = field(default_factory=dict)  # stage -> node -> item scores
+    # stage -> node -> (probe_index, item, probe_kind, score) of every item it was probed on
+    item_scores: dict[int, dict[str, list[tuple[int, int, str, float]]]] = field(default_factory=dict)
 
     @property
     def has_baseline(self) -> bool:
@@ -94,11 +97,11 @@ def load_history(wh: Warehouse, run_id: str) -> History:
     for row in rows:
         rec = dict(zip(cols, row))
         history.stages[rec["stage"]] = rec
-    _, rows = wh.query("SELECT stage, node_id, score FROM probe_results WHERE run_id = ? ORDER BY stage, node_id, probe_index, item",
-                       [run_id])
-    scores: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for stage, node, score in rows:
-        scores[stage][node].append(score)
+    _, rows = wh.query("SELECT stage, node_id, probe_index, item, probe_kind, score FROM probe_results WHERE run_id = ? "
+                       "ORDER BY stage, node_id, probe_index, item", [run_id])
+    scores: dict[int, dict[str, list[tuple[int, int, str, float]]]] = defaultdict(lambda: defaultdict(list))
+    for stage, node, probe_index, item, kind, score in rows:
+        scores[stage][node].append((probe_index, item, kind, score))
     history.item_scores = {s: dict(nodes) for s, nodes in scores.items()}
     _, baseline_decisions = wh.query("SELECT count(*) FROM decisions WHERE run_id = ? AND stage = 0", [run_id])
     if baseline_decisions[0][0] and 0 not in history.item_scores:
@@ -107,20 +110,26 @@ def load_history(wh: Warehouse, run_id: str) -> History:
 
 
 def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
-    """Per node: baseline, best and final score, and its last decision."""
+    """Per node: baseline, best and final score, the final score's n and interval, and its last decision."""
     return wh.query(
         """
         WITH m AS (SELECT * FROM mastery_matrix WHERE run_id = $1),
+        ns AS (SELECT node_id, arg_max(n_items, stage) AS n, arg_max(ci_low, stage) AS lo,
+                      arg_max(ci_high, stage) AS hi
+               FROM node_scores WHERE run_id = $1 GROUP BY node_id),
         last_decision AS (
             SELECT node_id, arg_max(action, seq) AS last_action FROM decisions
             WHERE run_id = $1 AND node_id IS NOT NULL GROUP BY node_id)
         SELECT m.node_id,
                max(CASE WHEN m.stage = 0 THEN m.score END) AS baseline,
                arg_max(m.score, m.stage) AS final,
+               any_value(ns.n) AS n,
+               any_value(ns.lo) AS ci_low,
+               any_value(ns.hi) AS ci_high,
                max(m.score) AS best,
                count(DISTINCT m.stage) AS probed_at,
                any_value(d.last_action) AS last_action
-        FROM m LEFT JOIN last_decision d USING (node_id)
+        FROM m LEFT JOIN last_decision d USING (node_id) LEFT JOIN ns USING (node_id)
         GROUP BY m.node_id ORDER BY m.node_id
         """,
         [run_id],

@@ -1,0 +1,54 @@
+"""The levels behind a suggested gate that need the probes' own scoring: how the data itself scores.
+
+`curriculum calibrate` prints them and `gate: {min_score: auto}` uses them at the start of a run.
+"""
+
+from __future__ import annotations
+
+import math
+
+from curriculum.calibration import Levels, choice_levels
+from curriculum.validate import LoadedCurriculum
+from probes.scoring import fact_recall, meaning
+from probes.similarity import cosine_best
+
+
+def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
+    """Mean over the node's paraphrase items of the best meaning score any of its training answers gets
+    (the copy rule aside): the level reciting the data would reach if reciting were allowed."""
+    answers = [r.value.answer for r in loaded.examples[node_id]]
+    best = []
+    for i, probe in enumerate(loaded.spec.nodes[node_id].probes):
+        if probe.kind != "paraphrase":
+            continue
+        for rec in loaded.probe_items[node_id][i]:
+            sims = cosine_best(answers, [rec.value.all_references()] * len(answers))
+            best.append(max(meaning(s, fact_recall(a, rec.value.facts)) for a, s in zip(answers, sims)))
+    return math.fsum(best) / len(best) if best else None
+
+
+def node_levels(loaded: LoadedCurriculum, node_id: str, base: float | None) -> Levels:
+    """Chance and answer bias of its choice items, the data's own level on its paraphrase items, the base score."""
+    probes = loaded.spec.nodes[node_id].probes
+    choice = [r for i, p in enumerate(probes) if p.kind != "paraphrase" for r in loaded.probe_items[node_id][i]]
+    items = sum(len(r) for r in loaded.probe_items[node_id])
+    has_paraphrase = any(p.kind == "paraphrase" for p in probes)
+    chance, bias = choice_levels(choice) if choice and not has_paraphrase else (None, None)
+    return Levels("paraphrase" if has_paraphrase else "choice", items, base=base, chance=chance, bias=bias,
+                  recite=recite_level(loaded, node_id) if has_paraphrase else None)
+
+
+def calibrate(loaded: LoadedCurriculum) -> dict[str, Levels]:
+    """Every schedulable node's levels, the base model probed on all its items (what `curriculum calibrate` prints)."""
+    from curriculum.draws import pool_keys
+    from curriculum.evidence import evidence_from
+    from curriculum.tokens import token_plan
+    from probes.prober import Prober
+
+    nodes = [n for n in loaded.spec.nodes if loaded.probe_items[n] and any(loaded.probe_items[n])]
+    results = Prober(loaded.spec.model.base, token_plan(loaded.spec)).probe(loaded, None, {n: None for n in nodes})
+    out = {}
+    for n in nodes:
+        ev = evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in results[n]], len(pool_keys(loaded, n)))
+        out[n] = node_levels(loaded, n, ev.score if ev.n else None)
+    return out
