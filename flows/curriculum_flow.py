@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -71,15 +71,17 @@ def score_rows(st: RunState, observed: Observed) -> list[dict[str, Any]]:
     return out
 
 
-def draw_until_clear(prober: Prober, loaded: LoadedCurriculum, st: RunState, adapter: Path, stage: int,
-                     node_id: str, results: dict[str, list[ItemResult]]) -> None:
-    """Sequential probing: while the trained node's gate call is inconclusive, draw unused items from its pool."""
+def draw_until_clear(loaded: LoadedCurriculum, st: RunState, node_id: str, results: dict[str, list[ItemResult]],
+                     probe: Callable[[Selection], dict[str, list[ItemResult]]]) -> int:
+    """Sequential probing: while the trained node's gate call is inconclusive, draw unused items from its pool.
+    Returns how many draws were added."""
+    draws = 0
     while True:
         ev = observe_rows(loaded, [node_id], as_rows(results))[node_id]
         if ev is None or st.call(node_id, ev).verdict != "inconclusive":
-            return
-        extra = more_items(loaded, node_id, ev.items)
-        results[node_id] += probe_task(prober, loaded, adapter, stage, {node_id: extra}, st.auto_gates)[node_id]
+            return draws
+        results[node_id] += probe({node_id: more_items(loaded, node_id, ev.items)})[node_id]
+        draws += 1
 
 
 def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[Decision]:
@@ -261,7 +263,8 @@ def curriculum(
             probe_started = time.perf_counter()
             results = probe_task(prober, loaded, out_dir, stage, plan, st.auto_gates)
             if step.kind != "flat":
-                draw_until_clear(prober, loaded, st, out_dir, stage, step.node_id, results)
+                draw_until_clear(loaded, st, step.node_id, results,
+                                 lambda sel: probe_task(prober, loaded, out_dir, stage, sel, st.auto_gates))
             timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
             observed = observe_rows(loaded, plan, as_rows(results))
             keep, decisions = pol.observe(st, step, stage, observed)

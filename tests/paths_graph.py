@@ -1,8 +1,9 @@
 """A small graph built so that the tiny model walks every decision path of the gated policy.
 
 The tiny random model learns token patterns fast, so a choice probe whose right option
-repeats the training answers' words moves from wrong to right after one stage, and a
-later stage trained on the other option's words pulls it back (forgetting).
+repeats the training answers' words moves from wrong to right after one stage (scored raw:
+that lean is what this graph uses), and a later stage trained on the other option's words
+pulls all four items back at once (forgetting that a paired test calls significant).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def paths_graph(root: Path, epochs: int = 2) -> Path:
 
     def choice(name: str, right: str, wrong: str) -> None:
         write_jsonl(root / f"{name}_mc.jsonl", [{"prompt": f"Pick for {name} {i}.", "choices": [wrong, right], "answer": 1}
-                                               for i in range(2)])
+                                               for i in range(4)])
 
     for name in ("seen", "hard", "remedial", "child"):
         node_data(name, "plain words here")
@@ -45,7 +46,7 @@ nodes:
   learn:
     layer: definition
     data: learn.jsonl
-    probes: [{{kind: transfer, items: learn_mc.jsonl}}]
+    probes: [{{kind: transfer, items: learn_mc.jsonl, scoring: raw}}]  # the lean towards trained words is the point here
   hard:
     layer: causality
     requires: [learn]
