@@ -59,7 +59,8 @@ def split(items: list[Record], flat: list) -> list[list]:
 
 def ours(model, tok, items):
     questions = [(choice_prompt(r.value.prompt, r.value.choices), r.value.choices) for r in items]
-    return score_choices("bench", 0, "transfer", items, choice_logprobs(model, tok, questions))
+    scored = choice_logprobs(model, tok, questions)
+    return score_choices("bench", 0, "transfer", items, scored, scored, scoring="raw")  # speed only: no prior pass
 
 
 def naive(model, tok, items):
@@ -72,7 +73,8 @@ def naive(model, tok, items):
             logits = model(input_ids=torch.tensor([head + tail])).logits[0]
         lp = torch.log_softmax(logits[len(head) - 1 : -1].float(), -1).gather(1, torch.tensor(tail)[:, None]).sum().item()
         scored.append((lp, len(tail)))
-    return score_choices("bench", 0, "transfer", items, split(items, scored))
+    per_item = split(items, scored)
+    return score_choices("bench", 0, "transfer", items, per_item, per_item, scoring="raw")
 
 
 @torch.no_grad()
@@ -97,7 +99,8 @@ def hand_loop(model, tok, items, batch_size: int = 32):
             toks, head = seqs[i]
             lp = torch.log_softmax(logits[row, head - 1 : len(toks) - 1].float(), -1)
             out[i] = (lp.gather(1, torch.tensor(toks[head:])[:, None]).sum().item(), len(toks) - head)
-    return score_choices("bench", 0, "transfer", items, split(items, out))
+    per_item = split(items, out)
+    return score_choices("bench", 0, "transfer", items, per_item, per_item, scoring="raw")
 
 
 def simple_evaluate(model, tok, items):

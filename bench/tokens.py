@@ -75,7 +75,7 @@ def run_variant(cur: LoadedCurriculum, init: str, out: Path, nodes: list[str], p
     started = time.perf_counter()
     result = train_stage(cur.spec.model.base, None, examples, cur.spec.model.lora, cfg, out, progress=False, tokens=plan)
     stage_s = time.perf_counter() - started
-    results = Prober(cur.spec.model.base, plan).probe(cur, out, probed, [])
+    results = Prober(cur.spec.model.base, plan).probe(cur, out, {n: None for n in probed})
     scores = {n: aggregate(r) for n, r in results.items() if r}
     para = [scores[n] for n in probed if cur.spec.nodes[n].probes[0].kind == "paraphrase"]
     choice = [scores[n] for n in probed if cur.spec.nodes[n].probes[0].kind != "paraphrase"]

@@ -85,12 +85,15 @@ def run(
     rid = state.result()
     wh = Warehouse(db)
     columns, rows = mastery_table(wh, rid)
-    table = Table(title=f"run {rid}")
-    for name in columns:
-        table.add_column(name, overflow="fold")
+    table = Table("node", "baseline", "final [bounds] n", "best", "last", title=f"run {rid}")
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for row in rows:
-        table.add_row(*("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        r = dict(zip(columns, row))
+        bounds = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}] {r['n']}" if r["n"] is not None else ""
+        table.add_row(r["node_id"], fmt(r["baseline"]), fmt(r["final"]) + bounds, fmt(r["best"]), str(r["last_action"]))
     out.print(table)
+    out.print(f"bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
+              style="dim")
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
 
 

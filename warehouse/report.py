@@ -131,8 +131,14 @@ def render_report(wh: Warehouse, run_id: str) -> str:
     doc = yaml.safe_load(run["yaml_text"]) or {}
     walked = json.loads(run["config"] or "{}").get("nodes")  # a profile run's nodes; None for the whole graph
     nodes = {n: body for n, body in doc.get("nodes", {}).items() if walked is None or n in walked}
-    decisions = _rows(wh, "SELECT seq, stage, node_id, action, attempt, score_before, score_after, gate, reason "
-                          "FROM decisions WHERE run_id = ? ORDER BY seq", run_id)
+    decisions = _rows(wh, "SELECT seq, stage, node_id, action, attempt, score_before, score_after, n_items, ci_low, ci_high, "
+                          "gate, reason FROM decisions WHERE run_id = ? ORDER BY seq", run_id)
+    node_scores = _rows(wh, """
+        SELECT node_id, stage, score, n_items, pool, ci_low, ci_high, method, confidence, gate,
+               CASE WHEN ci_low >= gate THEN 'over' WHEN ci_high < gate THEN 'under' ELSE 'unclear' END AS vs_gate
+        FROM node_scores WHERE run_id = $1 AND (node_id, stage) IN
+             (SELECT (node_id, max(stage)) FROM node_scores WHERE run_id = $1 GROUP BY node_id)
+        ORDER BY node_id""", run_id)
     cells = _rows(wh, "SELECT stage, node_id, score FROM mastery_matrix WHERE run_id = ? ORDER BY stage", run_id)
     steps = _rows(wh, "SELECT t.stage, s.node_id, t.step, t.loss FROM train_steps t JOIN stages s USING (run_id, stage) "
                       "WHERE run_id = ? ORDER BY t.stage, t.step", run_id)
@@ -159,11 +165,14 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         '<h2 id="graph">Graph, coloured by node status</h2>', _graph_svg(nodes, status) if nodes else "<p>no nodes</p>",
         '<h2 id="heatmap">Mastery R[stage, node]</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
         '<h2 id="scores">Scores across stages</h2>', _curves_svg(scores, "stage", "mean probe score") if scores else "",
+        '<h2 id="intervals">Last score of each node, with its n and one-sided bounds</h2>',
+        _table(node_scores, ["node_id", "stage", "score", "n_items", "pool", "ci_low", "ci_high", "method", "confidence",
+                             "gate", "vs_gate"]),
         '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
         '<h2 id="stages">Stages</h2>', _table(stages, list(stages[0]) if stages else []),
         '<h2 id="decisions">Decisions</h2>',
-        _table(decisions, ["seq", "stage", "node_id", "action", "attempt", "score_before", "score_after", "gate", "reason"],
-               "decisions"),
+        _table(decisions, ["seq", "stage", "node_id", "action", "attempt", "score_before", "score_after", "n_items", "ci_low",
+                           "ci_high", "gate", "reason"], "decisions"),
         '<h2 id="worst">Worst probe answers (each node\'s last probed stage)</h2>',
         _table(worst, ["stage", "node_id", "probe_kind", "prompt", "output", "reference", "score", "copied"]),
     ]
