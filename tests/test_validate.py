@@ -139,3 +139,26 @@ def test_run_with_unknown_profile_exits_1_and_writes_nothing(tmp_path: Path, mon
                                       "--db", str(tmp_path / "w.duckdb"), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 1 and "unknown profile 'nope' (profiles: demo)" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_lint_warns_of_one_answer_probes_and_too_few_items(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import tiny_graph
+
+    monkeypatch.chdir(tmp_path)
+    graph = tiny_graph(tmp_path)  # a's and b's choice probes: every item answers 'a still lake at dawn'; 3 paraphrase items
+    graph.write_text(graph.read_text().replace("  gate: {min_score: 0.5, max_attempts: 2}",
+                                               "  gate: {min_score: 0.5, max_attempts: 2, confidence: 0.95}"))
+    result = CliRunner().invoke(app, ["validate", str(graph)])
+    assert result.exit_code == 0, result.output
+    warnings = [line.strip() for line in result.stdout.splitlines() if "warning:" in line]
+    one_answer = [w for w in warnings if "has the answer 'a still lake at dawn'" in w]
+    assert len(one_answer) == 2 and one_answer[0].startswith("graph.yaml:")
+    assert sum("cannot tell a score" in w for w in warnings) == 2
+    assert "warnings: 4" in result.stdout
+    # spread answers and enough items: no warning
+    for node in ("a", "b"):
+        (tmp_path / f"{node}_choice.jsonl").write_text("".join(
+            f'{{"prompt": "Which fits {node} {i}?", "choices": ["x{i}", "y", "z"], "answer": {i % 3}}}\n' for i in range(3)))
+    graph.write_text(graph.read_text().replace("confidence: 0.95", "confidence: 0.6"))
+    result = CliRunner().invoke(app, ["validate", str(graph)])
+    assert result.exit_code == 0 and "warning:" not in result.stdout, result.stdout
