@@ -123,7 +123,7 @@ class GateConfig(Strict):
         "calibrate` suggests, computed from the data and the base model at the start of the run",
     )
     confidence: float = Field(
-        0.8, gt=0.5, lt=1.0,
+        0.9, gt=0.5, lt=1.0,
         description="one-sided confidence of gate and forgetting decisions: pass when the score's lower bound "
         "clears the gate, fail when its upper bound is below it, otherwise draw more items",
     )
