@@ -105,3 +105,29 @@ def test_calibration_undoes_a_lean_towards_one_word(tmp_path: Path) -> None:
     print(f"\nfavoured word is every answer: raw {raw:.3f}, calibrated {calibrated:.3f}, chance 0.25")
     assert raw == 1.0
     assert calibrated <= 0.6  # 24 items; on the real model bench/signals.py measures it on the bundled probes
+
+
+def test_calibrate_prints_levels_and_writes_gates_that_auto_reproduces(prefect_harness, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from curriculum.cli import app
+    from flows.curriculum_flow import curriculum
+    from helpers import tiny_graph
+
+    monkeypatch.chdir(tmp_path)
+    graph = tiny_graph(tmp_path)
+    result = CliRunner().invoke(app, ["calibrate", str(graph), "--write", str(tmp_path / "calibrated.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "suggested" in result.stdout and "wrote" in result.stdout
+    written = load_curriculum(tmp_path / "calibrated.yaml")
+    suggested = {n: written.spec.gate_config(n).min_score for n in ("a", "b")}
+    assert all(isinstance(v, float) and 0.0 < v <= 0.95 for v in suggested.values())
+    assert (tmp_path / "calibrated.yaml").read_text().startswith("curriculum: tiny")
+    # min_score: auto computes the same gates at run time and records them
+    graph.write_text(graph.read_text().replace("gate: {min_score: 0.5, max_attempts: 2}", "gate: {min_score: auto, max_attempts: 2}"))
+    curriculum(graph=str(graph), warehouse=str(tmp_path / "w.duckdb"), runs_dir=str(tmp_path / "runs"), run_id="auto",
+               max_stages=1)
+    _, rows = Warehouse(tmp_path / "w.duckdb").query("SELECT node_id, gate, reason FROM decisions WHERE action = 'gate' ORDER BY node_id")
+    assert [(n, g) for n, g, _ in rows] == [(n, pytest.approx(suggested[n])) for n in ("a", "b")]
+    assert all("min_score auto" in reason for *_, reason in rows)
