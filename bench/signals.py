@@ -38,6 +38,7 @@ from curriculum.chat import Example
 from curriculum.draws import first_items, pool_keys, regression_items
 from curriculum.evidence import Evidence, evidence_from, gate_call, paired_drop
 from curriculum.validate import LoadedCurriculum, load_curriculum
+from probes.kinds import item_facts
 from probes.scoring import COPY_THRESHOLD, fact_recall, meaning, novelty, paraphrase_score
 from probes.similarity import cosine_best, cosine_pairs
 
@@ -83,7 +84,7 @@ def metric_pairs() -> dict:
         new, old = [], []
         for j, text in enumerate((r["better"], r["worse"])):
             d = novelty(text, train)
-            new.append(paraphrase_score(best[2 * k + j], fact_recall(text, it.facts), d))
+            new.append(paraphrase_score(best[2 * k + j], fact_recall(text, item_facts(it)), d))
             old.append(old_score(single[2 * k + j], d))
         for key in ("all", Path(r["graph"]).stem, r["kind"]):
             tally["new"][key].append(int(new[0] > new[1]))
@@ -121,9 +122,9 @@ def recite_passes() -> dict:
                     continue
                 for rec in loaded.probe_items[node][i]:
                     sims = cosine_best(train, [rec.value.all_references()] * len(train))
-                    nearest = max(range(len(train)), key=lambda j: meaning(sims[j], fact_recall(train[j], rec.value.facts)))
+                    nearest = max(range(len(train)), key=lambda j: meaning(sims[j], fact_recall(train[j], item_facts(rec.value))))
                     d = novelty(train[nearest], train)
-                    rows.append((i, rec.line, "paraphrase", paraphrase_score(sims[nearest], fact_recall(train[nearest], rec.value.facts), d)))
+                    rows.append((i, rec.line, "paraphrase", paraphrase_score(sims[nearest], fact_recall(train[nearest], item_facts(rec.value)), d)))
             if not rows:
                 continue
             checked += 1

@@ -9,6 +9,7 @@ import math
 
 from curriculum.calibration import Levels, choice_levels
 from curriculum.validate import LoadedCurriculum
+from probes.kinds import item_facts
 from probes.scoring import fact_recall, meaning
 from probes.similarity import cosine_best
 
@@ -23,7 +24,7 @@ def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
             continue
         for rec in loaded.probe_items[node_id][i]:
             sims = cosine_best(answers, [rec.value.all_references()] * len(answers))
-            best.append(max(meaning(s, fact_recall(a, rec.value.facts)) for a, s in zip(answers, sims)))
+            best.append(max(meaning(s, fact_recall(a, item_facts(rec.value))) for a, s in zip(answers, sims)))
     return math.fsum(best) / len(best) if best else None
 
 

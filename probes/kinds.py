@@ -7,7 +7,7 @@ from typing import Any
 
 from curriculum.jsonl import Record
 from probes.results import ItemResult
-from probes.scoring import COPY_THRESHOLD, fact_recall, novelty, paraphrase_score
+from probes.scoring import COPY_THRESHOLD, derived_facts, fact_recall, novelty, paraphrase_score
 from probes.similarity import cosine_best
 
 NEUTRAL = "N/A"  # the content-free question of contextual calibration (Zhao et al. 2021)
@@ -28,7 +28,7 @@ def score_paraphrases(
     results = []
     for rec, output, sim, ref_lp in zip(records, outputs, sims, ref_logprobs):
         d = novelty(output, training_answers)
-        facts = fact_recall(output, rec.value.facts)
+        facts = fact_recall(output, item_facts(rec.value))
         score = paraphrase_score(sim, facts, d)
         results.append(ItemResult(
             node_id, kind, probe_index, rec.line, rec.value.prompt, output, rec.value.reference,
@@ -36,6 +36,11 @@ def score_paraphrases(
             tags=_tags(rec.value, {"prompt", "reference", "references", "facts"}), facts=facts, ref_logprob=ref_lp,
         ))
     return results
+
+
+def item_facts(item: Any) -> list[list[str]]:
+    """The item's own key facts, or cues derived from its references when it names none."""
+    return item.facts or derived_facts(item.prompt, item.all_references())
 
 
 def choice_prompt(prompt: str, choices: Sequence[str]) -> str:

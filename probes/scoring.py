@@ -5,7 +5,8 @@ says, so reciting can never clear a gate. Otherwise the score is the meaning it 
 the share of the item's key facts it states (each fact a set of cue words), blended with its
 closest cosine to the references — chosen over cosine alone because cosine rewards fluent
 answers on the topic whether right or wrong (bench/signals.py, `metric_pair_accuracy`).
-Items without facts fall back to the cosine.
+Items without facts get cues derived from their references: each content word (not a stop word,
+not a word of the prompt), cut to its first five letters so 'hardens' meets 'harden'.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ def novelty(output: str, training_answers: Sequence[str]) -> float:
     if not training_answers:
         return 1.0
     return min(Levenshtein.normalized_distance(output.strip().lower(), a.strip().lower()) for a in training_answers)
+
+
+STEM = 5  # letters of a derived cue: enough to tell words apart, short enough to meet their inflections
+
+
+def derived_facts(prompt: str, references: Sequence[str]) -> list[list[str]]:
+    """One single-cue fact per content word of the references that the prompt does not already say."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    asked = set(re.findall(r"[a-z]+", prompt.casefold()))
+    cues = [w[:STEM] for ref in references for w in re.findall(r"[a-z][a-z\-]+", ref.casefold())
+            if len(w) >= 3 and w not in ENGLISH_STOP_WORDS and w not in asked]
+    return [[c] for c in dict.fromkeys(cues)]
 
 
 @lru_cache(maxsize=4096)
