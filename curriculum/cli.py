@@ -118,13 +118,14 @@ def calibrate(
     from probes.calibrate import calibrate as levels_of
 
     levels = levels_of(loaded)
-    table = Table("node", "kind", "items", "chance", "bias", "base", "recite", "gate now", "suggested", title="gates")
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    width = max(len(n) for n in levels) if levels else 4
+    out.print(f"{'node':{width}s}  kind    n  chance  bias  base  recite   now   gate", markup=False)
+    fmt = lambda v: "    -" if v is None else f"{v:5.2f}"  # noqa: E731
     for n, lv in levels.items():
         now = loaded.spec.gate_config(n).min_score
-        table.add_row(n, lv.kind, str(lv.items), fmt(lv.chance), fmt(lv.bias), fmt(lv.base), fmt(lv.recite),
-                      now if isinstance(now, str) else f"{now:.3f}", f"{lv.suggested_gate():.3f}")
-    out.print(table)
+        now_text = f"{now:>5s}" if isinstance(now, str) else f"{now:5.2f}"
+        out.print(f"{n:{width}s}  {lv.kind[:6]:6s} {lv.items:3d}  {fmt(lv.chance)}  {fmt(lv.bias)} {fmt(lv.base)}   "
+                  f"{fmt(lv.recite)} {now_text}  {lv.suggested_gate():.3f}", markup=False)
     out.print("suggested = halfway from the best score that needs no learning (base model, chance, always the most "
               "frequent answer) to the top (1 for choices; the data's own answers for paraphrases)", style="dim")
     if write is not None:

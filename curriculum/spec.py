@@ -128,9 +128,6 @@ class GateConfig(Strict):
         "clears the gate, fail when its upper bound is below it, otherwise draw more items",
     )
     max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off")
-    tolerance: UnitFloat = Field(
-        0.0, description="a mastered node is rehearsed only when it falls more than this below its gate (probe noise)"
-    )
 
 
 class Defaults(Strict):
