@@ -151,14 +151,19 @@ def biased_model(tmp: Path) -> dict:
     items = [r for n in choice_nodes for r in results[n]]
     raw = sum(bool(r.raw_correct) for r in items) / len(items)
     cal = sum(bool(r.calibrated_correct) for r in items) / len(items)
-    picks = sum(r.output == BIAS_WORD for r in items if r.raw_correct is not None) / len(items)
+    offered = [r for r in items if any(o["text"] == BIAS_WORD for o in r.options)]
+    raw_picks = sum(max(r.options, key=lambda o: o["logprob"] / max(o["tokens"], 1))["text"] == BIAS_WORD
+                    for r in offered) / len(offered)
+    cal_picks = sum(max(r.options, key=lambda o: o["logprob"] - o["prior_logprob"])["text"] == BIAS_WORD
+                    for r in offered) / len(offered)
     chance = sum(1 / len(r.options) for r in items) / len(items)
     share = sum(r.reference == BIAS_WORD for r in items) / len(items)
     print(f"biased model ({BIAS_WORD} to anything, {time.perf_counter() - t0:.0f} s): {len(items)} items of {len(choice_nodes)} "
-          f"choice probes; raw {raw:.3f}, calibrated {cal:.3f}, chance {chance:.3f}; "
-          f"'{BIAS_WORD}' is the answer of {share:.3f} of items, the calibrated pick of {picks:.3f}")
+          f"choice nodes; raw {raw:.3f}, calibrated {cal:.3f}, chance {chance:.3f}; '{BIAS_WORD}' is the answer of "
+          f"{share:.3f} of items; where it is offered ({len(offered)} items) raw picks it {raw_picks:.3f}, calibrated {cal_picks:.3f}")
     return {"biased_model_raw_acc": round(raw, 4), "biased_model_calibrated_acc": round(cal, 4), "chance": round(chance, 4),
-            "biased_word_answer_share": round(share, 4), "biased_items": len(items)}
+            "biased_word_answer_share": round(share, 4), "biased_items": len(items),
+            "biased_word_raw_pick_rate": round(raw_picks, 4), "biased_word_calibrated_pick_rate": round(cal_picks, 4)}
 
 
 def null_stages(tmp: Path, profile: str = "demo", rounds: int = 6) -> dict:
