@@ -20,7 +20,7 @@ TRAINED, UNTOUCHED, CHOICE = "fogwhisperfrost.definition", "emberlull.definition
 
 
 def _scores(model, tok, cur) -> dict[str, float]:
-    results = probe_nodes(model, tok, cur, [TRAINED, UNTOUCHED, CHOICE])
+    results = probe_nodes(model, tok, cur, {n: None for n in (TRAINED, UNTOUCHED, CHOICE)})
     return {n: aggregate(r) for n, r in results.items()}
 
 
