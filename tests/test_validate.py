@@ -85,7 +85,7 @@ def test_overrides_merge_over_defaults() -> None:
     cur = loaded.spec
     remedial = cur.train_config("fogwhisperfrost.transfer.remedial")
     assert remedial.epochs == 4 and remedial.lr == cur.defaults.train.lr
-    assert cur.gate_config("emberlull.counterexample").min_score == 0.75
+    assert cur.gate_config("emberlull.counterexample").min_score == 0.714 and cur.defaults.gate.min_score == "auto"
     assert cur.gate_config("emberlull.counterexample").max_attempts == cur.defaults.gate.max_attempts
 
 
