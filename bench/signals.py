@@ -1,6 +1,8 @@
 """Can the signals be trusted? Five measurements, one run, one JSON line.
 
-- metric_pair_accuracy: hand-written pairs of answers to probe prompts (bench/pairs/*.jsonl: one right,
+- metric_pair_accuracy: hand-written pairs of answers to probe prompts (bench/pairs/*.jsonl, one file per
+  writer: hyperwords.jsonl written blind to the references and facts; *_by_scorer_author.jsonl by whoever wrote
+  the scoring; one right,
   one fluent but wrong, or right but terse against wrong but verbose, or against vague filler); the share
   the paraphrase score ranks right, beside the earlier cosine score (ParaScore on one reference) as baseline.
 - recite_passes: paraphrase nodes whose gate the nearest training answer, recited, would clear.
@@ -71,7 +73,7 @@ def metric_pairs() -> dict:
     for path in sorted((ROOT / "bench" / "pairs").glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
-                rows.append(json.loads(line))
+                rows.append({**json.loads(line), "file": path.stem})
     for r in rows:
         graphs.setdefault(r["graph"], load_curriculum(ROOT / r["graph"]))
     items = [item_of(graphs[r["graph"]], r["node"], r["prompt"]) for r in rows]
@@ -86,7 +88,7 @@ def metric_pairs() -> dict:
             d = novelty(text, train)
             new.append(paraphrase_score(best[2 * k + j], fact_recall(text, item_facts(it)), d))
             old.append(old_score(single[2 * k + j], d))
-        for key in ("all", Path(r["graph"]).stem, r["kind"]):
+        for key in ("all", r["file"], r["kind"]):
             tally["new"][key].append(int(new[0] > new[1]))
             tally["old"][key].append(int(old[0] > old[1]))
     share = {s: {k: round(sum(v) / len(v), 4) for k, v in t.items()} for s, t in tally.items()}
