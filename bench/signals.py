@@ -41,6 +41,7 @@ from curriculum.draws import first_items, pool_keys, regression_items
 from curriculum.evidence import Evidence, evidence_from, gate_call, paired_drop
 from curriculum.validate import LoadedCurriculum, load_curriculum
 from probes.kinds import item_facts
+from probes.results import evidence_of
 from probes.scoring import COPY_THRESHOLD, fact_recall, meaning, novelty, paraphrase_score
 from probes.similarity import cosine_best, cosine_pairs
 
@@ -181,8 +182,7 @@ def null_stages(tmp: Path, profile: str = "demo", rounds: int = 6) -> dict:
     prober = Prober(loaded.spec.model.base)
 
     def observed(results) -> dict[str, Evidence]:
-        return {n: evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in rs], len(pool_keys(loaded, n)))
-                for n, rs in results.items() if rs}
+        return {n: evidence_of(rs, len(pool_keys(loaded, n))) for n, rs in results.items() if rs}
 
     mastered = observed(prober.probe(loaded, None, {n: None for n in nodes}))  # every node "mastered" on all its items
     tests = alarms = rehearsals = 0

@@ -92,7 +92,7 @@ def run(
         bounds = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}] {r['n']}" if r["n"] is not None else ""
         table.add_row(r["node_id"], fmt(r["baseline"]), fmt(r["final"]) + bounds, fmt(r["best"]), str(r["last_action"]))
     out.print(table)
-    out.print(f"bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
+    out.print("bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
               style="dim")
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
 

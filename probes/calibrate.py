@@ -18,14 +18,14 @@ def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
     """Mean over the node's paraphrase items of the best meaning score any of its training answers gets
     (the copy rule aside): the level reciting the data would reach if reciting were allowed."""
     answers = [r.value.answer for r in loaded.examples[node_id]]
-    best = []
-    for i, probe in enumerate(loaded.spec.nodes[node_id].probes):
-        if probe.kind != "paraphrase":
-            continue
-        for rec in loaded.probe_items[node_id][i]:
-            sims = cosine_best(answers, [rec.value.all_references()] * len(answers))
-            best.append(max(meaning(s, fact_recall(a, item_facts(rec.value))) for a, s in zip(answers, sims)))
-    return math.fsum(best) / len(best) if best else None
+    items = [rec.value for i, probe in enumerate(loaded.spec.nodes[node_id].probes) if probe.kind == "paraphrase"
+             for rec in loaded.probe_items[node_id][i]]
+    if not items or not answers:
+        return None
+    sims = cosine_best(answers * len(items), [it.all_references() for it in items for _ in answers])  # one encode call
+    best = [max(meaning(sims[k * len(answers) + j], fact_recall(a, item_facts(it))) for j, a in enumerate(answers))
+            for k, it in enumerate(items)]
+    return math.fsum(best) / len(best)
 
 
 def node_levels(loaded: LoadedCurriculum, node_id: str, base: float | None) -> Levels:
@@ -42,14 +42,14 @@ def node_levels(loaded: LoadedCurriculum, node_id: str, base: float | None) -> L
 def calibrate(loaded: LoadedCurriculum) -> dict[str, Levels]:
     """Every schedulable node's levels, the base model probed on all its items (what `curriculum calibrate` prints)."""
     from curriculum.draws import pool_keys
-    from curriculum.evidence import evidence_from
     from curriculum.tokens import token_plan
     from probes.prober import Prober
+    from probes.results import evidence_of
 
     nodes = [n for n in loaded.spec.nodes if loaded.probe_items[n] and any(loaded.probe_items[n])]
     results = Prober(loaded.spec.model.base, token_plan(loaded.spec)).probe(loaded, None, {n: None for n in nodes})
     out = {}
     for n in nodes:
-        ev = evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in results[n]], len(pool_keys(loaded, n)))
+        ev = evidence_of(results[n], len(pool_keys(loaded, n)))
         out[n] = node_levels(loaded, n, ev.score if ev.n else None)
     return out

@@ -50,5 +50,12 @@ def mean_score(scores: Sequence[float]) -> float:
     return math.fsum(scores) / len(scores) if scores else 0.0
 
 
+def evidence_of(results: Sequence[ItemResult], pool: int):
+    """A node's item results as the evidence its gate call reads."""
+    from curriculum.evidence import evidence_from
+
+    return evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in results], pool)
+
+
 def aggregate(results: Sequence[ItemResult]) -> float:
     return mean_score([r.score for r in results])
