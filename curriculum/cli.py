@@ -53,7 +53,7 @@ def _offline_unless_hub(base: str) -> None:
 @app.command()
 def run(
     graph: Path = typer.Argument(..., help="curriculum YAML"),
-    policy: str | None = typer.Option(None, help="gated | greedy | bandit | flat | fixed (default: the YAML's)"),
+    policy: str | None = typer.Option(None, help="gated | greedy | bandit | random | flat | fixed (default: the YAML's)"),
     seed: int = typer.Option(0, help="training and policy seed"),
     max_stages: int | None = typer.Option(None, help="budget of training stages"),
     resume: str | None = typer.Option(None, help="continue a killed run by its id"),
@@ -85,14 +85,16 @@ def run(
     rid = state.result()
     wh = Warehouse(db)
     columns, rows = mastery_table(wh, rid)
-    table = Table("node", "baseline", "final [bounds] n", "best", "last", title=f"run {rid}")
+    table = Table("node", "status", "baseline", "final [bounds] n", "best", "last", title=f"run {rid}")
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     for row in rows:
         r = dict(zip(columns, row))
         bounds = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}] {r['n']}" if r["n"] is not None else ""
-        table.add_row(r["node_id"], fmt(r["baseline"]), fmt(r["final"]) + bounds, fmt(r["best"]), str(r["last_action"]))
+        table.add_row(r["node_id"], r["status"], fmt(r["baseline"]), fmt(r["final"]) + bounds, fmt(r["best"]),
+                      str(r["last_action"]))
     out.print(table)
-    out.print("bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
+    out.print("status: the policy's; final: the last probe on an adapter the run kept (the end state's full sweep); "
+              "bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
               style="dim")
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
 

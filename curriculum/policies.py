@@ -1,8 +1,8 @@
 """Policies: which node to train next, and what a stage's probe scores mean for the run.
 
 All policies see the same signals (each node's probe score after each stage) and the
-graph. `gated`, `greedy` and `bandit` share the gate rules and differ only in which ready
-node they pick; `fixed` and `flat` are the baselines. Everything here is deterministic
+graph. `gated`, `greedy`, `bandit` and `random` share the gate rules and differ only in which
+ready node they pick; `random`, `fixed` and `flat` are the baselines. Everything here is deterministic
 given the scores and the seed, so a resumed run replays its recorded stages through the
 same state machine and lands exactly where it stopped.
 """
@@ -15,12 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import networkx as nx
+import numpy as np
+from scipy.special import logsumexp
 
 from curriculum.evidence import Drop, Evidence, GateCall, gate_call, paired_drop
+from curriculum.sizing import describe_stop
 from curriculum.spec import Curriculum
 
 FLAT = "*"
 Observed = dict[str, Evidence | None]  # node -> its items at this stage (None: the node has no probes)
+SETTLED = ("mastered", "trained", "forgotten")  # statuses whose node has been learned (once): its children may go
+Outcome = str  # what becomes of a stage's adapter: done (the run goes on from it) | retried (the retry continues
+# it, the run does not) | discarded
 
 
 @dataclass
@@ -30,17 +36,19 @@ class Step:
     kind: str  # train | rehearse | flat
     node_id: str
     attempt: int
-    epochs: int
     data_nodes: list[str]
     replay_nodes: list[str] = field(default_factory=list)
     reason: str = ""
     signals: dict[str, Any] = field(default_factory=dict)
+    parent: int | None = None  # the stage whose adapter it continues (None: the base model)
+    spent: int = 0  # optimizer steps the node has spent on this chain of attempts (its budget counts them)
+    rehearse_nodes: list[str] = field(default_factory=list)  # forgotten nodes whose data is folded into this stage
 
 
 @dataclass
 class Decision:
     node_id: str | None
-    action: str  # train | pass | retry | branch | back-off | rehearse | skip
+    action: str  # train | pass | retry | branch | back-off | rehearse | forgotten | skip | gate
     reason: str
     attempt: int | None = None
     score_before: float | None = None
@@ -61,13 +69,21 @@ class Decision:
 
 @dataclass
 class RunState:
-    """What the run knows: node statuses, attempts, the score history and the adapter chain."""
+    """What the run knows: node statuses, attempts, the evidence history and the adapter chain.
+
+    `status` is the one truth of where each node stands; the flow records it after every stage and
+    the report, the mastery table and the benches read that record.
+    """
 
     cur: Curriculum
     order: list[str]
-    status: dict[str, str]  # locked | mastered | trained (no gates) | failed | skipped | dormant | waiting
+    status: dict[str, str]  # locked | mastered | trained (no gates) | forgotten | failed | skipped | dormant | waiting
     attempts: dict[str, int] = field(default_factory=dict)
-    scores: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    extra_attempts: dict[str, int] = field(default_factory=dict)  # granted by a mastered remedial branch
+    evidence: dict[str, list[tuple[int, Evidence]]] = field(default_factory=dict)
+    kept: set[int] = field(default_factory=lambda: {0})  # stages whose adapter the run went on from (0: the base)
+    spent: dict[str, int] = field(default_factory=dict)
+    continue_from: dict[str, int] = field(default_factory=dict)  # node -> the stage its retry continues
     rehearsals: dict[str, int] = field(default_factory=dict)
     pending_rehearsal: list[str] = field(default_factory=list)
     branched: set[str] = field(default_factory=set)
@@ -94,15 +110,22 @@ class RunState:
         return gate_call(ev, self.gate(node_id), self.confidence(node_id))
 
     def latest(self, node_id: str) -> float | None:
-        history = self.scores.get(node_id)
-        return history[-1][1] if history else None
+        history = self.evidence.get(node_id)
+        return history[-1][1].score if history else None
+
+    def on_accepted(self, node_id: str) -> Evidence | None:
+        """The node's latest evidence probed on an adapter the run kept (never a retried or discarded one)."""
+        kept = [ev for stage, ev in self.evidence.get(node_id, []) if stage in self.kept]
+        return kept[-1] if kept else None
+
+    def settled(self, node_id: str) -> bool:
+        """Learned, and so is everything it requires: a node passed at baseline does not stand in for
+        prerequisites that were never trained."""
+        return self.status[node_id] in SETTLED and all(self.settled(r) for r in self.cur.nodes[node_id].requires)
 
     def ready(self) -> list[str]:
-        """Nodes that may train now: every requirement mastered, not finished, not dormant."""
-        return [
-            n for n in self.order
-            if self.status[n] == "locked" and all(self.status[r] in ("mastered", "trained") for r in self.cur.nodes[n].requires)
-        ]
+        """Nodes that may train now: every requirement settled, not finished, not dormant."""
+        return [n for n in self.order if self.status[n] == "locked" and all(self.settled(r) for r in self.cur.nodes[n].requires)]
 
     def descendants(self, node_id: str) -> list[str]:
         """Nodes that can never unlock once `node_id` has failed."""
@@ -113,10 +136,15 @@ class RunState:
                 frontier.add(n)
         return out
 
-    def record_scores(self, stage: int, observed: Observed) -> None:
+    def keep(self, stage: int) -> None:
+        """The run goes on from this stage's adapter."""
+        self.kept.add(stage)
+        self.accepted_stage = stage
+
+    def record(self, stage: int, observed: Observed) -> None:
         for node_id, ev in observed.items():
             if ev is not None:
-                self.scores.setdefault(node_id, []).append((stage, ev.score))
+                self.evidence.setdefault(node_id, []).append((stage, ev))
 
 
 Chooser = Callable[[RunState, list[str]], tuple[str, str, dict[str, Any]]]
@@ -127,14 +155,36 @@ def first_in_order(st: RunState, ready: list[str]) -> tuple[str, str, dict[str, 
 
 
 def largest_gap(st: RunState, ready: list[str]) -> tuple[str, str, dict[str, Any]]:
-    gaps = {n: st.gate(n) - (st.latest(n) or 0.0) for n in ready}
+    """Largest gap to its gate, measured on the adapter the next stage continues (the flow probes ready
+    nodes after every kept stage for this policy), never on a discarded one."""
+    fresh = {n: st.on_accepted(n) for n in ready}
+    gaps = {n: st.gate(n) - (fresh[n].score if fresh[n] else 0.0) for n in ready}
     pick = max(ready, key=lambda n: (gaps[n], -ready.index(n)))
     return pick, f"largest gap to its gate ({gaps[pick]:.3f}) among {len(ready)} ready", {"gaps": gaps}
 
 
 @dataclass
+class RandomOrder:
+    """Baseline: a ready node drawn uniformly (seeded), with the same gates and rehearsal as gated."""
+
+    seed: int
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def __call__(self, st: RunState, ready: list[str]) -> tuple[str, str, dict[str, Any]]:
+        pick = self.rng.choice(ready)
+        return pick, f"drawn at random among {len(ready)} ready", {}
+
+
+@dataclass
 class Exp3S:
-    """Exp3.S over ready nodes, learning progress as reward (Graves et al., 2017)."""
+    """Exp3.S over ready nodes, learning progress as reward (Graves et al., 2017).
+
+    Weights live in log space (a few thousand arms with large rewards overflow `exp`); the
+    fixed-share step mixes weight among the arms in play at the pull, so arms that left (mastered,
+    failed) neither dilute nor absorb it.
+    """
 
     seed: int
     eta: float = 0.5
@@ -147,10 +197,9 @@ class Exp3S:
         self.rng = random.Random(self.seed)
 
     def probabilities(self, ready: list[str]) -> dict[str, float]:
-        top = max(self.log_w.get(n, 0.0) for n in ready)
-        w = {n: math.exp(self.log_w.get(n, 0.0) - top) for n in ready}
-        total = sum(w.values())
-        return {n: (1 - self.epsilon) * w[n] / total + self.epsilon / len(ready) for n in ready}
+        lw = np.array([self.log_w.get(n, 0.0) for n in ready])
+        w = np.exp(lw - logsumexp(lw))
+        return {n: float((1 - self.epsilon) * w[i] + self.epsilon / len(ready)) for i, n in enumerate(ready)}
 
     def __call__(self, st: RunState, ready: list[str]) -> tuple[str, str, dict[str, Any]]:
         pi = self.probabilities(ready)
@@ -159,27 +208,50 @@ class Exp3S:
         return pick, f"sampled by Exp3.S with p={pi[pick]:.3f} among {len(ready)} ready", {"p": pi}
 
     def reward(self, node_id: str, progress: float) -> None:
-        """Importance-weighted update for the pulled arm, then Exp3.S's share of the rest."""
+        """Importance-weighted update for the pulled arm, then Exp3.S's fixed share among the arms in play."""
         r = max(-1.0, min(1.0, progress))
         pi = self.last_pi.get(node_id, 1.0)
         self.log_w[node_id] = self.log_w.get(node_id, 0.0) + self.eta * r / pi
-        if len(self.log_w) > 1:
-            w = {n: math.exp(v) for n, v in self.log_w.items()}
-            total = sum(w.values())
-            k = len(w)
-            self.log_w = {n: math.log((1 - self.alpha) * w[n] + self.alpha / (k - 1) * (total - w[n])) for n in w}
+        arms = list(self.last_pi) or [node_id]
+        k = len(arms)
+        if k < 2:
+            return
+        lw = np.array([self.log_w.get(a, 0.0) for a in arms])
+        total = logsumexp(lw)
+        with np.errstate(divide="ignore"):
+            others = total + np.log(-np.expm1(np.minimum(lw - total, 0.0)))  # log(W - w_i)
+        mixed = np.logaddexp(np.log1p(-self.alpha) + lw, math.log(self.alpha / (k - 1)) + others)
+        self.log_w.update({a: float(v) for a, v in zip(arms, mixed)})
+
+
+def paired_progress(before: Evidence | None, after: Evidence | None) -> float:
+    """Learning progress on the items both probes share (their means when they share none)."""
+    if after is None:
+        return 0.0
+    if before is None:
+        return after.score
+    keys = sorted(set(before.items) & set(after.items))
+    if not keys:
+        return after.score - before.score
+    return math.fsum(after.items[k] - before.items[k] for k in keys) / len(keys)
 
 
 @dataclass
 class GatedPolicy:
-    """Gate rules: pass unlocks children; fail retries with more epochs, then on_fail, else back-off."""
+    """Gate rules: pass unlocks children; a failed gate is retried from where the stage stood while the node's
+    budget lasts and its checks still improve, then on_fail, else back-off."""
 
     name: str
     choose: Chooser
     gates: bool = True
 
+    @property
+    def probes_ready(self) -> bool:
+        """Whether the flow must probe ready nodes after each kept stage (the chooser ranks by their scores)."""
+        return self.choose is largest_gap or isinstance(self.choose, Exp3S)
+
     def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
-        st.record_scores(0, observed)
+        st.record(0, observed)
         decisions = []
         if not self.gates:
             return decisions
@@ -197,83 +269,142 @@ class GatedPolicy:
         return decisions
 
     def next_step(self, st: RunState) -> Step | None:
-        epochs = st.cur.defaults.train.epochs
-        if st.pending_rehearsal:
-            n = st.pending_rehearsal[0]
-            others = [m for m in st.order if st.status[m] == "mastered" and m != n]
-            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, st.cur.train_config(n).epochs, [n], others,
-                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); rehearsing with replay")
         ready = st.ready()
+        mastered = [m for m in st.order if st.status[m] == "mastered"]
+        if st.pending_rehearsal and not ready:  # nothing to fold the rehearsal into: a stage of its own
+            n = st.pending_rehearsal[0]
+            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n], [m for m in mastered if m != n],
+                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); rehearsing with replay",
+                        parent=st.accepted_stage)
         if not ready:
             return None
         n, reason, signals = self.choose(st, ready)
         attempt = st.attempts.get(n, 0) + 1
-        epochs = st.cur.train_config(n).epochs
-        if self.gates and attempt > 1:
-            epochs += (attempt - 1) * max(1, epochs // 2)
-            reason = f"attempt {attempt} with {epochs} epochs"
-        replay = [m for m in st.order if st.status[m] == "mastered" and m != n] if st.cur.train_config(n).replay else []
-        return Step("train", n, attempt, epochs, [n], replay, reason=reason, signals={"ready": ready, **signals})
+        parent = st.continue_from.get(n, st.accepted_stage)
+        if n in st.continue_from:
+            reason = f"attempt {attempt}, continuing stage {parent} ({st.spent.get(n, 0)} steps spent)"
+        folded = [m for m in st.pending_rehearsal if m != n]
+        replay = [m for m in mastered if m != n and m not in folded] if st.cur.train_config(n).replay else []
+        if folded:
+            reason += f"; rehearsing {', '.join(folded)} in the same stage"
+        return Step("train", n, attempt, [n, *folded], replay, reason=reason, signals={"ready": ready, **signals},
+                    parent=parent, spent=st.spent.get(n, 0), rehearse_nodes=folded)
 
-    def observe(self, st: RunState, step: Step, stage: int, observed: Observed) -> tuple[bool, list[Decision]]:
-        """Digest a stage's probe items: (keep the stage's adapter?, decisions taken)."""
+    def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
+                trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
+        """Digest a stage's probe items: what becomes of its adapter, and the decisions taken.
+
+        trained: the stage's `steps` and `stop_reason` (why its rounds stopped: gate-met, plateau, budget).
+        """
         n = step.node_id
-        before = st.latest(n)
-        st.record_scores(stage, observed)
+        trained = trained or {}
+        before_ev = st.on_accepted(n)
+        before = before_ev.score if before_ev else None
+        st.record(stage, observed)
         ev, gate = observed.get(n), st.gate(n)
         call = st.call(n, ev) if ev is not None else None
         passed = call is None or call.passed
-        after = call.score if call else None
         verdict = "no probes" if call is None else call.describe(gate, st.confidence(n))
         signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
-                   "verdict": call.verdict if call else None, "decided_on_point": call.decided_on_point if call else None}
-        if isinstance(self.choose, Exp3S) and step.kind == "train":
-            self.choose.reward(n, (after or 0.0) - (before or 0.0))
+                   "verdict": call.verdict if call else None, "decided_on_point": call.decided_on_point if call else None,
+                   "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
         if step.kind == "rehearse":
-            st.pending_rehearsal.pop(0)
-            st.rehearsals[n] = step.attempt
-            if passed and ev is not None:
-                st.mastered_on[n] = ev
-            action, reason = ("pass", f"recovered its gate after rehearsal: {verdict}") if passed else (
-                "skip", f"still below its gate after {step.attempt} rehearsal(s): {verdict}; moving on")
-            decisions = [Decision.on(n, action, reason, call, gate, attempt=step.attempt, before=before, signals=signals)]
-            return True, decisions + self._forgetting(st, observed, exclude=n)
+            return self._rehearsed(st, step, stage, observed, call, signals)
+        if isinstance(self.choose, Exp3S):
+            self.choose.reward(n, paired_progress(before_ev, ev))
         st.attempts[n] = step.attempt
         st.trained.add(n)
+        st.spent[n] = step.spent + int(trained.get("steps") or 0)
         if passed or not self.gates:
             st.status[n] = "mastered" if passed else "trained"  # without gates, children unlock either way
+            st.continue_from.pop(n, None)
             if passed and ev is not None:
                 st.mastered_on[n] = ev
+            st.keep(stage)
             reason = verdict if passed else f"{verdict}; no gates in this policy"
             decisions = [Decision.on(n, "pass", reason, call, gate, attempt=step.attempt, before=before, signals=signals)]
-            return True, decisions + (self._forgetting(st, observed, exclude=n) if self.gates else [])
-        max_attempts = st.cur.gate_config(n).max_attempts
+            if self.gates:
+                decisions += self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
+            return "done", decisions
+        limit = st.cur.gate_config(n).max_attempts + st.extra_attempts.get(n, 0)
+        stop = trained.get("stop_reason")
+        how = describe_stop(stop, [], st.spent[n], 0) if stop == "budget" else (f"stopped by {stop}" if stop else "")
+        if stop != "budget" and step.attempt < limit:
+            st.continue_from[n] = stage
+            return "retried", [Decision.on(n, "retry", f"{verdict}; {how}; attempt {step.attempt} of {limit}, continuing "
+                                           f"this stage's adapter ({st.spent[n]} steps spent)", call, gate,
+                                           attempt=step.attempt, before=before, signals=signals)]
+        st.continue_from.pop(n, None)
+        why = "its budget is spent" if stop == "budget" else f"progress stopped ({stop}) on attempt {step.attempt} of {limit}"
         on_fail = st.cur.nodes[n].on_fail
-        if step.attempt < max_attempts:
-            return False, [Decision.on(n, "retry", f"{verdict}; attempt {step.attempt} of {max_attempts}, "
-                                       "retrying from the same parent with more epochs", call, gate, attempt=step.attempt,
-                                       before=before, signals=signals)]
         if on_fail and n not in st.branched and st.status.get(on_fail) == "dormant":
             st.branched.add(n)
             st.status[on_fail] = "locked"
             st.status[n] = "waiting"
-            return False, [Decision.on(n, "branch", f"{verdict} after {step.attempt} attempts; "
-                                       f"taking remedial branch '{on_fail}', then one more attempt", call, gate,
-                                       attempt=step.attempt, before=before, signals=signals)]
-        return False, self._back_off(st, n, Decision.on(n, "back-off", f"{verdict} after {step.attempt} attempts; "
-                                                        "adapter discarded, parent's kept", call, gate,
-                                                        attempt=step.attempt, before=before, signals=signals))
+            return "discarded", [Decision.on(n, "branch", f"{verdict}; {why}; taking remedial branch '{on_fail}', "
+                                             "then one more attempt", call, gate, attempt=step.attempt, before=before,
+                                             signals=signals)]
+        return "discarded", self._back_off(st, n, Decision.on(n, "back-off", f"{verdict}; {why}; adapter discarded, "
+                                                              "parent's kept", call, gate, attempt=step.attempt,
+                                                              before=before, signals=signals))
 
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         """A stage that raised (bad data, out of memory): its node backs off, the run goes on."""
         n = step.node_id
         if step.kind == "rehearse":
-            st.pending_rehearsal.pop(0)
-            st.rehearsals[n] = step.attempt
-            return [Decision(n, "skip", f"rehearsal stage {stage} failed: {error}", step.attempt)]
+            return self._rehearsal_spent(st, n, Decision(n, "skip", f"rehearsal stage {stage} failed: {error}", step.attempt))
         st.attempts[n] = step.attempt
+        st.continue_from.pop(n, None)
         return self._back_off(st, n, Decision(n, "back-off", f"stage {stage} failed: {error}", step.attempt, st.latest(n),
                                               None, st.gate(n), {"stage": stage, "error": error}))
+
+    def _rehearsed(self, st: RunState, step: Step, stage: int, observed: Observed, call: GateCall | None,
+                   signals: dict[str, Any]) -> tuple[Outcome, list[Decision]]:
+        """A rehearsal stage of its own: kept only when the node recovered its gate."""
+        n = step.node_id
+        verdict = "no probes" if call is None else call.describe(st.gate(n), st.confidence(n))
+        if call is None or call.passed:
+            st.pending_rehearsal.remove(n)
+            st.status[n] = "mastered"
+            st.rehearsals[n] = step.attempt
+            st.keep(stage)
+            decisions = [Decision.on(n, "pass", f"recovered its gate after rehearsal: {verdict}", call, st.gate(n),
+                                     attempt=step.attempt, signals=signals)]
+            return "done", decisions + self._forgetting(st, observed, exclude=n)
+        return "discarded", self._rehearsal_spent(st, n, Decision.on(
+            n, "skip", f"still below its gate after rehearsal {step.attempt}: {verdict}; rehearsal adapter discarded",
+            call, st.gate(n), attempt=step.attempt, signals=signals))
+
+    def _rehearsal_spent(self, st: RunState, n: str, decision: Decision) -> list[Decision]:
+        """Count a rehearsal that did not recover the node; past max_rehearsals the node stays forgotten."""
+        st.rehearsals[n] = st.rehearsals.get(n, 0) + 1
+        decisions = [decision]
+        if st.rehearsals[n] >= st.cur.gate_config(n).max_rehearsals:
+            st.pending_rehearsal.remove(n)
+            decisions.append(Decision(n, "forgotten", f"below its gate after {st.rehearsals[n]} rehearsal(s); left "
+                                      "forgotten (max_rehearsals)", gate=st.gate(n)))
+        return decisions
+
+    def _folded(self, st: RunState, step: Step, observed: Observed) -> list[Decision]:
+        """Forgotten nodes whose data rode along in this kept stage: recovered, or one rehearsal spent."""
+        decisions = []
+        for m in step.rehearse_nodes:
+            if m not in st.pending_rehearsal:
+                continue
+            ev = observed.get(m)
+            call = st.call(m, ev.restricted(sorted(st.mastered_on[m].items))) if ev is not None and m in st.mastered_on else None
+            if call is None or call.passed:
+                st.pending_rehearsal.remove(m)
+                st.status[m] = "mastered"
+                st.rehearsals[m] = st.rehearsals.get(m, 0) + 1
+                decisions.append(Decision.on(m, "pass", "recovered its gate, rehearsed within this stage: "
+                                             + (call.describe(st.gate(m), st.confidence(m)) if call else "no probes"),
+                                             call, st.gate(m)))
+            else:
+                decisions += self._rehearsal_spent(st, m, Decision.on(
+                    m, "skip", f"still below its gate after a rehearsal within this stage: "
+                    f"{call.describe(st.gate(m), st.confidence(m))}", call, st.gate(m)))
+        return decisions
 
     def _back_off(self, st: RunState, n: str, decision: Decision) -> list[Decision]:
         st.status[n] = "failed"
@@ -294,20 +425,23 @@ class GatedPolicy:
         for m, ev in observed.items():
             if m == exclude or ev is None or st.status.get(m) != "mastered" or m in st.pending_rehearsal:
                 continue
-            if m not in st.mastered_on or st.rehearsals.get(m, 0) >= st.cur.gate_config(m).max_attempts:
+            if m not in st.mastered_on or st.rehearsals.get(m, 0) >= st.cur.gate_config(m).max_rehearsals:
                 continue
             drop = paired_drop(st.mastered_on[m], ev)
             if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
                 st.pending_rehearsal.append(m)
+                st.status[m] = "forgotten"
                 decisions.append(Decision(m, "rehearse", f"forgetting: {_drop_text(drop)}, below gate {st.gate(m):.3f}",
                                           score_before=drop.before, score_after=drop.after, gate=st.gate(m),
                                           signals={"test": drop.test, "p_value": drop.p_value, "n": drop.n},
                                           n_items=drop.n))
-        for w in st.order:  # a remedial branch that passed gives its origin one more try
+        for w in st.order:  # a remedial branch that passed gives its origin one more try, from the new adapter
             if st.status[w] == "waiting" and st.status.get(st.cur.nodes[w].on_fail or "") == "mastered":
                 st.status[w] = "locked"
-                st.attempts[w] = st.cur.gate_config(w).max_attempts - 1
-                decisions.append(Decision(w, "retry", f"remedial '{st.cur.nodes[w].on_fail}' mastered; one more attempt"))
+                st.extra_attempts[w] = st.attempts.get(w, 0) + 1 - st.cur.gate_config(w).max_attempts
+                st.spent[w] = 0
+                decisions.append(Decision(w, "retry", f"remedial '{st.cur.nodes[w].on_fail}' mastered; one more "
+                                          f"attempt (attempt {st.attempts.get(w, 0) + 1}) with a fresh budget"))
         return decisions
 
 
@@ -317,37 +451,42 @@ def _drop_text(drop: Drop) -> str:
 
 @dataclass
 class FlatPolicy:
-    """Baseline: one stage on every node's data mixed, then probe everything."""
+    """Baseline: one stage on every node's data mixed (the curriculum's default training settings), then
+    probe everything. Its stage is sized like any other: it stops once every gate holds on its check."""
 
     name: str = "flat"
     done: bool = False
+    probes_ready: bool = False
 
     def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
-        st.record_scores(0, observed)
+        st.record(0, observed)
         return []
 
     def next_step(self, st: RunState) -> Step | None:
         if self.done:
             return None
         nodes = [n for n in st.order if st.status[n] != "dormant"]
-        return Step("flat", FLAT, 1, st.cur.defaults.train.epochs, nodes, reason="baseline: all nodes' data in one stage")
+        return Step("flat", FLAT, 1, nodes, reason="baseline: all nodes' data in one stage")
 
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         raise RuntimeError(f"the flat stage failed, so there is nothing to compare: {error}")
 
-    def observe(self, st: RunState, step: Step, stage: int, observed: Observed) -> tuple[bool, list[Decision]]:
+    def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
+                trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
         self.done = True
-        st.record_scores(stage, observed)
+        st.record(stage, observed)
+        st.keep(stage)
         decisions = []
         for n, ev in observed.items():
             st.trained.add(n)
+            st.attempts[n] = 1
             call = st.call(n, ev) if ev is not None else None
             passed = call is None or call.passed
             st.status[n] = "mastered" if passed else "failed"
             verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-            decisions.append(Decision.on(n, "pass", f"flat stage; {verdict}", call, st.gate(n), attempt=1,
-                                         signals={"stage": stage}))
-        return True, decisions
+            decisions.append(Decision.on(n, "pass" if passed else "fail", f"flat stage; {verdict}", call, st.gate(n),
+                                         attempt=1, signals={"stage": stage, **(trained or {})}))
+        return "done", decisions
 
 
 def make_policy(name: str, seed: int = 0):
@@ -358,8 +497,10 @@ def make_policy(name: str, seed: int = 0):
         return GatedPolicy("greedy", largest_gap)
     if name == "bandit":
         return GatedPolicy("bandit", Exp3S(seed))
+    if name == "random":
+        return GatedPolicy("random", RandomOrder(seed))
     if name == "fixed":
         return GatedPolicy("fixed", first_in_order, gates=False)
     if name == "flat":
         return FlatPolicy()
-    raise ValueError(f"unknown policy '{name}' (expected gated, greedy, bandit, flat or fixed)")
+    raise ValueError(f"unknown policy '{name}' (expected gated, greedy, bandit, random, flat or fixed)")

@@ -24,7 +24,7 @@ class Layer(str, Enum):
 
 
 Facet = Literal["lexical", "logical", "narrative", "philosophical"]
-Policy = Literal["gated", "greedy", "bandit", "flat", "fixed"]
+Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed"]
 ProbeKind = Literal["paraphrase", "transfer", "lmeval"]
 
 
@@ -104,9 +104,19 @@ class LexiconEntry(Strict):
 
 
 class TrainConfig(Strict):
-    """Per-stage training knobs; a node's `train:` overrides only the keys it sets."""
+    """Per-stage training knobs; a node's `train:` overrides only the keys it sets.
 
-    epochs: int = Field(2, ge=1)
+    A stage is sized by mastery: it trains in rounds of `epochs` epochs (at least `round_steps` optimizer
+    steps), checks the node's first probe draw after each, and stops when the gate is clearly met, at a
+    plateau (no gain of `min_delta` for `patience` rounds) or when the node's budget is spent.
+    """
+
+    epochs: int = Field(2, ge=1, description="epochs of one training round (a stage runs rounds until its check stops it)")
+    round_steps: int = Field(8, ge=1, description="fewest optimizer steps between two checks of a stage")
+    max_epochs: int = Field(24, ge=1, description="the node's budget in epochs over all its attempts (at least 4 rounds)")
+    max_steps: int | None = Field(None, ge=1, description="the node's budget in optimizer steps; caps max_epochs when set")
+    min_delta: float = Field(0.02, ge=0, description="a round improves when its check score gains at least this")
+    patience: int = Field(1, ge=1, description="rounds without improvement before the stage stops at a plateau")
     lr: float = Field(2.0e-4, ge=0, description="peak learning rate (0 trains nothing: a null stage)")
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -114,7 +124,9 @@ class TrainConfig(Strict):
     warmup_ratio: UnitFloat = 0.1
     weight_decay: float = Field(0.0, ge=0)
     seed: int = 0
-    replay: UnitFloat = Field(0.0, description="fraction of earlier nodes' examples mixed in")
+    replay: UnitFloat = Field(
+        0.0, description="replay share: about this fraction of the node's examples is drawn again from mastered "
+        "nodes, at least one example from each mastered node")
 
 
 class GateConfig(Strict):
@@ -127,7 +139,9 @@ class GateConfig(Strict):
         description="one-sided confidence of gate and forgetting decisions: pass when the score's lower bound "
         "clears the gate, fail when its upper bound is below it, otherwise draw more items",
     )
-    max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off")
+    max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off (a retry continues "
+                              "the last attempt's adapter while the node's budget lasts)")
+    max_rehearsals: int = Field(2, ge=0, description="times a forgotten node is rehearsed before it is left forgotten")
 
 
 class Defaults(Strict):

@@ -14,7 +14,7 @@ import random
 import shutil
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from transformers import get_cosine_schedule_with_warmup
 from curriculum.chat import IGNORE, Example, pair_ids
 from curriculum.models import load_base
 from curriculum.problems import CurriculumError, Problem
+from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
 from curriculum.tokens import Plan, hyperword_ids, save_plan, trainable_token_indices
 
@@ -55,6 +56,8 @@ class StageResult:
     device: str
     train_loss: float  # token-weighted mean loss of the last epoch
     log: list[StepLog] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)  # one per round, when the stage was sized by a check
+    stop_reason: str | None = None  # gate-met | plateau | budget (None: a fixed length, no check)
 
     @property
     def tokens_per_s(self) -> float:
@@ -144,10 +147,16 @@ def mean_loss(model, items: Sequence[Tokenized], pad_id: int, device: str, batch
     return total / max(count, 1)
 
 
-def with_replay(examples: Sequence[Example], pool: Sequence[Example], fraction: float, seed: int) -> list[Example]:
-    """The node's examples plus round(fraction * n) earlier examples, drawn with the seed."""
-    k = min(len(pool), round(fraction * len(examples)))
-    return list(examples) + (random.Random(seed).sample(list(pool), k) if k else [])
+def with_replay(examples: Sequence[Example], pools: Sequence[Sequence[Example]], fraction: float,
+                seed: int) -> list[Example]:
+    """The node's examples plus about fraction * n earlier ones, drawn per mastered node (one pool each):
+    every mastered node gets at least one example, so replay does not thin out as the graph grows."""
+    pools = [list(p) for p in pools if p]
+    if not fraction or not pools:
+        return list(examples)
+    each = max(1, round(fraction * len(examples) / len(pools)))
+    rng = random.Random(seed)
+    return list(examples) + [ex for pool in pools for ex in rng.sample(pool, min(each, len(pool)))]
 
 
 def attach_lora(model, parent_adapter: Path | None, lora: LoraConfig, token_ids: Sequence[int] = ()):
@@ -175,9 +184,33 @@ def _progress(total: int, enabled: bool):
     )
 
 
-def _windows(batches: list[list[int]], accum: int) -> Iterator[list[list[int]]]:
-    for start in range(0, len(batches), accum):
-        yield batches[start : start + accum]
+def _windows(items: Sequence[Tokenized], cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[int, list[list[int]]]]:
+    """(epoch, window of grad_accum batches), epoch after epoch, each epoch reshuffled."""
+    epoch = 0
+    while True:
+        batches = length_grouped_batches(items, cfg.batch_size, rng)
+        for start in range(0, len(batches), cfg.grad_accum):
+            yield epoch, batches[start : start + cfg.grad_accum]
+        epoch += 1
+
+
+class _Best:
+    """The trainable weights of the best round so far, so a stage that ends past its best keeps the best."""
+
+    def __init__(self) -> None:
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def keep(self, model) -> None:
+        self.weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def restore(self, model) -> None:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if self.weights and n in self.weights:
+                    p.copy_(self.weights[n])
+
+
+CheckFn = Callable[[object, object], tuple[float, str, int]]  # (model, tokenizer) -> (score, verdict, n)
 
 
 def train_stage(
@@ -188,59 +221,82 @@ def train_stage(
     cfg: TrainConfig,
     out_dir: Path,
     *,
-    replay_pool: Sequence[Example] = (),
+    replay_pools: Sequence[Sequence[Example]] = (),
     progress: bool = True,
     device: str | None = None,
     tokens: Plan | None = None,
+    check: CheckFn | None = None,
+    budget: int | None = None,
 ) -> StageResult:
     """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir.
 
+    Without `check`, the stage is `epochs` epochs (or `budget` steps). With it, the stage trains in
+    rounds (curriculum.sizing), calls check(model, tokenizer) after each, stops when the gate is met,
+    at a plateau or when `budget` steps are spent, and keeps the best round's weights.
     tokens: a hyperword token plan (curriculum.tokens); the new rows train with the stage.
     """
     torch.manual_seed(cfg.seed)
     loaded = load_base(base, device=device, tokens=tokens)
     tokenizer, device = loaded.tokenizer, str(loaded.model.device)
-    mixed = with_replay(examples, replay_pool, cfg.replay, cfg.seed)
+    mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
     token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
     model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
     model.train()
     rng = random.Random(cfg.seed)
     per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
-    total_steps = per_epoch * cfg.epochs
+    total_steps = budget if budget is not None else per_epoch * cfg.epochs
+    every = round_length(len(items), cfg) if check is not None else total_steps
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
     use_bf16 = device.startswith("cuda")
     log: list[StepLog] = []
-    seen, step, epoch_loss = 0, 0, (0.0, 0)
+    checks: list[Check] = []
+    best, reason = _Best(), None
+    seen, step, epoch_loss, current = 0, 0, (0.0, 0), 0
     started = time.perf_counter()
     with _progress(total_steps, progress) as bar:
         task = bar.add_task("train", total=total_steps, loss=float("nan"), tps=0.0)
-        for _epoch in range(cfg.epochs):
-            epoch_loss = (0.0, 0)
-            for window in _windows(length_grouped_batches(items, cfg.batch_size, rng), cfg.grad_accum):
-                answer_tokens = sum(items[i].answer_tokens for batch in window for i in batch)
-                window_loss, window_tokens = 0.0, 0
-                for batch_idx in window:
-                    batch = collate([items[i] for i in batch_idx], tokenizer.pad_token_id, device)
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                        loss = summed_loss(model, batch) / answer_tokens
-                    loss.backward()
-                    window_loss += loss.item()
-                    window_tokens += int(batch["attention_mask"].sum())
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                lr = schedule.get_last_lr()[0]
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                seen += window_tokens
-                epoch_loss = (epoch_loss[0] + window_loss * answer_tokens, epoch_loss[1] + answer_tokens)
-                log.append(StepLog(step, window_loss, lr, window_tokens, time.perf_counter() - started))
-                bar.update(task, advance=1, loss=window_loss, tps=seen / (time.perf_counter() - started))
+        for epoch, window in _windows(items, cfg, rng):
+            if step >= total_steps:
+                break
+            if epoch != current:
+                current, epoch_loss = epoch, (0.0, 0)
+            answer_tokens = sum(items[i].answer_tokens for batch in window for i in batch)
+            window_loss, window_tokens = 0.0, 0
+            for batch_idx in window:
+                batch = collate([items[i] for i in batch_idx], tokenizer.pad_token_id, device)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = summed_loss(model, batch) / answer_tokens
+                loss.backward()
+                window_loss += loss.item()
+                window_tokens += int(batch["attention_mask"].sum())
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            lr = schedule.get_last_lr()[0]
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seen += window_tokens
+            epoch_loss = (epoch_loss[0] + window_loss * answer_tokens, epoch_loss[1] + answer_tokens)
+            log.append(StepLog(step, window_loss, lr, window_tokens, time.perf_counter() - started))
+            bar.update(task, advance=1, loss=window_loss, tps=seen / (time.perf_counter() - started))
+            if check is not None and (step % every == 0 or step >= total_steps):
+                model.eval()
+                score, verdict, n = check(model, tokenizer)
+                model.train()
+                checks.append(Check(len(checks) + 1, step, score, verdict, n))
+                if best_check(checks) is checks[-1]:
+                    best.keep(model)
+                reason = stop_reason(checks, step, total_steps, cfg)
+                if reason is not None:
+                    break
+    if checks and best_check(checks) is not checks[-1]:
+        best.restore(model)
     seconds = time.perf_counter() - started
-    result = StageResult(out_dir, step, seen, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log)
+    result = StageResult(out_dir, step, seen, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
+                         reason if check is not None else None)
     _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
           token_plan=tokens, tokenizer=tokenizer)
     return result
@@ -267,6 +323,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 3),
         "device": result.device, "train_loss": result.train_loss,
         "log": [asdict(entry) for entry in result.log],
+        "checks": [asdict(c) for c in result.checks], "stop_reason": result.stop_reason,
         "versions": {"torch": torch.__version__, "peft": __import__("peft").__version__},
     }
     (staging / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -282,7 +339,9 @@ def finished_stage(out_dir: Path) -> StageResult | None:
         return None
     rec = json.loads(record_file.read_text())
     log = [StepLog(**entry) for entry in rec.get("log", [])]
-    return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log)
+    checks = [Check(**c) for c in rec.get("checks", [])]
+    return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log,
+                       checks, rec.get("stop_reason"))
 
 
 def examples_from_records(records) -> list[Example]:

@@ -22,28 +22,41 @@ from curriculum.draws import first_items, more_items, pool_keys, regression_item
 from curriculum.evidence import evidence_from
 from curriculum.policies import FLAT, Decision, Observed, RunState, Step, make_policy
 from curriculum.problems import CurriculumError
+from curriculum.sizing import node_budget, round_length
+from curriculum.spec import TrainConfig
 from curriculum.tokens import token_plan
-from curriculum.train import examples_from_records, finished_stage, train_stage
+from curriculum.train import CheckFn, examples_from_records, finished_stage, train_stage, with_replay
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from probes.calibrate import node_levels
 from probes.lm import DECODING
 from probes.prober import Prober
 from probes.results import ItemResult
-from probes.sweep import Selection
+from probes.sweep import Selection, probe_nodes
 from warehouse import records
 from warehouse.db import Warehouse
 from warehouse.report import write_report
 
 
-def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage: int) -> Selection:
+def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage: int, probes_ready: bool = False) -> Selection:
     """Which items to probe: every item at baseline and after a flat stage; else a first draw of the
-    trained node's items and a rotating sample of each mastered node's (regression)."""
+    trained node's items, a rotating sample of each mastered node's (regression), every item a forgotten
+    node was mastered on (is it back?), and, for policies that rank ready nodes, a first draw of each."""
     if step is None or step.kind == "flat":
         return {n: None for n in st.order if st.status[n] != "dormant"}
     plan: dict[str, list | None] = {step.node_id: first_items(loaded, step.node_id)}
     for m in st.order:
-        if st.status[m] == "mastered" and m != step.node_id and m in st.mastered_on:
+        if m == step.node_id or m not in st.mastered_on:
+            continue
+        if m in st.pending_rehearsal:
+            plan[m] = sorted(st.mastered_on[m].items)
+        elif st.status[m] == "mastered":
             plan[m] = regression_items(loaded, m, sorted(st.mastered_on[m].items), stage)
+    if probes_ready:
+        for m in st.ready():
+            plan.setdefault(m, first_items(loaded, m))
+        for m in st.order:  # nodes this stage may unlock: ranked on the adapter they will continue
+            if st.status[m] == "locked" and step.node_id in st.cur.nodes[m].requires:
+                plan.setdefault(m, first_items(loaded, m))
     return plan
 
 
@@ -69,6 +82,30 @@ def score_rows(st: RunState, observed: Observed) -> list[dict[str, Any]]:
         out.append({"node_id": n, "score": ev.score, "n_items": ev.n, "pool": ev.pool, "ci_low": low, "ci_high": high,
                     "method": "wilson" if ev.binary else "t", "confidence": st.confidence(n), "gate": st.gate(n)})
     return out
+
+
+def status_rows(st: RunState) -> list[dict[str, Any]]:
+    """The policy's node statuses as the warehouse's node_status rows: the one record reports read."""
+    return [{"node_id": n, "status": st.status[n], "attempts": st.attempts.get(n, 0), "spent_steps": st.spent.get(n, 0),
+             "rehearsals": st.rehearsals.get(n, 0)} for n in st.order]
+
+
+def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
+    """The cheap look after each training round: the trained node's first draw (every node's items for
+    flat), scored as the gate will be; "pass" when every gate call on it passes."""
+    selection: Selection = ({n: None for n in step.data_nodes} if step.kind == "flat"
+                            else {step.node_id: first_items(loaded, step.node_id)})
+
+    def check(model, tokenizer) -> tuple[float, str, int]:
+        results = probe_nodes(model, tokenizer, loaded, selection, st.auto_gates)
+        observed = {n: ev for n, ev in observe_rows(loaded, selection, as_rows(results)).items() if ev is not None}
+        if not observed:
+            return 1.0, "pass", 0
+        calls = [st.call(n, ev) for n, ev in observed.items()]
+        verdict = "pass" if all(c.passed for c in calls) else "fail" if any(c.verdict == "fail" for c in calls) else "inconclusive"
+        return sum(c.score for c in calls) / len(calls), verdict, sum(c.n for c in calls)
+
+    return check
 
 
 def draw_until_clear(loaded: LoadedCurriculum, st: RunState, node_id: str, results: dict[str, list[ItemResult]],
@@ -99,43 +136,57 @@ def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observe
     return decisions
 
 
-def _train_remotely(deployment: str, cur, parent: Path | None, examples, pool, cfg, out_dir: Path) -> None:
+def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, cfg, out_dir: Path, budget: int) -> None:
     """Run the stage as a `train-stage` deployment (a worker of its pool picks it up) and wait."""
     from prefect.deployments import run_deployment
 
     params = {"base": cur.model.base, "parent_adapter": str(parent.resolve()) if parent else None,
               "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
-              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()), "replay_pool": [asdict(e) for e in pool],
-              "tokens": token_plan(cur)}
+              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
+              "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
+              "budget": budget}
     child = run_deployment(deployment, parameters=params, timeout=None, poll_interval=1)
     if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child
         raise RuntimeError(f"{deployment} run '{child.name}' ended {child.state.type.value if child.state else 'unknown'}: "
                            f"{child.state.message if child.state else ''}")
 
 
+def stage_config(loaded: LoadedCurriculum, step: Step, stage: int, seed: int, overrides: dict[str, Any] | None) -> TrainConfig:
+    """The node's training settings (the curriculum's defaults for flat), seeded per stage, with the run's overrides."""
+    cur = loaded.spec
+    cfg = cur.defaults.train if step.node_id == FLAT else cur.train_config(step.node_id)
+    update = {"seed": seed + stage, "replay": cfg.replay or (0.25 if step.replay_nodes else 0.0), **(overrides or {})}
+    return cfg.model_copy(update=update)
+
+
 @task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE)
 def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
-               seed: int, progress: bool, deployment: str | None = None) -> dict[str, Any]:
-    """Train one stage (here, or on a `train-stage` deployment), or pick up a saved adapter."""
+               seed: int, progress: bool, deployment: str | None = None, check: CheckFn | None = None,
+               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
+    deployment), or pick up a saved adapter."""
     result = finished_stage(out_dir)
     if result is None:
         cur = loaded.spec
-        cfg = cur.train_config(step.node_id if step.node_id != FLAT else step.data_nodes[0])
-        cfg = cfg.model_copy(update={"epochs": step.epochs, "seed": seed + stage, "replay": cfg.replay or (0.25 if step.replay_nodes else 0.0)})
+        cfg = stage_config(loaded, step, stage, seed, overrides)
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
-        pool = [ex for n in step.replay_nodes for ex in examples_from_records(loaded.examples[n])]
-        if deployment:
-            _train_remotely(deployment, cur, parent, examples, pool, cfg, out_dir)
+        pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
+        n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
+        budget = max(1, node_budget(n_items, cfg) - step.spent)
+        if deployment:  # no check runs on the worker: one round's length, and the gate decides after
+            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, min(budget, round_length(n_items, cfg)))
             result = finished_stage(out_dir)
             if result is None:
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
         else:
-            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pool=pool,
-                                 progress=progress, tokens=token_plan(cur))
-    get_run_logger().info("stage %d %s: %d steps, %d tokens, %.1f s, loss %.3f", stage, step.node_id,
-                          result.steps, result.tokens, result.seconds, result.train_loss)
+            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
+                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget)
+    get_run_logger().info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
+                          step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
+                          result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
-            "train_loss": result.train_loss, "log": [asdict(s) for s in result.log]}
+            "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
+            "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
 
 
 @task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE)
@@ -157,13 +208,15 @@ def curriculum(
     progress: bool = False,
     train_deployment: str | None = None,
     profile: str | None = None,
+    final_probe: bool = True,
+    train_overrides: dict[str, Any] | None = None,
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
     Args:
         graph: Path of the curriculum YAML (relative to the serving process's directory).
-        policy: Overrides the YAML's policy: gated, greedy, bandit, flat or fixed.
-        seed: Seed of training and of the bandit policy.
+        policy: Overrides the YAML's policy: gated, greedy, bandit, random, flat or fixed.
+        seed: Seed of training and of the bandit and random policies.
         max_stages: Budget of training stages; empty for no limit.
         run_id: Id for a new run; empty for a random one.
         resume: Id of a killed run to continue; no finished stage is trained again.
@@ -173,6 +226,8 @@ def curriculum(
         train_deployment: Train each stage on this `train-stage` deployment (e.g. train-stage/gpu, served
             by workers of a GPU pool) instead of in this process; runs_dir must be shared storage.
         profile: Run only this profile of the YAML (e.g. demo): its nodes, what they require, their on_fail branches.
+        final_probe: End with every node probed on all its items on the run's final adapter (the end state).
+        train_overrides: Training settings laid over every stage's (e.g. {"max_steps": 60} for a fixed budget).
     """
     log = get_run_logger()
     try:
@@ -190,13 +245,16 @@ def curriculum(
         if run["graph_hash"] != loaded.sha256:
             raise ValueError(f"run '{resume}' was made from another version of {graph}; resume needs the same YAML")
         run_id, policy_name, seed = resume, run["policy"], run["seed"]
-        profile = json.loads(run["config"] or "{}").get("profile")
+        config = json.loads(run["config"] or "{}")
+        profile, final_probe, train_overrides = config.get("profile"), config.get("final_probe", True), config.get("train_overrides")
     else:
         run_id = run_id or uuid.uuid4().hex[:12]
         if records.get_run(wh, run_id) is not None:
             raise ValueError(f"run '{run_id}' already exists in {wh.path}; continue it with --resume {run_id}")
         policy_name = policy or cur.policy
         make_policy(policy_name)  # fail on a bad name before anything is written
+        if train_overrides:
+            TrainConfig(**train_overrides)  # and on a bad override
     if profile:
         loaded = select_profile(loaded, profile)  # an unknown profile fails here, before anything is written
         cur = loaded.spec
@@ -207,80 +265,112 @@ def curriculum(
                           graph_hash=loaded.sha256, policy=policy_name, seed=seed, base_model=cur.model.base,
                           config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
                                   "nodes": list(cur.nodes) if profile else None, "decoding": DECODING,
-                                  "warnings": [str(w) for w in loaded.warnings]})
+                                  "warnings": [str(w) for w in loaded.warnings], "final_probe": final_probe,
+                                  "train_overrides": train_overrides})
     history = records.load_history(wh, run_id)
     run_dir = Path(runs_dir) / run_id
-    st = RunState.start(cur, loaded.graph)
     pol = make_policy(policy_name, seed)
     prober = Prober(cur.model.base, token_plan(cur))
     log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum, f" (profile {profile})" if profile else "",
              policy_name, len(cur.nodes))
 
-    nodes = list(probe_plan(loaded, st, None, 0))
-    if history.has_baseline:
-        baseline = observe_rows(loaded, nodes, history.item_scores.get(0, {}))
-        resolve_auto_gates(loaded, st, baseline)
-        pol.baseline(st, baseline)
+    if history.has_baseline:  # resume: the recorded stages replayed through the same policy, nothing retrained
+        st, stage = replay_state(wh, loaded, run_id, pol, history)
     else:
+        st, stage = RunState.start(cur, loaded.graph), 1
         started = time.perf_counter()
-        results = probe_task(prober, loaded, None, 0, probe_plan(loaded, st, None, 0), {})
-        baseline = observe_rows(loaded, nodes, as_rows(results))
+        plan = probe_plan(loaded, st, None, 0)
+        results = probe_task(prober, loaded, None, 0, plan, {})
+        baseline = observe_rows(loaded, list(plan), as_rows(results))
         decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
                                             [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
-                                            node_scores=score_rows(st, baseline))
+                                            node_scores=score_rows(st, baseline), node_status=status_rows(st))
 
-    stage = 1
     while (step := pol.next_step(st)) is not None:
         if max_stages is not None and stage > max_stages:
             log.info("budget of %d stages spent", max_stages)
             break
-        plan = probe_plan(loaded, st, step, stage)
-        done = history.stages.get(stage)
-        parent = run_dir / f"stage-{st.accepted_stage}" if st.accepted_stage else None
-        stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind, "parent_stage": st.accepted_stage}
+        plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
+        parent = run_dir / f"stage-{step.parent}" if step.parent else None
+        stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind, "parent_stage": step.parent}
         train_decision = {"node_id": step.node_id, "action": "train", "reason": step.reason, "attempt": step.attempt,
                           "score_before": st.latest(step.node_id), "signals": step.signals,
                           "gate": st.gate(step.node_id) if step.node_id != FLAT else None}
-        if done is not None and done["status"] == "failed":  # replay a stage that raised
-            keep = False
-            pol.stage_failed(st, step, stage, "(replayed)")
-        elif done is not None:  # recorded before the run was killed: replay, don't retrain
-            keep, _ = pol.observe(st, step, stage, observe_rows(loaded, plan, history.item_scores.get(stage, {})))
-        else:
-            out_dir = run_dir / f"stage-{stage}"
-            started = time.perf_counter()
-            attempt = train_task(loaded, step, stage, parent, out_dir, seed, progress, train_deployment, return_state=True)
-            if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
-                error = str(attempt.message or "training failed").splitlines()[0]
-                log.error("stage %d %s failed: %s", stage, step.node_id, error)
-                decisions = pol.stage_failed(st, step, stage, error)
-                records.record_probes_and_decisions(wh, run_id, stage, [], [train_decision, *(asdict(d) for d in decisions)],
-                                                    {**stage_row, "status": "failed", "train_wall_s": time.perf_counter() - started})
-                stage += 1
-                continue
-            trained = attempt.result()
-            probe_started = time.perf_counter()
-            results = probe_task(prober, loaded, out_dir, stage, plan, st.auto_gates)
-            if step.kind != "flat":
-                draw_until_clear(loaded, st, step.node_id, results,
-                                 lambda sel: probe_task(prober, loaded, out_dir, stage, sel, st.auto_gates))
-            timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
-            observed = observe_rows(loaded, plan, as_rows(results))
-            keep, decisions = pol.observe(st, step, stage, observed)
-            stage_row.update(adapter_path=str(out_dir), status="done" if keep else "discarded", **timing,
-                             **{k: v for k, v in trained.items() if k != "log"})
-            records.record_probes_and_decisions(
-                wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
-                [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"],
-                node_scores=score_rows(st, observed))
-            log.info("stage %d %s: %s", stage, step.node_id,
-                     ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
-        if keep:
-            st.accepted_stage = stage
+        out_dir = run_dir / f"stage-{stage}"
+        started = time.perf_counter()
+        attempt = train_task(loaded, step, stage, parent, out_dir, seed, progress, train_deployment,
+                             stage_check(loaded, st, step), train_overrides, return_state=True)
+        if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
+            error = str(attempt.message or "training failed").splitlines()[0]
+            log.error("stage %d %s failed: %s", stage, step.node_id, error)
+            decisions = pol.stage_failed(st, step, stage, error)
+            records.record_probes_and_decisions(wh, run_id, stage, [], [train_decision, *(asdict(d) for d in decisions)],
+                                                {**stage_row, "status": "failed", "train_wall_s": time.perf_counter() - started},
+                                                node_status=status_rows(st))
+            stage += 1
+            continue
+        trained = attempt.result()
+        probe_started = time.perf_counter()
+        results = probe_task(prober, loaded, out_dir, stage, plan, st.auto_gates)
+        if step.kind != "flat":
+            draw_until_clear(loaded, st, step.node_id, results,
+                             lambda sel: probe_task(prober, loaded, out_dir, stage, sel, st.auto_gates))
+        timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
+        observed = observe_rows(loaded, plan, as_rows(results))
+        outcome, decisions = pol.observe(st, step, stage, observed, trained)
+        stage_row.update(adapter_path=str(out_dir), status=outcome, **timing,
+                         **{k: v for k, v in trained.items() if k != "log"})
+        records.record_probes_and_decisions(
+            wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
+            [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"],
+            node_scores=score_rows(st, observed), node_status=status_rows(st))
+        log.info("stage %d %s: %s", stage, step.node_id,
+                 ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
         stage += 1
 
+    if final_probe and st.accepted_stage is not None and stage not in history.stages:
+        final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}")
     records.set_run_status(wh, run_id, "completed")
     report = write_report(wh, run_id, run_dir / "report.html")
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
     return run_id
+
+
+def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, history: records.History | None = None
+                 ) -> tuple[RunState, int]:
+    """The policy's state after a run's recorded stages, replayed through the same state machine from the
+    warehouse's rows (nothing is trained or probed), and the next stage's number."""
+    history = history or records.load_history(wh, run_id)
+    st = RunState.start(loaded.spec, loaded.graph)
+    nodes = list(probe_plan(loaded, st, None, 0))
+    baseline = observe_rows(loaded, nodes, history.item_scores.get(0, {}))
+    resolve_auto_gates(loaded, st, baseline)
+    pol.baseline(st, baseline)
+    stage = 1
+    while (done := history.stages.get(stage)) is not None and done["kind"] != "final":
+        step = pol.next_step(st)
+        if step is None:
+            break
+        if done["status"] == "failed":
+            pol.stage_failed(st, step, stage, "(replayed)")
+        else:
+            plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
+            pol.observe(st, step, stage, observe_rows(loaded, plan, history.item_scores.get(stage, {})),
+                                     {"steps": done["steps"], "stop_reason": done["stop_reason"]})
+        stage += 1
+    return st, stage
+
+
+def final_sweep(wh: Warehouse, run_id: str, prober: Prober, loaded: LoadedCurriculum, st: RunState, stage: int,
+                adapter: Path) -> None:
+    """The end state, measured: every node on all its items, on the adapter the run ends with (a stage of
+    kind 'final' that trains nothing). Statuses are the policy's and do not change here."""
+    started = time.perf_counter()
+    plan = probe_plan(loaded, st, None, stage)
+    results = probe_task(prober, loaded, adapter, stage, plan, st.auto_gates)
+    observed = observe_rows(loaded, plan, as_rows(results))
+    row = {"node_id": FLAT, "attempt": 1, "kind": "final", "parent_stage": st.accepted_stage, "adapter_path": str(adapter),
+           "status": "done", "steps": 0, "tokens": 0, "probe_s": time.perf_counter() - started}
+    records.record_probes_and_decisions(wh, run_id, stage, [r.row() for rs in results.values() for r in rs], [], row,
+                                        node_scores=score_rows(st, observed), node_status=status_rows(st))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import pytest
 
 from curriculum.evidence import Evidence
 from curriculum.policies import RunState, make_policy
@@ -53,3 +56,189 @@ def test_baseline_pass_needs_the_gate_cleared(tmp_path: Path) -> None:
     decisions = pol.baseline(st, {"a": binary([1] * 8), "b": binary([0, 1, 0, 0] * 2)})
     assert [(d.node_id, d.action) for d in decisions] == [("a", "pass")]
     assert st.status["a"] == "mastered" and st.mastered_on["a"].n == 8
+
+
+def _chain(tmp_path: Path) -> Path:
+    """z -> y -> x, plus an independent w: the shapes the readiness rules are about."""
+    from helpers import write_jsonl
+
+    for n in "zyxw":
+        write_jsonl(tmp_path / f"{n}.jsonl", [{"prompt": f"{n} {i}?", "answer": f"{n} answer {i}."} for i in range(4)])
+        write_jsonl(tmp_path / f"{n}_mc.jsonl", [{"prompt": f"{n} pick {i}", "choices": ["yes", "no"], "answer": 0}
+                                                 for i in range(8)])
+    graph = tmp_path / "chain.yaml"
+    graph.write_text("curriculum: chain\nmodel: {base: tiny-random}\ndefaults:\n  gate: {min_score: 0.5}\nnodes:\n" + "".join(
+        f"  {n}:\n    layer: definition\n    data: {n}.jsonl\n" + (f"    requires: [{r}]\n" if r else "")
+        + f"    probes: [{{kind: transfer, items: {n}_mc.jsonl}}]\n" for n, r in (("z", None), ("y", "z"), ("x", "y"), ("w", None))))
+    return graph
+
+
+def _start(tmp_path: Path, policy: str, seed: int = 0):
+    loaded = load_curriculum(_chain(tmp_path))
+    return loaded, make_policy(policy, seed), RunState.start(loaded.spec, loaded.graph)
+
+
+def test_a_node_passed_at_baseline_does_not_unlock_past_untrained_prerequisites(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, "gated")
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([1] * 8), "x": binary([0] * 8), "w": binary([0] * 8)})
+    assert st.status["y"] == "mastered"
+    assert st.ready() == ["z", "w"]  # x waits for z though y passed at baseline
+    pol.observe(st, pol.next_step(st), 1, {"z": binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    assert st.ready() == ["x", "w"]
+
+
+def test_retry_continues_the_stage_and_attempts_never_repeat(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, "gated")
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    outcome, (d,) = pol.observe(st, step, 1, {"z": binary([0] * 8)}, {"steps": 8, "stop_reason": "plateau"})
+    assert outcome == "retried" and d.action == "retry" and st.spent["z"] == 8
+    retry = pol.next_step(st)
+    assert (retry.node_id, retry.attempt, retry.parent, retry.spent) == ("z", 2, 1, 8)
+    # the budget spent: no retry left, whatever max_attempts says
+    _, pol2, st2 = _start(tmp_path, "gated")
+    pol2.baseline(st2, {n: binary([0] * 8) for n in "zyxw"})
+    outcome, decisions = pol2.observe(st2, pol2.next_step(st2), 1, {"z": binary([0] * 8)}, {"steps": 32, "stop_reason": "budget"})
+    assert outcome == "discarded" and decisions[0].action == "back-off" and "budget is spent" in decisions[0].reason
+    assert st2.status["y"] == st2.status["x"] == "skipped" and st2.ready() == ["w"]
+
+
+def test_failed_rehearsal_discards_its_adapter_and_has_its_own_budget(tmp_path: Path) -> None:
+    loaded, pol, st = _start(tmp_path, "gated")
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([1] * 8)})
+    pol.observe(st, pol.next_step(st), 1, {"z": binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    pol.observe(st, pol.next_step(st), 2, {"y": binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    # x trains; z falls from 8/8 to 0/8 on the same items: forgotten, and folded into the next normal stage
+    step = pol.next_step(st)
+    _, decisions = pol.observe(st, step, 3, {"x": binary([1] * 8), "z": binary([0] * 8), "w": binary([1] * 8)},
+                               {"steps": 8, "stop_reason": "gate-met"})
+    assert [d.action for d in decisions if d.node_id == "z"] == ["rehearse"] and st.status["z"] == "forgotten"
+    assert st.settled("z")  # what it unlocked stays unlocked
+    # nothing left to fold it into: a rehearsal stage of its own, and it fails: adapter discarded
+    step = pol.next_step(st)
+    assert step.kind == "rehearse" and step.node_id == "z" and step.parent == 3
+    outcome, decisions = pol.observe(st, step, 4, {"z": binary([0] * 8)}, {"steps": 8, "stop_reason": "plateau"})
+    assert outcome == "discarded" and st.status["z"] == "forgotten" and st.rehearsals["z"] == 1
+    assert loaded.spec.gate_config("z").max_rehearsals == 2 and loaded.spec.gate_config("z").max_attempts == 2
+    outcome, decisions = pol.observe(st, pol.next_step(st), 5, {"z": binary([0] * 8)}, {"steps": 8, "stop_reason": "plateau"})
+    assert [d.action for d in decisions] == ["skip", "forgotten"] and pol.next_step(st) is None
+
+
+def test_rehearsal_folds_into_the_next_normal_stage(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, "gated")
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    pol.observe(st, pol.next_step(st), 1, {"z": binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    step = pol.next_step(st)
+    assert step.node_id == "y"
+    pol.observe(st, step, 2, {"y": binary([1] * 8), "z": binary([0] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    step = pol.next_step(st)
+    assert step.kind == "train" and step.node_id == "x" and step.data_nodes == ["x", "z"] and step.rehearse_nodes == ["z"]
+    _, decisions = pol.observe(st, step, 3, {"x": binary([1] * 8), "z": binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    assert [(d.node_id, d.action) for d in decisions] == [("x", "pass"), ("z", "pass")] and st.status["z"] == "mastered"
+
+
+def test_greedy_ranks_by_scores_on_the_kept_adapter(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, "greedy")
+    assert pol.probes_ready
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([0, 0, 0, 1] * 2)})
+    assert pol.next_step(st).node_id == "z"  # gap 0.5 to w's 0.25
+    # a retried stage probed w at 0/8: greedy must not rank on it (it would pick w over the retry of z)
+    pol.observe(st, pol.next_step(st), 1, {"z": binary([0] * 8), "w": binary([0] * 8)}, {"steps": 8, "stop_reason": "plateau"})
+    assert st.on_accepted("w").score == 0.25 and pol.next_step(st).node_id == "z"
+    # a kept stage where w reads 1/8 and y 6/8: w has the larger gap now
+    pol.observe(st, pol.next_step(st), 2, {"z": binary([1] * 8), "w": binary([1] + [0] * 7), "y": binary([1] * 6 + [0] * 2)},
+                {"steps": 8, "stop_reason": "gate-met"})
+    step = pol.next_step(st)
+    assert step.node_id == "w" and step.signals["gaps"]["w"] > step.signals["gaps"]["y"]
+
+
+def test_exp3s_update_matches_a_hand_computed_step() -> None:
+    import math
+
+    from curriculum.policies import Exp3S
+
+    bandit = Exp3S(seed=0, eta=0.5, epsilon=0.1, alpha=0.01)
+    pi = bandit.probabilities(["a", "b"])
+    assert pi == {"a": 0.5, "b": 0.5}
+    bandit.last_pi = pi
+    bandit.reward("a", 0.2)
+    # by hand: log w_a = 0.5 * 0.2 / 0.5 = 0.2; fixed share w_i <- (1 - a) w_i + a / (K - 1) * (W - w_i)
+    wa, wb = math.exp(0.2), 1.0
+    assert math.exp(bandit.log_w["a"]) == pytest.approx(0.99 * wa + 0.01 * wb, rel=1e-12)
+    assert math.exp(bandit.log_w["b"]) == pytest.approx(0.99 * wb + 0.01 * wa, rel=1e-12)
+    p = bandit.probabilities(["a", "b"])
+    za, zb = 0.99 * wa + 0.01 * wb, 0.99 * wb + 0.01 * wa
+    assert p["a"] == pytest.approx(0.9 * za / (za + zb) + 0.05, rel=1e-12)
+
+
+def test_exp3s_survives_thousands_of_arms_and_keeps_weight_among_the_arms_in_play() -> None:
+    from curriculum.policies import Exp3S
+
+    arms = [f"n{i}" for i in range(5000)]
+    bandit = Exp3S(seed=1)
+    for _ in range(3):
+        pick, _, _ = bandit(None, arms)
+        bandit.reward(pick, 1.0)  # eta * r / pi with pi ~ 2e-5: a log-weight of ~25000, math.exp would overflow
+    p = bandit.probabilities(arms)
+    assert all(math.isfinite(v) for v in p.values()) and sum(p.values()) == pytest.approx(1.0)
+    # an arm that left (mastered) is not mixed into: its weight stays what it was when it left
+    bandit.log_w["gone"] = 3.0
+    bandit.last_pi = bandit.probabilities(["a", "b"])
+    bandit.reward("a", 0.5)
+    assert bandit.log_w["gone"] == 3.0
+
+
+def test_bandit_rewards_paired_progress_on_the_kept_adapter(tmp_path: Path) -> None:
+    from curriculum.policies import paired_progress
+
+    before = binary([0, 0, 1, 1])
+    after = Evidence({(0, 1): 1.0, (0, 2): 1.0, (0, 3): 1.0, (0, 9): 0.0}, True, 8)  # a fourth item not seen before
+    assert paired_progress(before, after) == pytest.approx(2 / 3)  # on the 3 shared items, not 0.75 - 0.5
+    _, pol, st = _start(tmp_path, "bandit", seed=3)
+    assert pol.probes_ready
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    pol.observe(st, step, 1, {step.node_id: binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    assert pol.choose.log_w[step.node_id] > 0
+
+
+def test_random_order_is_seeded_and_keeps_the_gates(tmp_path: Path) -> None:
+    picks = []
+    for _ in range(2):
+        _, pol, st = _start(tmp_path, "random", seed=5)
+        pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+        picks.append(pol.next_step(st).node_id)
+        outcome, decisions = pol.observe(st, pol.next_step(st), 1, {n: binary([0] * 8) for n in "zw"},
+                                         {"steps": 8, "stop_reason": "plateau"})
+    assert picks[0] == picks[1] and decisions[0].action == "retry"
+
+
+def test_fixed_trains_each_node_once_in_order_without_gates(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, "fixed")
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([1] * 8), "x": binary([0] * 8), "w": binary([0] * 8)})
+    order = []
+    while (step := pol.next_step(st)) is not None:
+        order.append(step.node_id)
+        outcome, decisions = pol.observe(st, step, len(order), {step.node_id: binary([0] * 8)},
+                                         {"steps": 8, "stop_reason": "plateau"})
+        assert outcome == "done" and decisions[0].action == "pass"
+    assert order == ["z", "y", "x", "w"] and set(st.status.values()) == {"trained"}
+
+
+def test_flat_uses_the_curriculum_defaults_and_reads_every_gate(tmp_path: Path) -> None:
+    from flows.curriculum_flow import stage_config
+
+    graph = _chain(tmp_path)
+    text = graph.read_text().replace("  z:\n    layer: definition\n", "  z:\n    layer: definition\n    train: {lr: 0.5}\n")
+    graph.write_text(text)
+    loaded = load_curriculum(graph)
+    pol, st = make_policy("flat"), RunState.start(loaded.spec, loaded.graph)
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    assert step.kind == "flat" and step.data_nodes == ["z", "y", "x", "w"]
+    assert stage_config(loaded, step, 1, 0, None).lr == loaded.spec.defaults.train.lr != 0.5
+    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1] * 8), "y": binary([1] * 8), "x": binary([0] * 8),
+                                                   "w": binary([1] * 8)}, {"steps": 40, "stop_reason": "budget"})
+    assert outcome == "done" and pol.next_step(st) is None
+    assert st.status == {"z": "mastered", "y": "mastered", "x": "failed", "w": "mastered"}
+    assert [d.action for d in decisions] == ["pass", "pass", "fail", "pass"]

@@ -42,14 +42,26 @@ def chromium() -> str:
     return found
 
 
-def test_status_from_decisions() -> None:
-    nodes = {"a": {}, "b": {}, "c": {}, "r": {"entered_by": "on_fail"}, "u": {}}
-    decisions = [{"node_id": "a", "action": "pass", "score_after": 0.8, "gate": 0.5},
-                 {"node_id": "b", "action": "back-off", "score_after": 0.1, "gate": 0.5},
-                 {"node_id": "c", "action": "skip", "score_after": None, "gate": None},
-                 {"node_id": "u", "action": "pass", "score_after": 0.2, "gate": 0.5}]
-    assert node_status(nodes, decisions) == {"a": "mastered", "b": "failed", "c": "skipped", "r": "not entered",
-                                             "u": "failed"}
+def test_reported_final_state_is_the_policys(paths_run) -> None:
+    """The report, the mastery table and the recorded statuses say the same, and it is what the policy ended with."""
+    from curriculum.policies import RunState, make_policy
+    from curriculum.validate import load_curriculum
+    from warehouse.records import mastery_table, node_statuses
+
+    tmp_path, graph, run_id = paths_run
+    wh = Warehouse(tmp_path / "w.duckdb")
+    loaded = load_curriculum(graph)
+    nodes = {n: node.model_dump(exclude_none=True) for n, node in loaded.spec.nodes.items()}
+    recorded = node_statuses(wh, run_id)
+    cols, rows = mastery_table(wh, run_id)
+    table = {r[cols.index("node_id")]: r[cols.index("status")] for r in rows}
+    assert node_status(wh, run_id, nodes) == recorded == table
+    # the policy's own end state, replayed from the recorded stages through the same state machine
+    from flows.curriculum_flow import replay_state
+
+    st = replay_state(wh, loaded, run_id, make_policy("gated"))
+    assert isinstance(st, RunState) and st.status == recorded
+    assert recorded["hard"] == "failed" and recorded["child"] == "skipped" and recorded["seen"] == "mastered"
 
 
 def test_bridge_speaks_with_the_runs_final_adapter(paths_run, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,9 +104,12 @@ def test_missing_field_in_data_file_names_line(tmp_path: Path) -> None:
     assert len(records) == 1
 
 
-def test_replay_mixes_a_seeded_fraction_of_earlier_examples() -> None:
-    pool = [Example(f"old {i}?", f"old answer {i}") for i in range(50)]
-    mixed = with_replay(EXAMPLES, pool, 0.5, seed=3)
+def test_replay_draws_from_every_mastered_node() -> None:
+    pools = [[Example(f"node {n} old {i}?", f"old answer {n}.{i}") for i in range(8)] for n in range(9)]
+    mixed = with_replay(EXAMPLES, pools[:1], 0.5, seed=3)
     assert mixed[: len(EXAMPLES)] == EXAMPLES and len(mixed) == len(EXAMPLES) + 6
-    assert mixed == with_replay(EXAMPLES, pool, 0.5, seed=3)
-    assert with_replay(EXAMPLES, pool, 0.0, seed=3) == EXAMPLES
+    assert mixed == with_replay(EXAMPLES, pools[:1], 0.5, seed=3)
+    assert with_replay(EXAMPLES, pools, 0.0, seed=3) == EXAMPLES
+    # a grown graph: nine mastered nodes, and each one is replayed (a pooled draw of 6 would leave 3 out)
+    grown = with_replay(EXAMPLES, pools, 0.5, seed=3)[len(EXAMPLES):]
+    assert {ex.prompt.split()[1] for ex in grown} == {str(n) for n in range(9)}

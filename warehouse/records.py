@@ -65,7 +65,7 @@ def set_run_status(wh: Warehouse, run_id: str, status: str) -> None:
 def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_rows: Sequence[dict],
                                 decisions: Sequence[dict], stage_row: dict | None = None,
                                 steps: Sequence[dict] = (), baseline_probe_s: float | None = None,
-                                node_scores: Sequence[dict] = ()) -> None:
+                                node_scores: Sequence[dict] = (), node_status: Sequence[dict] = ()) -> None:
     """One stage (or the baseline, stage 0) in one transaction."""
     with wh.transaction() as con:
         if baseline_probe_s is not None:
@@ -75,6 +75,7 @@ def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_ro
             wh.append(con, "train_steps", [{**s, "run_id": run_id, "stage": stage} for s in steps])
         wh.append(con, "probe_results", [{**r, "run_id": run_id, "stage": stage} for r in probe_rows])
         wh.append(con, "node_scores", [{**r, "run_id": run_id, "stage": stage} for r in node_scores])
+        wh.append(con, "node_status", [{**r, "run_id": run_id, "stage": stage} for r in node_status])
         wh.append(con, "decisions", _decision_rows(run_id, _next_seq(con, run_id), stage, decisions))
 
 
@@ -110,52 +111,72 @@ def load_history(wh: Warehouse, run_id: str) -> History:
 
 
 def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
-    """Per node: baseline, best and final score, the final score's n and interval, and its last decision."""
+    """Per node: the policy's end status, baseline, final score (the last one probed on an adapter the run
+    kept) with its n and interval, the best accepted score, and the last decision."""
     return wh.query(
         """
-        WITH m AS (SELECT * FROM mastery_matrix WHERE run_id = $1),
-        ns AS (SELECT node_id, arg_max(n_items, stage) AS n, arg_max(ci_low, stage) AS lo,
-                      arg_max(ci_high, stage) AS hi
-               FROM node_scores WHERE run_id = $1 GROUP BY node_id),
+        WITH m AS (SELECT * FROM mastery_matrix WHERE run_id = $1 AND accepted),
         last_decision AS (
             SELECT node_id, arg_max(action, seq) AS last_action FROM decisions
-            WHERE run_id = $1 AND node_id IS NOT NULL GROUP BY node_id)
-        SELECT m.node_id,
+            WHERE run_id = $1 AND node_id IS NOT NULL AND action <> 'train' GROUP BY node_id)
+        SELECT f.node_id, f.status,
                max(CASE WHEN m.stage = 0 THEN m.score END) AS baseline,
-               arg_max(m.score, m.stage) AS final,
-               any_value(ns.n) AS n,
-               any_value(ns.lo) AS ci_low,
-               any_value(ns.hi) AS ci_high,
+               any_value(f.score) AS final,
+               any_value(ns.n_items) AS n,
+               any_value(ns.ci_low) AS ci_low,
+               any_value(ns.ci_high) AS ci_high,
                max(m.score) AS best,
                count(DISTINCT m.stage) AS probed_at,
                any_value(d.last_action) AS last_action
-        FROM m LEFT JOIN last_decision d USING (node_id) LEFT JOIN ns USING (node_id)
-        GROUP BY m.node_id ORDER BY m.node_id
+        FROM final_status f
+        LEFT JOIN m USING (run_id, node_id)
+        LEFT JOIN node_scores ns ON ns.run_id = f.run_id AND ns.node_id = f.node_id AND ns.stage = f.scored_at
+        LEFT JOIN last_decision d ON d.node_id = f.node_id
+        WHERE f.run_id = $1
+        GROUP BY f.node_id, f.status ORDER BY f.node_id
         """,
         [run_id],
     )
 
 
+def node_statuses(wh: Warehouse, run_id: str, stage: int | None = None) -> dict[str, str]:
+    """The policy's recorded status of each node after `stage` (default: the last one recorded)."""
+    _, rows = wh.query(
+        "SELECT node_id, arg_max(status, stage) FROM node_status WHERE run_id = $1 AND ($2 IS NULL OR stage <= $2) "
+        "GROUP BY node_id", [run_id, stage])
+    return dict(rows)
+
+
+def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
+    """Each node on the run's final stage's probes (the final sweep when the run made one): score, n,
+    bounds and gate, so a benchmark counts gates held at the end, not passes on the way."""
+    cols, rows = wh.query(
+        "SELECT node_id, score, n_items, pool, ci_low, ci_high, gate FROM node_scores "
+        "WHERE run_id = $1 AND stage = (SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final')", [run_id])
+    return {r[0]: dict(zip(cols[1:], r[1:])) for r in rows}
+
+
 def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
-    """What bench/curriculum.py compares across policies, for one run."""
+    """What bench/curriculum.py compares across policies, for one run: cost, and when each node first held
+    its gate by the policy's own recorded statuses."""
     _, rows = wh.query(
         """
         SELECT coalesce(sum(steps), 0), coalesce(sum(tokens), 0), coalesce(sum(seconds), 0),
-               coalesce(sum(train_wall_s), 0) + coalesce(sum(probe_s), 0), count(*),
+               coalesce(sum(train_wall_s), 0), coalesce(sum(probe_s), 0), count(*) FILTER (WHERE kind <> 'final'),
                (SELECT coalesce(baseline_probe_s, 0) FROM runs WHERE run_id = $1)
         FROM stages WHERE run_id = $1
         """, [run_id])
-    steps, tokens, train_s, task_s, stages, baseline_s = rows[0]
-    _, final = wh.query(
-        "SELECT avg(score) FROM (SELECT node_id, arg_max(score, stage) AS score FROM mastery_matrix "
-        "WHERE run_id = $1 GROUP BY node_id)", [run_id])
+    steps, tokens, train_s, train_wall_s, probe_s, stages, baseline_s = rows[0]
     _, bwt = wh.query("SELECT avg(bwt) FROM forgetting WHERE run_id = $1", [run_id])
-    _, passes = wh.query(
-        "SELECT stage, node_id FROM decisions WHERE run_id = $1 AND action = 'pass' "
-        "AND (score_after IS NULL OR score_after >= gate) ORDER BY seq", [run_id])
-    _, per_stage = wh.query("SELECT stage, steps, tokens FROM stages WHERE run_id = $1 ORDER BY stage", [run_id])
-    return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "task_s": task_s + baseline_s, "stages": stages,
-            "final_score": final[0][0], "bwt": bwt[0][0] or 0.0, "passed": sorted({node for _, node in passes}), "passes": passes}
+    _, per_stage = wh.query("SELECT stage, coalesce(steps, 0), coalesce(tokens, 0) FROM stages WHERE run_id = $1 "
+                            "ORDER BY stage", [run_id])
+    _, statuses = wh.query("SELECT stage, list(node_id ORDER BY node_id) FILTER (WHERE status = 'mastered') "
+                           "FROM node_status WHERE run_id = $1 GROUP BY stage ORDER BY stage", [run_id])
+    _, checks = wh.query("SELECT stage, checks FROM stages WHERE run_id = $1 AND kind = 'flat'", [run_id])
+    return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "train_wall_s": train_wall_s,
+            "probe_s": probe_s + baseline_s, "stages": stages, "bwt": bwt[0][0] or 0.0,
+            "mastered_after": [(stage, list(nodes or [])) for stage, nodes in statuses],
+            "flat_checks": [(stage, json.loads(c) if c else []) for stage, c in checks]}
 
 
 def run_lexicon(wh: Warehouse, run_id: str) -> list[str]:

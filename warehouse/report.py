@@ -21,8 +21,8 @@ import yaml  # noqa: E402
 
 from warehouse.db import Warehouse  # noqa: E402
 
-STATUS_COLOURS = {"mastered": "#2e9d5b", "failed": "#d64545", "skipped": "#9aa0a6", "untrained": "#f2c94c",
-                  "not entered": "#e8eaed"}
+STATUS_COLOURS = {"mastered": "#2e9d5b", "trained": "#7cc08f", "forgotten": "#f2994a", "failed": "#d64545",
+                  "skipped": "#9aa0a6", "locked": "#f2c94c", "waiting": "#bb6bd9", "dormant": "#e8eaed"}
 
 
 def _svg(fig) -> str:
@@ -38,21 +38,10 @@ def _rows(wh: Warehouse, sql: str, run_id: str) -> list[dict[str, Any]]:
     return [dict(zip(cols, r)) for r in rows]
 
 
-def node_status(nodes: dict[str, dict], decisions: list[dict[str, Any]]) -> dict[str, str]:
-    """Each node's end state, read from its last decision."""
-    status = {n: "not entered" if body.get("entered_by") == "on_fail" else "untrained" for n, body in nodes.items()}
-    for d in decisions:
-        n = d["node_id"]
-        if n not in status:
-            continue
-        if d["action"] == "pass":
-            below = d["score_after"] is not None and d["gate"] is not None and d["score_after"] < d["gate"]
-            status[n] = "failed" if below else "mastered"
-        elif d["action"] == "back-off":
-            status[n] = "failed"
-        elif d["action"] == "skip" and status[n] != "mastered":
-            status[n] = "skipped"
-    return status
+def node_status(wh: Warehouse, run_id: str, nodes: dict[str, dict]) -> dict[str, str]:
+    """Each node's end state as the policy recorded it (node_status), never re-derived from decisions."""
+    recorded = dict(wh.query("SELECT node_id, status FROM final_status WHERE run_id = ?", [run_id])[1])
+    return {n: recorded.get(n, "dormant" if body.get("entered_by") == "on_fail" else "locked") for n, body in nodes.items()}
 
 
 def _graph_svg(nodes: dict[str, dict], status: dict[str, str]) -> str:
@@ -137,20 +126,19 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         SELECT node_id, stage, score, n_items, pool, ci_low, ci_high, method, confidence, gate,
                CASE WHEN ci_low >= gate THEN 'over' WHEN ci_high < gate THEN 'under' ELSE 'unclear' END AS vs_gate
         FROM node_scores WHERE run_id = $1 AND (node_id, stage) IN
-             (SELECT (node_id, max(stage)) FROM node_scores WHERE run_id = $1 GROUP BY node_id)
+             (SELECT (node_id, scored_at) FROM final_status WHERE run_id = $1)
         ORDER BY node_id""", run_id)
-    cells = _rows(wh, "SELECT stage, node_id, score FROM mastery_matrix WHERE run_id = ? ORDER BY stage", run_id)
+    cells = _rows(wh, "SELECT stage, node_id, score FROM mastery_matrix WHERE run_id = ? AND accepted ORDER BY stage", run_id)
     steps = _rows(wh, "SELECT t.stage, s.node_id, t.step, t.loss FROM train_steps t JOIN stages s USING (run_id, stage) "
                       "WHERE run_id = ? ORDER BY t.stage, t.step", run_id)
-    stages = _rows(wh, "SELECT stage, node_id, attempt, kind, parent_stage, status, steps, tokens, seconds, train_loss "
-                       "FROM stages WHERE run_id = ? ORDER BY stage", run_id)
+    stages = _rows(wh, "SELECT stage, node_id, attempt, kind, parent_stage, status, steps, rounds, stop_reason, tokens, "
+                       "seconds, train_loss FROM stages WHERE run_id = ? ORDER BY stage", run_id)
     worst = _rows(wh, """
         SELECT p.stage, p.node_id, p.probe_kind, p.prompt, p.output, p.reference, p.score, p.copied
         FROM probe_results p
-        JOIN (SELECT node_id, max(stage) AS stage FROM probe_results WHERE run_id = $1 GROUP BY node_id) last
-          USING (node_id, stage)
+        JOIN (SELECT node_id, scored_at AS stage FROM final_status WHERE run_id = $1) last USING (node_id, stage)
         WHERE p.run_id = $1 ORDER BY p.score, p.node_id LIMIT 25""", run_id)
-    status = node_status(nodes, decisions)
+    status = node_status(wh, run_id, nodes)
     scores: dict[str, list[tuple[float, float]]] = {}
     for c in cells:
         scores.setdefault(c["node_id"], []).append((c["stage"], c["score"]))
@@ -163,9 +151,9 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         f'<p class="meta">policy {html.escape(run["policy"])} · seed {run["seed"]} · base {html.escape(run["base_model"])} · '
         f"status {html.escape(run['status'])} · started {run['started_at']} · {len(stages)} stages</p>",
         '<h2 id="graph">Graph, coloured by node status</h2>', _graph_svg(nodes, status) if nodes else "<p>no nodes</p>",
-        '<h2 id="heatmap">Mastery R[stage, node]</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
+        '<h2 id="heatmap">Mastery R[stage, node], on the adapters the run kept</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
         '<h2 id="scores">Scores across stages</h2>', _curves_svg(scores, "stage", "mean probe score") if scores else "",
-        '<h2 id="intervals">Last score of each node, with its n and one-sided bounds</h2>',
+        '<h2 id="intervals">Last score of each node on a kept adapter, with its n and one-sided bounds</h2>',
         _table(node_scores, ["node_id", "stage", "score", "n_items", "pool", "ci_low", "ci_high", "method", "confidence",
                              "gate", "vs_gate"]),
         '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
@@ -173,7 +161,7 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         '<h2 id="decisions">Decisions</h2>',
         _table(decisions, ["seq", "stage", "node_id", "action", "attempt", "score_before", "score_after", "n_items", "ci_low",
                            "ci_high", "gate", "reason"], "decisions"),
-        '<h2 id="worst">Worst probe answers (each node\'s last probed stage)</h2>',
+        '<h2 id="worst">Worst probe answers (each node\'s last kept stage)</h2>',
         _table(worst, ["stage", "node_id", "probe_kind", "prompt", "output", "reference", "score", "copied"]),
     ]
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Run {html.escape(run_id)}</title>"

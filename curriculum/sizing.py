@@ -1,0 +1,74 @@
+"""Stages sized by mastery: how long a round is, what a node may spend, and when a stage stops.
+
+A fixed epoch count is wrong for almost every node: too long for what is learned quickly, far too
+short for a node of 8 examples. A stage trains in rounds instead and looks at a cheap check after
+each; these rules turn the checks into "go on" or a reason to stop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from curriculum.spec import TrainConfig
+
+MIN_ROUNDS = 4  # a node's budget always allows this many rounds, however few its examples
+
+
+@dataclass(frozen=True)
+class Check:
+    """One look at the node after a round: its score on the checked items and the gate's call on them."""
+
+    round: int
+    step: int  # optimizer steps of the stage so far
+    score: float
+    verdict: str  # pass | fail | inconclusive (the gate call on the checked items)
+    n: int
+
+
+def steps_per_epoch(n_items: int, cfg: TrainConfig) -> int:
+    return max(1, math.ceil(math.ceil(n_items / cfg.batch_size) / cfg.grad_accum))
+
+
+def round_length(n_items: int, cfg: TrainConfig) -> int:
+    """Optimizer steps between two checks: `epochs` epochs, and never fewer than `round_steps`."""
+    return max(cfg.epochs * steps_per_epoch(n_items, cfg), cfg.round_steps)
+
+
+def node_budget(n_items: int, cfg: TrainConfig) -> int:
+    """Steps a node may spend over all its attempts: `max_epochs` epochs (capped by `max_steps`),
+    and at least MIN_ROUNDS rounds, so a node of 8 examples gets as many looks as one of 800."""
+    by_epochs = cfg.max_epochs * steps_per_epoch(n_items, cfg)
+    budget = min(by_epochs, cfg.max_steps) if cfg.max_steps else by_epochs
+    floor = MIN_ROUNDS * round_length(n_items, cfg)
+    return max(budget, min(floor, cfg.max_steps) if cfg.max_steps else floor)
+
+
+def stop_reason(checks: list[Check], spent: int, budget: int, cfg: TrainConfig) -> str | None:
+    """None to train another round, else why the stage stops: gate-met, plateau or budget."""
+    if checks and checks[-1].verdict == "pass":
+        return "gate-met"
+    if spent >= budget:
+        return "budget"
+    if len(checks) > cfg.patience:
+        best_before = max(c.score for c in checks[: -cfg.patience])
+        if all(c.score < best_before + cfg.min_delta for c in checks[-cfg.patience:]):
+            return "plateau"
+    return None
+
+
+def best_check(checks: list[Check]) -> Check | None:
+    """The round whose adapter the stage keeps: the best score, the latest among ties."""
+    return max(reversed(checks), key=lambda c: c.score) if checks else None
+
+
+def describe_stop(reason: str | None, checks: list[Check], spent: int, budget: int) -> str:
+    """The stop reason in words, for decisions and logs."""
+    trail = " → ".join(f"{c.score:.3f}" for c in checks)
+    if reason == "gate-met":
+        return f"gate met on its check after {len(checks)} round(s) ({trail})"
+    if reason == "plateau":
+        return f"plateau: no gain in the last round(s) ({trail}), {spent} of {budget} budget steps spent"
+    if reason == "budget":
+        return f"budget spent: {spent} of {budget} steps ({trail})"
+    return f"{spent} steps, no check"
