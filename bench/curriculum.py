@@ -1,12 +1,20 @@
-"""Does the curriculum pay off? gated, greedy, bandit, flat and fixed on the same graph and seed.
+"""Does the curriculum pay off? The YAML's adaptive policy against a plain fine-tune, on any graph, several seeds.
 
-Per policy: optimizer steps and tokens until every gate was passed, final mean probe score,
-BWT (mean forgetting), wall time, and orchestration overhead (wall time not spent in
-training or probing, over training time). One process, one table, one JSON line.
+Per seed, on the same graph, items and seed:
+  adaptive     the YAML's policy (fixed before the run), stages sized by mastery
+  flat-rounds  every node's data in one stage, probed on every item after each round (one epoch by default)
+               until every gate holds or it has spent --flat-cap x the adaptive run's optimizer steps
+  flat-budget  every node's data, exactly the adaptive run's optimizer steps, one cosine schedule
+  fixed        topological order, no gates, stages sized by the same checks
+  random       ready nodes in random order, with the adaptive policy's gates and rehearsal
 
-Profile: by default the bundled graph's `demo` profile (what `make demo` runs);
-BENCH_PROFILE=NAME picks another profile of the YAML, BENCH_PROFILE=full the whole graph.
-Run: .venv/bin/python bench/curriculum.py
+Every figure is read from the end state — the final sweep, all items probed on the run's final accepted
+adapter — and from the policy's recorded statuses: gates held, mean score over the gated nodes, BWT
+(forgetting view), optimizer steps and tokens until every gate was held (and still held at the end),
+wall time and probe time. Figures are mean ± 95 % t interval over the seeds.
+
+Run: .venv/bin/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
+     .venv/bin/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
 """
 
 from __future__ import annotations
@@ -17,31 +25,29 @@ from pathlib import Path
 # bench/*.py would shadow the project's packages when run as scripts
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import argparse
 import json
+import math
 import os
 import tempfile
 import time
+from typing import Any
 
 for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(key, "1")
+
+from scipy import stats
 
 import flows  # noqa: F401  (Prefect defaults)
 from curriculum.validate import load_curriculum
 from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
-from warehouse.records import policy_summary
+from warehouse.records import end_state, policy_summary
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICIES = ["gated", "greedy", "bandit", "flat", "fixed"]
-GRAPH = ROOT / "graphs" / "hyperwords.yaml"
-PROFILE = os.environ.get("BENCH_PROFILE", "demo")  # a profile of the bundled YAML, or 'full'
-
-
-def targets_of(profile: str | None) -> list[str]:
-    """The nodes whose gates count (remedial ones do not)."""
-    loaded = load_curriculum(GRAPH, profile)
-    return [n for n, node in loaded.spec.nodes.items() if node.entered_by is None]
+BASELINES = ["flat-rounds", "flat-budget", "fixed", "random"]
+FIGURES = ["gates_held", "final_score", "bwt", "steps_to_all", "tokens_to_all", "total_steps", "wall_s", "probe_s", "train_s"]
 
 
 @flow
@@ -49,67 +55,145 @@ def _warm_up() -> None:
     """Start Prefect's ephemeral server before any timing."""
 
 
-def to_master_all(summary: dict, targets: list[str]) -> tuple[int | None, int | None]:
-    """Steps and tokens spent until the last target's gate was passed (None if never)."""
-    passed_at: dict[str, int] = {}
-    for stage, node in summary["passes"]:
-        if node in targets:
-            passed_at.setdefault(node, stage)
-    if set(passed_at) != set(targets):
-        return None, None
-    last = max(passed_at.values())
-    steps = sum(s for stage, s, _ in summary["per_stage"] if stage <= last)
-    tokens = sum(t for stage, _, t in summary["per_stage"] if stage <= last)
-    return steps, tokens
+def summarise(wh: Warehouse, run_id: str, targets: list[str], wall: float) -> dict[str, Any]:
+    """One run's figures, from its end state and its recorded statuses."""
+    s = policy_summary(wh, run_id)
+    end = end_state(wh, run_id)
+    held = [n for n in targets if n in end and end[n]["score"] >= end[n]["gate"]]
+    steps_to_all = tokens_to_all = None
+    if len(held) == len(targets):  # every gate holds at the end: when did the policy first hold them all?
+        first = next((stage for stage, mastered in s["mastered_after"] if set(targets) <= set(mastered)), None)
+        if first is not None:
+            steps_to_all = sum(steps for stage, steps, _ in s["per_stage"] if stage <= first)
+            tokens_to_all = sum(tokens for stage, _, tokens in s["per_stage"] if stage <= first)
+    scores = [end[n]["score"] for n in targets if n in end]
+    return {
+        "gates_held": len(held), "targets": len(targets), "final_score": sum(scores) / len(scores) if scores else None,
+        "bwt": s["bwt"], "steps_to_all": steps_to_all, "tokens_to_all": tokens_to_all, "total_steps": s["steps"],
+        "total_tokens": s["tokens"], "stages": s["stages"], "wall_s": wall, "probe_s": s["probe_s"], "train_s": s["train_s"],
+        "overhead_s": wall - s["train_s"] - s["probe_s"],
+        "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
+    }
+
+
+def mean_ci(values: list[float | None]) -> dict[str, Any]:
+    """Mean and 95 % t interval of the seeds that gave a value (n says how many)."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return {"mean": None, "ci": None, "n": 0}
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2 or stats.tstd(xs) == 0:
+        return {"mean": mean, "ci": [mean, mean] if len(xs) >= 2 else None, "n": len(xs)}
+    low, high = stats.t.interval(0.95, len(xs) - 1, loc=mean, scale=stats.sem(xs))
+    return {"mean": mean, "ci": [float(low), float(high)], "n": len(xs)}
+
+
+def fmt(agg: dict[str, Any], digits: int = 3) -> str:
+    if agg["mean"] is None:
+        return "never"
+    text = f"{agg['mean']:.{digits}f}"
+    if agg["ci"]:
+        text += f" ± {(agg['ci'][1] - agg['ci'][0]) / 2:.{digits}f}"
+    return text + ("" if agg["n"] == agg.get("of", agg["n"]) else f" ({agg['n']}/{agg['of']})")
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b not in (None, 0) else None
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--graph", default=str(ROOT / "graphs" / "hyperwords.yaml"))
+    ap.add_argument("--profile", default=None, help="a profile of the YAML (e.g. demo); default the whole graph")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated subset of " + ", ".join(BASELINES))
+    ap.add_argument("--flat-round", type=int, default=None, help="flat-rounds' steps between probes (default one epoch)")
+    ap.add_argument("--flat-cap", type=float, default=3.0, help="flat-rounds' budget, in adaptive runs' steps")
+    ap.add_argument("--out", default=None, help="keep the warehouse and adapters here (default a temporary folder)")
+    args = ap.parse_args()
+    baselines = [b for b in args.baselines.split(",") if b]
+    loaded = load_curriculum(args.graph, args.profile)
+    targets = [n for n, node in loaded.spec.nodes.items() if node.entered_by is None and node.probes]
+    adaptive = loaded.spec.policy
     _warm_up()
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-curriculum-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db, runs = work / "bench.duckdb", work / "runs"
+    per_seed: dict[str, list[dict[str, Any]]] = {p: [] for p in ["adaptive", *baselines]}
+
+    def run(name: str, seed: int, **kw: Any) -> dict[str, Any]:
+        run_id = f"{name}-s{seed}"
+        t0 = time.perf_counter()
+        curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs), run_id=run_id,
+                   profile=args.profile, **kw)
+        row = summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0)
+        print(name, seed, json.dumps({k: v for k, v in row.items() if k != "end"}), flush=True)
+        return row
+
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        a = run("adaptive", seed, policy=adaptive)
+        per_seed["adaptive"].append(a)
+        budget = max(1, int(a["total_steps"]))
+        for name in baselines:
+            if name == "flat-rounds":
+                cap = max(1, math.ceil(args.flat_cap * budget))
+                every = {"round_steps": args.flat_round} if args.flat_round else {"round_steps": 1}
+                row = run(name, seed, policy="flat", train_overrides={
+                    "epochs": 1, **every, "max_steps": cap, "max_epochs": 10**6, "patience": 10**6})
+                row["budget"] = cap
+            elif name == "flat-budget":
+                row = run(name, seed, policy="flat", train_overrides={
+                    "max_steps": budget, "round_steps": budget, "max_epochs": 10**6, "patience": 10**6})
+            else:
+                row = run(name, seed, policy=name)
+            per_seed[name].append(row)
+
     table = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        profile = None if PROFILE == "full" else PROFILE
-        targets = targets_of(profile)
-        db = Path(tmp) / "bench.duckdb"
-        for policy in POLICIES:
-            t0 = time.perf_counter()
-            run_id = curriculum(graph=str(GRAPH), policy=policy, seed=0, warehouse=str(db), runs_dir=str(Path(tmp) / "runs"),
-                                run_id=f"bench-{policy}", profile=profile)
-            wall = time.perf_counter() - t0
-            s = policy_summary(Warehouse(db), run_id)
-            steps, tokens = to_master_all(s, targets)
-            table[policy] = {
-                "steps_to_master_all": steps, "tokens_to_master_all": tokens,
-                "total_steps": s["steps"], "total_tokens": s["tokens"], "stages": s["stages"],
-                "gates_passed": f"{len(set(s['passed']) & set(targets))}/{len(targets)}",
-                "final_score": round(s["final_score"], 4), "bwt": round(s["bwt"], 4), "wall_s": round(wall, 1),
-                "overhead_s": round(wall - s["task_s"], 2), "train_s": round(s["train_s"], 1),
-            }
-            print(policy, json.dumps(table[policy]), flush=True)
-    print(f"\n{'policy':8s} {'steps→all':>10s} {'tokens→all':>11s} {'steps':>6s} {'gates':>6s} {'final':>7s} {'bwt':>7s} {'wall s':>7s}")
-    for p, r in table.items():
-        print(f"{p:8s} {str(r['steps_to_master_all']):>10s} {str(r['tokens_to_master_all']):>11s} {r['total_steps']:6d} "
-              f"{r['gates_passed']:>6s} {r['final_score']:7.3f} {r['bwt']:7.3f} {r['wall_s']:7.1f}")
-    adaptive = {p: table[p] for p in ("gated", "greedy", "bandit")}
+    for name, rows in per_seed.items():
+        table[name] = {f: {**mean_ci([r[f] for r in rows]), "of": len(rows)} for f in FIGURES}
+        table[name]["seeds"] = len(rows)
 
-    def steps(r: dict) -> float:
-        return r["steps_to_master_all"] if r["steps_to_master_all"] is not None else float("inf")
+    def paired(f, b: str, key: str, censor: bool = False) -> dict[str, Any]:
+        out = []
+        for a, r in zip(per_seed["adaptive"], per_seed.get(b, [])):
+            other = r[key] if r[key] is not None or not censor else r.get("budget", r["total_steps"])
+            out.append(f(a[key], other))
+        return {**mean_ci(out), "of": len(out)}
 
-    best = min(adaptive, key=lambda p: (steps(adaptive[p]), -adaptive[p]["final_score"]))
+    summary = {
+        "graph": args.graph, "profile": args.profile, "adaptive_policy": adaptive, "seeds": args.seeds,
+        "targets": len(targets), "policies": table,
+    }
+    if "flat-rounds" in per_seed:
+        steps = paired(ratio, "flat-rounds", "steps_to_all", censor=True)
+        summary |= {
+            "adaptive_steps_over_flat": steps["mean"], "adaptive_steps_over_flat_ci": steps["ci"],
+            "adaptive_steps_over_flat_n": steps["n"],
+        }
+        for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("bwt", "bwt")):
+            d = paired(lambda x, y: None if x is None or y is None else x - y, "flat-rounds", fig)
+            summary |= {f"adaptive_{key}_minus_flat": d["mean"], f"adaptive_{key}_minus_flat_ci": d["ci"]}
+    if "flat-budget" in per_seed:
+        for key, fig in (("gates", "gates_held"), ("score", "final_score")):
+            d = paired(lambda x, y: None if x is None or y is None else x - y, "flat-budget", fig)
+            summary |= {f"adaptive_{key}_minus_flat_budget": d["mean"], f"adaptive_{key}_minus_flat_budget_ci": d["ci"]}
+    if "fixed" in per_seed:
+        steps = paired(ratio, "fixed", "steps_to_all")
+        summary |= {"adaptive_steps_over_fixed": steps["mean"], "adaptive_steps_over_fixed_ci": steps["ci"]}
+    every_run = [r for rows in per_seed.values() for r in rows]
+    summary["overhead_fraction"] = sum(r["overhead_s"] for r in every_run) / max(sum(r["train_s"] for r in every_run), 1e-9)
+    summary["end_scores"] = {name: [r["end"] for r in rows] for name, rows in per_seed.items()}
 
-    def ratio(a: float, b: float) -> float | None:
-        return round(a / b, 3) if b not in (0, float("inf")) and a != float("inf") else None
-
-    overhead = sum(r["overhead_s"] for r in table.values()) / sum(r["train_s"] for r in table.values())
-    print(json.dumps({
-        "profile": PROFILE,
-        "policies": table,
-        "best_adaptive": best,
-        "adaptive_steps_over_flat": ratio(steps(table[best]), steps(table["flat"])),
-        "adaptive_steps_over_fixed": ratio(steps(table[best]), steps(table["fixed"])),
-        "adaptive_score_minus_flat": round(table[best]["final_score"] - table["flat"]["final_score"], 4),
-        "adaptive_bwt_minus_flat": round(table[best]["bwt"] - table["flat"]["bwt"], 4),
-        "overhead_fraction": round(overhead, 4),
-    }))
+    print(f"\n{loaded.spec.curriculum}{' / ' + args.profile if args.profile else ''}: {len(targets)} gated nodes, "
+          f"{args.seeds} seed(s), adaptive = {adaptive}; mean ± 95 % t half-width; (k/n): seeds where it held every gate")
+    head = f"{'policy':12s} {'gates held':>14s} {'final score':>15s} {'bwt':>15s} {'steps→all':>16s} {'steps':>14s} {'wall s':>12s}"
+    print(head)
+    for name, t in table.items():
+        print(f"{name:12s} {fmt(t['gates_held'], 2):>14s} {fmt(t['final_score']):>15s} {fmt(t['bwt']):>15s} "
+              f"{fmt(t['steps_to_all'], 0):>16s} {fmt(t['total_steps'], 0):>14s} {fmt(t['wall_s'], 0):>12s}")
+    print(f"warehouse: {db}")
+    print(json.dumps(summary, default=float))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from curriculum.spec import TrainConfig
 
-MIN_ROUNDS = 4  # a node's budget always allows this many rounds, however few its examples
+MIN_ROUNDS = 6  # a node's budget always allows this many rounds, however few its examples
 
 
 @dataclass(frozen=True)

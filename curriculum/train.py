@@ -58,6 +58,7 @@ class StageResult:
     log: list[StepLog] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)  # one per round, when the stage was sized by a check
     stop_reason: str | None = None  # gate-met | plateau | budget (None: a fixed length, no check)
+    check_seconds: float = 0.0  # of `seconds`, the time spent in checks (probing, not training)
 
     @property
     def tokens_per_s(self) -> float:
@@ -253,7 +254,7 @@ def train_stage(
     use_bf16 = device.startswith("cuda")
     log: list[StepLog] = []
     checks: list[Check] = []
-    best, reason = _Best(), None
+    best, reason, check_s = _Best(), None, 0.0
     seen, step, epoch_loss, current = 0, 0, (0.0, 0), 0
     started = time.perf_counter()
     with _progress(total_steps, progress) as bar:
@@ -284,7 +285,9 @@ def train_stage(
             bar.update(task, advance=1, loss=window_loss, tps=seen / (time.perf_counter() - started))
             if check is not None and (step % every == 0 or step >= total_steps):
                 model.eval()
+                check_started = time.perf_counter()
                 score, verdict, n = check(model, tokenizer)
+                check_s += time.perf_counter() - check_started
                 model.train()
                 checks.append(Check(len(checks) + 1, step, score, verdict, n))
                 if best_check(checks) is checks[-1]:
@@ -296,7 +299,7 @@ def train_stage(
         best.restore(model)
     seconds = time.perf_counter() - started
     result = StageResult(out_dir, step, seen, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
-                         reason if check is not None else None)
+                         reason if check is not None else None, check_s)
     _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
           token_plan=tokens, tokenizer=tokenizer)
     return result
@@ -324,6 +327,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "device": result.device, "train_loss": result.train_loss,
         "log": [asdict(entry) for entry in result.log],
         "checks": [asdict(c) for c in result.checks], "stop_reason": result.stop_reason,
+        "check_seconds": round(result.check_seconds, 3),
         "versions": {"torch": torch.__version__, "peft": __import__("peft").__version__},
     }
     (staging / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -341,7 +345,7 @@ def finished_stage(out_dir: Path) -> StageResult | None:
     log = [StepLog(**entry) for entry in rec.get("log", [])]
     checks = [Check(**c) for c in rec.get("checks", [])]
     return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log,
-                       checks, rec.get("stop_reason"))
+                       checks, rec.get("stop_reason"), rec.get("check_seconds", 0.0))
 
 
 def examples_from_records(records) -> list[Example]:

@@ -186,6 +186,7 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
                           result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
             "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
+            "check_s": result.check_seconds,
             "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
 
 

@@ -113,3 +113,57 @@ def test_replay_draws_from_every_mastered_node() -> None:
     # a grown graph: nine mastered nodes, and each one is replayed (a pooled draw of 6 would leave 3 out)
     grown = with_replay(EXAMPLES, pools, 0.5, seed=3)[len(EXAMPLES):]
     assert {ex.prompt.split()[1] for ex in grown} == {str(n) for n in range(9)}
+
+def test_node_budget_is_sane_for_eight_examples_as_for_eight_hundred() -> None:
+    from curriculum.sizing import node_budget, round_length
+
+    cfg = TrainConfig()  # the product's defaults: batch 8, rounds of 2 epochs, at least 8 steps, 24 epochs
+    assert (round_length(8, cfg), node_budget(8, cfg)) == (8, 48)  # 1 step an epoch: 6 rounds of 8 steps
+    assert (round_length(800, cfg), node_budget(800, cfg)) == (200, 2400)  # 100 steps an epoch: 24 epochs
+    assert node_budget(800, cfg.model_copy(update={"max_steps": 500})) == 500
+    assert node_budget(8, cfg.model_copy(update={"max_steps": 20})) == 20
+
+
+def test_stop_rules() -> None:
+    from curriculum.sizing import Check, stop_reason
+
+    cfg = TrainConfig(patience=2, min_delta=0.02)
+    c = lambda *scores: [Check(i + 1, 8 * (i + 1), s, "fail", 4) for i, s in enumerate(scores)]  # noqa: E731
+    assert stop_reason(c(0.1, 0.2, 0.3), 24, 48, cfg) is None  # still improving
+    assert stop_reason(c(0.1, 0.3, 0.31, 0.29), 32, 48, cfg) == "plateau"  # two rounds under 0.3 + 0.02
+    assert stop_reason(c(0.1, 0.3, 0.31, 0.33), 32, 48, cfg) is None  # the second of them gained enough
+    assert stop_reason(c(0.1, 0.2), 48, 48, cfg) == "budget"
+    assert stop_reason([*c(0.1), Check(2, 16, 0.9, "pass", 4)], 16, 48, cfg) == "gate-met"
+
+
+def test_stage_in_rounds_stops_on_its_check_and_keeps_the_best_round(tmp_path: Path) -> None:
+    cfg = FAST.model_copy(update={"epochs": 1, "round_steps": 3, "patience": 2})
+    calls = []
+
+    def gate_met_on_round_two(model, tokenizer):
+        calls.append(model.training)
+        return (0.9, "pass", 4) if len(calls) == 2 else (0.1, "fail", 4)
+
+    result = _train(tmp_path / "met", cfg, check=gate_met_on_round_two, budget=30)
+    assert result.stop_reason == "gate-met" and result.steps == 6 and len(result.checks) == 2
+    assert calls == [False, False]  # checks run in eval mode
+    saved = json.loads((tmp_path / "met" / STAGE_FILE).read_text())
+    assert saved["stop_reason"] == "gate-met" and [c["round"] for c in saved["checks"]] == [1, 2]
+
+    # best on round 1, then no gain for two rounds: a plateau, and the saved adapter is round 1's
+    loaded = load_base(TINY)
+    items = tokenize_examples(loaded.tokenizer, EXAMPLES, 64)
+    scores, seen = iter([0.5, 0.2, 0.1]), []
+
+    def falling(model, tokenizer):
+        seen.append(mean_loss(model, items, tokenizer.pad_token_id, "cpu"))
+        return next(scores), "fail", 4
+
+    plateau = _train(tmp_path / "plateau", cfg, check=falling, budget=30)
+    assert plateau.stop_reason == "plateau" and plateau.steps == 9
+    kept = mean_loss(PeftModel.from_pretrained(load_base(TINY).model, str(tmp_path / "plateau")), items,
+                     loaded.tokenizer.pad_token_id, "cpu")
+    assert kept == pytest.approx(seen[0], abs=1e-5) and abs(kept - seen[-1]) > 1e-3
+
+    budget = _train(tmp_path / "budget", cfg, check=lambda m, t: (len(m.peft_config), "fail", 4), budget=7)
+    assert budget.stop_reason == "budget" and budget.steps == 7

@@ -148,21 +148,24 @@ def node_statuses(wh: Warehouse, run_id: str, stage: int | None = None) -> dict[
 
 
 def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
-    """Each node on the run's final stage's probes (the final sweep when the run made one): score, n,
+    """Each node on the run's final sweep (the base model's baseline when no stage was kept): score, n,
     bounds and gate, so a benchmark counts gates held at the end, not passes on the way."""
     cols, rows = wh.query(
         "SELECT node_id, score, n_items, pool, ci_low, ci_high, gate FROM node_scores "
-        "WHERE run_id = $1 AND stage = (SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final')", [run_id])
+        "WHERE run_id = $1 AND stage = coalesce((SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final'), 0)",
+        [run_id])
     return {r[0]: dict(zip(cols[1:], r[1:])) for r in rows}
 
 
 def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
-    """What bench/curriculum.py compares across policies, for one run: cost, and when each node first held
-    its gate by the policy's own recorded statuses."""
+    """What bench/curriculum.py compares across policies, for one run: cost (train_s: optimizer time, checks
+    excluded; probe_s: baseline, checks and probe sweeps), and each stage's mastered nodes by the policy's
+    own recorded statuses."""
     _, rows = wh.query(
         """
-        SELECT coalesce(sum(steps), 0), coalesce(sum(tokens), 0), coalesce(sum(seconds), 0),
-               coalesce(sum(train_wall_s), 0), coalesce(sum(probe_s), 0), count(*) FILTER (WHERE kind <> 'final'),
+        SELECT coalesce(sum(steps), 0), coalesce(sum(tokens), 0), coalesce(sum(seconds), 0) - coalesce(sum(check_s), 0),
+               coalesce(sum(train_wall_s), 0), coalesce(sum(probe_s), 0) + coalesce(sum(check_s), 0),
+               count(*) FILTER (WHERE kind <> 'final'),
                (SELECT coalesce(baseline_probe_s, 0) FROM runs WHERE run_id = $1)
         FROM stages WHERE run_id = $1
         """, [run_id])

@@ -19,6 +19,7 @@ CREATE TABLE node_status (
 ALTER TABLE stages ADD COLUMN rounds INTEGER;
 ALTER TABLE stages ADD COLUMN stop_reason VARCHAR;   -- gate-met | plateau | budget (NULL: fixed length)
 ALTER TABLE stages ADD COLUMN checks JSON;           -- [{round, step, score, verdict, n}]
+ALTER TABLE stages ADD COLUMN check_s DOUBLE;        -- of `seconds`, the time its checks took (probing, not training)
 
 -- R[stage, node]. `accepted`: probed on the base model or on an adapter the run went on from; scores
 -- probed on retried or discarded adapters stay queryable, marked by adapter_status.
