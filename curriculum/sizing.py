@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from curriculum.spec import TrainConfig
 
 MIN_ROUNDS = 6  # a node's budget always allows this many rounds, however few its examples
+MIN_STEPS = 48  # and this many optimizer steps: a node of 8 examples needs many epochs, not a handful of steps
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ def round_length(n_items: int, cfg: TrainConfig) -> int:
 
 
 def node_budget(n_items: int, cfg: TrainConfig) -> int:
-    """Steps a node may spend over all its attempts: `max_epochs` epochs (capped by `max_steps`),
-    and at least MIN_ROUNDS rounds, so a node of 8 examples gets as many looks as one of 800."""
+    """Steps a node may spend over all its attempts: `max_epochs` epochs (capped by `max_steps`), and at
+    least MIN_ROUNDS rounds and MIN_STEPS steps, so a node of 8 examples gets as many looks as one of 800."""
     by_epochs = cfg.max_epochs * steps_per_epoch(n_items, cfg)
     budget = min(by_epochs, cfg.max_steps) if cfg.max_steps else by_epochs
-    floor = MIN_ROUNDS * round_length(n_items, cfg)
+    floor = max(MIN_ROUNDS * round_length(n_items, cfg), MIN_STEPS)
     return max(budget, min(floor, cfg.max_steps) if cfg.max_steps else floor)
 
 

@@ -112,8 +112,8 @@ class TrainConfig(Strict):
     """
 
     epochs: int = Field(2, ge=1, description="epochs of one training round (a stage runs rounds until its check stops it)")
-    round_steps: int = Field(8, ge=1, description="fewest optimizer steps between two checks of a stage")
-    max_epochs: int = Field(24, ge=1, description="the node's budget in epochs over all its attempts (at least 6 rounds)")
+    round_steps: int = Field(4, ge=1, description="fewest optimizer steps between two checks of a stage")
+    max_epochs: int = Field(24, ge=1, description="the node's budget in epochs over all its attempts (at least 6 rounds and 48 steps)")
     max_steps: int | None = Field(None, ge=1, description="the node's budget in optimizer steps; caps max_epochs when set")
     min_delta: float = Field(0.02, ge=0, description="a round improves when its check score gains at least this")
     patience: int = Field(2, ge=1, description="rounds without improvement before the stage stops at a plateau")

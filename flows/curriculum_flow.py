@@ -172,7 +172,10 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
         pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
         n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
-        budget = max(1, node_budget(n_items, cfg) - step.spent)
+        if step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
+            budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
+        else:
+            budget = max(1, node_budget(n_items, cfg) - step.spent)
         if deployment:  # no check runs on the worker: one round's length, and the gate decides after
             _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, min(budget, round_length(n_items, cfg)))
             result = finished_stage(out_dir)

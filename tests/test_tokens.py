@@ -145,7 +145,7 @@ def test_a_run_with_single_token_hyperwords_tags_items_and_chains_stages(prefect
                         policy="fixed", max_stages=2)
     _, stages = Warehouse(tmp_path / "w.duckdb").query(
         "SELECT stage, node_id, parent_stage, status FROM stages WHERE run_id = ? ORDER BY stage", [run_id])
-    assert [(s, n, p) for s, n, p, _ in stages] == [(1, "a", None), (2, "b", 1)]
+    assert [(s, n, p) for s, n, p, _ in stages] == [(1, "a", None), (2, "b", 1), (3, "*", 2)]  # 3: the final sweep
     assert saved_plan(tmp_path / "runs" / run_id / "stage-2")["lexicon"][0]["word"] == "a-word"
     _, tags = Warehouse(tmp_path / "w.duckdb").query(
         "SELECT DISTINCT node_id, tags->>'hyperword', tags->>'mode', tags->>'context' FROM probe_results "

@@ -117,8 +117,8 @@ def test_replay_draws_from_every_mastered_node() -> None:
 def test_node_budget_is_sane_for_eight_examples_as_for_eight_hundred() -> None:
     from curriculum.sizing import node_budget, round_length
 
-    cfg = TrainConfig()  # the product's defaults: batch 8, rounds of 2 epochs, at least 8 steps, 24 epochs
-    assert (round_length(8, cfg), node_budget(8, cfg)) == (8, 48)  # 1 step an epoch: 6 rounds of 8 steps
+    cfg = TrainConfig()  # the product's defaults: batch 8, rounds of 2 epochs, at least 4 steps, 24 epochs
+    assert (round_length(8, cfg), node_budget(8, cfg)) == (4, 48)  # 1 step an epoch: 48 steps, 12 rounds of 4
     assert (round_length(800, cfg), node_budget(800, cfg)) == (200, 2400)  # 100 steps an epoch: 24 epochs
     assert node_budget(800, cfg.model_copy(update={"max_steps": 500})) == 500
     assert node_budget(8, cfg.model_copy(update={"max_steps": 20})) == 20
