@@ -270,12 +270,13 @@ class GatedPolicy:
 
     def next_step(self, st: RunState) -> Step | None:
         ready = st.ready()
-        mastered = [m for m in st.order if st.status[m] == "mastered"]
-        if st.pending_rehearsal and not ready:  # nothing to fold the rehearsal into: a stage of its own
-            n = st.pending_rehearsal[0]
-            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n], [m for m in mastered if m != n],
-                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); rehearsing with replay",
-                        parent=st.accepted_stage)
+        learned = [m for m in st.order if st.status[m] in ("mastered", "forgotten")]  # what replay keeps alive
+        if st.pending_rehearsal and not ready:  # nothing to fold the rehearsal into: one stage for all of them
+            n, others = st.pending_rehearsal[0], st.pending_rehearsal[1:]
+            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n, *others],
+                        [m for m in learned if m not in st.pending_rehearsal],
+                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); rehearsing with replay"
+                        + (f", with {', '.join(others)}" if others else ""), parent=st.accepted_stage, rehearse_nodes=others)
         if not ready:
             return None
         n, reason, signals = self.choose(st, ready)
@@ -284,7 +285,7 @@ class GatedPolicy:
         if n in st.continue_from:
             reason = f"attempt {attempt}, continuing stage {parent} ({st.spent.get(n, 0)} steps spent)"
         folded = [m for m in st.pending_rehearsal if m != n]
-        replay = [m for m in mastered if m != n and m not in folded] if st.cur.train_config(n).replay else []
+        replay = [m for m in learned if m != n and m not in folded] if st.cur.train_config(n).replay else []
         if folded:
             reason += f"; rehearsing {', '.join(folded)} in the same stage"
         return Step("train", n, attempt, [n, *folded], replay, reason=reason, signals={"ready": ready, **signals},
@@ -370,7 +371,7 @@ class GatedPolicy:
             st.keep(stage)
             decisions = [Decision.on(n, "pass", f"recovered its gate after rehearsal: {verdict}", call, st.gate(n),
                                      attempt=step.attempt, signals=signals)]
-            return "done", decisions + self._forgetting(st, observed, exclude=n)
+            return "done", decisions + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
         return "discarded", self._rehearsal_spent(st, n, Decision.on(
             n, "skip", f"still below its gate after rehearsal {step.attempt}: {verdict}; rehearsal adapter discarded",
             call, st.gate(n), attempt=step.attempt, signals=signals))
