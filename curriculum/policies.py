@@ -271,12 +271,12 @@ class GatedPolicy:
     def next_step(self, st: RunState) -> Step | None:
         ready = st.ready()
         learned = [m for m in st.order if st.status[m] in ("mastered", "forgotten")]  # what replay keeps alive
-        if st.pending_rehearsal and not ready:  # nothing to fold the rehearsal into: one stage for all of them
+        if st.pending_rehearsal and not ready:  # nothing to fold it into: consolidate, every learned node's data at once
             n, others = st.pending_rehearsal[0], st.pending_rehearsal[1:]
-            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n, *others],
-                        [m for m in learned if m not in st.pending_rehearsal],
-                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); rehearsing with replay"
-                        + (f", with {', '.join(others)}" if others else ""), parent=st.accepted_stage, rehearse_nodes=others)
+            rest = [m for m in learned if m not in st.pending_rehearsal]
+            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n, *others, *rest], [],
+                        f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); consolidating with "
+                        f"all {1 + len(others) + len(rest)} learned nodes' data", parent=st.accepted_stage, rehearse_nodes=others)
         if not ready:
             return None
         n, reason, signals = self.choose(st, ready)
