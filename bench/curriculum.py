@@ -122,12 +122,19 @@ def main() -> None:
     db, runs = work / "bench.duckdb", work / "runs"
     per_seed: dict[str, list[dict[str, Any]]] = {p: [] for p in ["adaptive", *baselines]}
 
-    def run(name: str, seed: int, **kw: Any) -> dict[str, Any]:
+    done_file = work / "rows.jsonl"  # each finished run's figures: a killed benchmark picks up where it stopped
+    done = {r["run_id"]: r for r in map(json.loads, done_file.read_text().splitlines())} if done_file.exists() else {}
+
+    def run(name: str, seed: int, extra: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
         run_id = f"{name}-s{seed}"
+        if run_id in done:
+            return done[run_id]
         t0 = time.perf_counter()
         curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs), run_id=run_id,
                    profile=args.profile, **kw)
-        row = summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0)
+        row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0), **(extra or {})}
+        with done_file.open("a") as f:
+            f.write(json.dumps(row) + "\n")
         print(name, seed, json.dumps({k: v for k, v in row.items() if k != "end"}), flush=True)
         return row
 
@@ -139,9 +146,8 @@ def main() -> None:
             if name == "flat-rounds":
                 cap = max(1, math.ceil(args.flat_cap * budget))
                 every = {"round_steps": args.flat_round} if args.flat_round else {"round_steps": 1}
-                row = run(name, seed, policy="flat", train_overrides={
+                row = run(name, seed, {"budget": cap}, policy="flat", train_overrides={
                     "epochs": 1, **every, "max_steps": cap, "max_epochs": 10**6, "patience": 10**6})
-                row["budget"] = cap
             elif name == "flat-budget":
                 row = run(name, seed, policy="flat", train_overrides={
                     "max_steps": budget, "round_steps": budget, "max_epochs": 10**6, "patience": 10**6})

@@ -174,6 +174,8 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
         if step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
             budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
+        elif step.kind == "rehearse":  # upkeep, not learning: one round of every learned node's data
+            budget = round_length(n_items, cfg)
         else:
             budget = max(1, node_budget(n_items, cfg) - step.spent)
         if deployment:  # no check runs on the worker: one round's length, and the gate decides after
