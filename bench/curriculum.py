@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--flat-round", type=int, default=None, help="flat-rounds' steps between probes (default one epoch)")
     ap.add_argument("--flat-cap", type=float, default=3.0, help="flat-rounds' budget, in adaptive runs' steps")
     ap.add_argument("--out", default=None, help="keep the warehouse and adapters here (default a temporary folder)")
+    ap.add_argument("--summary-only", action="store_true", help="train nothing: the table of the runs --out already holds")
     args = ap.parse_args()
     baselines = [b for b in args.baselines.split(",") if b]
     loaded = load_curriculum(args.graph, args.profile)
@@ -125,10 +126,10 @@ def main() -> None:
     done_file = work / "rows.jsonl"  # each finished run's figures: a killed benchmark picks up where it stopped
     done = {r["run_id"]: r for r in map(json.loads, done_file.read_text().splitlines())} if done_file.exists() else {}
 
-    def run(name: str, seed: int, extra: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    def run(name: str, seed: int, extra: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any] | None:
         run_id = f"{name}-s{seed}"
-        if run_id in done:
-            return done[run_id]
+        if run_id in done or args.summary_only:
+            return done.get(run_id)
         t0 = time.perf_counter()
         curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs), run_id=run_id,
                    profile=args.profile, **kw)
@@ -140,6 +141,8 @@ def main() -> None:
 
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         a = run("adaptive", seed, policy=adaptive)
+        if a is None:
+            continue
         per_seed["adaptive"].append(a)
         budget = max(1, int(a["total_steps"]))
         for name in baselines:
@@ -153,7 +156,8 @@ def main() -> None:
                     "max_steps": budget, "round_steps": budget, "max_epochs": 10**6, "patience": 10**6})
             else:
                 row = run(name, seed, policy=name)
-            per_seed[name].append(row)
+            if row is not None:
+                per_seed[name].append(row)
 
     table = {}
     for name, rows in per_seed.items():
@@ -162,7 +166,11 @@ def main() -> None:
 
     def paired(f, b: str, key: str, censor: bool = False) -> dict[str, Any]:
         out = []
-        for a, r in zip(per_seed["adaptive"], per_seed.get(b, [])):
+        by_seed = {r["run_id"].rsplit("-s", 1)[1]: r for r in per_seed.get(b, [])}
+        for a in per_seed["adaptive"]:
+            r = by_seed.get(a["run_id"].rsplit("-s", 1)[1])
+            if r is None:
+                continue
             other = r[key] if r[key] is not None or not censor else r.get("budget", r["total_steps"])
             out.append(f(a[key], other))
         return {**mean_ci(out), "of": len(out)}
