@@ -25,7 +25,9 @@ EXPECTED = [
     (4, "remedial", "train"), (4, "remedial", "pass"), (4, "hard", "retry"),
     (5, "hard", "train"), (5, "hard", "back-off"), (5, "child", "skip"),
     (6, "flip", "train"), (6, "flip", "pass"), (6, "learn", "rehearse"),
-    (7, "learn", "train"), (7, "learn", "pass"),
+    # consolidation rounds on every learned node's data cannot undo flip (it trains the other option's words)
+    (7, "learn", "train"), (7, "learn", "skip"),
+    (8, "learn", "train"), (8, "learn", "skip"), (8, "learn", "forgotten"),
 ]
 
 
@@ -43,8 +45,9 @@ def test_every_action_path_lands_in_the_warehouse(paths_run) -> None:
         (4, "remedial", 1, "train", 1, "done"),
         (5, "hard", 3, "train", 4, "discarded"),
         (6, "flip", 1, "train", 4, "done"),
-        (7, "learn", 1, "rehearse", 6, "done"),
-        (8, "*", 1, "final", 7, "done"),
+        (7, "learn", 1, "rehearse", 6, "discarded"),  # a rehearsal that does not recover its node is discarded
+        (8, "learn", 2, "rehearse", 6, "discarded"),
+        (9, "*", 1, "final", 6, "done"),
     ]
     # stages sized by their checks: each records its rounds and why it stopped
     _, sized = wh.query("SELECT stage, rounds, stop_reason, steps FROM stages WHERE kind <> 'final' ORDER BY stage")
@@ -63,8 +66,10 @@ def test_every_action_path_lands_in_the_warehouse(paths_run) -> None:
     # the views read accepted adapters only; discarded probes stay queryable, marked
     _, marked = wh.query("SELECT DISTINCT adapter_status, accepted FROM mastery_matrix WHERE stage IN (3, 5)")
     assert marked == [("discarded", False)]
+    _, forgotten = wh.query("SELECT status, rehearsals FROM final_status WHERE node_id = 'learn'")
+    assert forgotten == [("forgotten", 2)]
     _, final = wh.query("SELECT node_id, scored_at FROM final_status WHERE node_id IN ('hard', 'learn') ORDER BY 1")
-    assert final == [("hard", 8), ("learn", 8)]
+    assert final == [("hard", 9), ("learn", 9)]
     _, run = wh.query("SELECT status, policy, finished_at IS NOT NULL FROM runs")
     assert run == [("completed", "gated", True)]
     _, snap = wh.query("SELECT yaml_text FROM graph_snapshots")
