@@ -48,7 +48,7 @@ class Step:
 @dataclass
 class Decision:
     node_id: str | None
-    action: str  # train | pass | retry | branch | back-off | rehearse | forgotten | skip | gate
+    action: str  # train | pass | keep | retry | branch | back-off | rehearse | forgotten | skip | fail | gate
     reason: str
     attempt: int | None = None
     score_before: float | None = None
@@ -345,6 +345,14 @@ class GatedPolicy:
             return "discarded", [Decision.on(n, "branch", f"{verdict}; {why}; taking remedial branch '{on_fail}', "
                                              "then one more attempt", call, gate, attempt=step.attempt, before=before,
                                              signals=signals)]
+        gain = paired_drop(ev, before_ev) if ev is not None and before_ev is not None else None  # did it go up?
+        if st.cur.gate_config(n).keep_progress and gain is not None and gain.significant(st.confidence(n)):
+            st.status[n] = "trained"
+            st.keep(stage)
+            decisions = [Decision.on(n, "keep", f"{verdict}; {why}; but it learned: {_drop_text(gain, 'rose')}; adapter "
+                                     "kept below its gate, dependants go on", call, gate, attempt=step.attempt,
+                                     before=before, signals={**signals, "gain_p": gain.p_value})]
+            return "done", decisions + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
         return "discarded", self._back_off(st, n, Decision.on(n, "back-off", f"{verdict}; {why}; adapter discarded, "
                                                               "parent's kept", call, gate, attempt=step.attempt,
                                                               before=before, signals=signals))
@@ -446,8 +454,10 @@ class GatedPolicy:
         return decisions
 
 
-def _drop_text(drop: Drop) -> str:
-    return f"{drop.before:.3f} → {drop.after:.3f} on the same {drop.n} items ({drop.test}, p = {drop.p_value:.3f})"
+def _drop_text(drop: Drop, moved: str = "fell") -> str:
+    """A paired comparison in words; for a gain the test ran with the stages swapped, so the numbers are too."""
+    then, now = (drop.before, drop.after) if moved == "fell" else (drop.after, drop.before)
+    return f"{then:.3f} → {now:.3f} on the same {drop.n} items ({drop.test}, p = {drop.p_value:.3f})"
 
 
 @dataclass

@@ -142,6 +142,9 @@ class GateConfig(Strict):
     max_attempts: int = Field(2, ge=1, description="training attempts before on_fail or back-off (a retry continues "
                               "the last attempt's adapter while the node's budget lasts)")
     max_rehearsals: int = Field(2, ge=0, description="times a forgotten node is rehearsed before it is left forgotten")
+    keep_progress: bool = Field(
+        True, description="a node that ends below its gate but significantly above where it started (a paired test on "
+        "the same items) keeps its adapter as 'trained' and its dependants go on; false: it backs off")
 
 
 class Defaults(Strict):
