@@ -77,10 +77,10 @@ def test_null_stages_never_rehearse_nor_change_a_gate_call(prefect_harness, tmp_
     curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="null")
     wh = Warehouse(db)
     _, actions = wh.query("SELECT stage, node_id, action FROM decisions WHERE action <> 'train' ORDER BY seq")
-    # a plateau, a retry that continues it, and the node's budget spent: back-off (max_attempts 3 is not reached)
-    assert actions == [(0, "a", "pass"), (1, "b", "retry"), (2, "b", "back-off")]
-    _, why = wh.query("SELECT stop_reason FROM stages ORDER BY stage")
-    assert why == [("plateau",), ("budget",)]
+    # plateaus, retries that continue them, then back-off: nothing was learned, so nothing is kept
+    assert actions == [(0, "a", "pass"), (1, "b", "retry"), (2, "b", "retry"), (3, "b", "back-off")]
+    _, why = wh.query("SELECT stop_reason, parent_stage FROM stages ORDER BY stage")
+    assert why == [("plateau", None), ("plateau", 1), ("plateau", 2)]
     # the unchanged model gives every item the score it had at baseline: same items, same numbers
     _, moved = wh.query("""SELECT count(*) FROM probe_results p JOIN probe_results b
                            ON b.run_id = p.run_id AND b.stage = 0 AND (b.node_id, b.probe_index, b.item) = (p.node_id, p.probe_index, p.item)
@@ -91,7 +91,7 @@ def test_null_stages_never_rehearse_nor_change_a_gate_call(prefect_harness, tmp_
                            WHERE p.stage > 0 AND p.probe_kind = 'paraphrase'""")
     assert drift[0][0] > 0 and drift[0][1] < 1e-3  # the likelihoods themselves, not only the scores, are unchanged
     _, regression = wh.query("SELECT count(DISTINCT stage) FROM probe_results WHERE node_id = 'a' AND stage > 0")
-    assert regression == [(2,)]
+    assert regression == [(3,)]
 
 
 def test_calibration_undoes_a_lean_towards_one_word(tmp_path: Path) -> None:
