@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/curriculum run graphs/hyperwords.yaml --profile demo --run-id demo-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/curriculum run graphs/hyperwords.yaml --profile demo --max-steps 20 --run-id demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra

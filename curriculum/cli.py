@@ -56,6 +56,7 @@ def run(
     policy: str | None = typer.Option(None, help="gated | greedy | bandit | random | flat | fixed (default: the YAML's)"),
     seed: int = typer.Option(0, help="training and policy seed"),
     max_stages: int | None = typer.Option(None, help="budget of training stages"),
+    max_steps: int | None = typer.Option(None, help="every node's budget of optimizer steps (over the YAML's)"),
     resume: str | None = typer.Option(None, help="continue a killed run by its id"),
     run_id: str | None = typer.Option(None, help="id for a new run (default: random)"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
@@ -78,7 +79,8 @@ def run(
 
     state = curriculum_flow(graph=str(graph), policy=policy, seed=seed, max_stages=max_stages, resume=resume,
                             run_id=run_id, warehouse=str(db) if db else None, runs_dir=str(runs_dir),
-                            train_deployment=train_deployment, profile=profile, return_state=True)
+                            train_deployment=train_deployment, profile=profile, return_state=True,
+                            train_overrides={"max_steps": max_steps} if max_steps else None)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)
