@@ -61,15 +61,3 @@ def stop_reason(checks: list[Check], spent: int, budget: int, cfg: TrainConfig) 
 def best_check(checks: list[Check]) -> Check | None:
     """The round whose adapter the stage keeps: the best score, the latest among ties."""
     return max(reversed(checks), key=lambda c: c.score) if checks else None
-
-
-def describe_stop(reason: str | None, checks: list[Check], spent: int, budget: int) -> str:
-    """The stop reason in words, for decisions and logs."""
-    trail = " → ".join(f"{c.score:.3f}" for c in checks)
-    if reason == "gate-met":
-        return f"gate met on its check after {len(checks)} round(s) ({trail})"
-    if reason == "plateau":
-        return f"plateau: no gain in the last round(s) ({trail}), {spent} of {budget} budget steps spent"
-    if reason == "budget":
-        return f"budget spent: {spent} of {budget} steps ({trail})"
-    return f"{spent} steps, no check"
