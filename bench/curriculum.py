@@ -15,6 +15,7 @@ wall time and probe time. Figures are mean ± 95 % t interval over the seeds.
 
 Run: .venv/bin/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
      .venv/bin/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
+     (--max-steps 20: the demo's cap on every node; --baselines flat-budget: the fair plain fine-tune only)
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ def main() -> None:
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated subset of " + ", ".join(BASELINES))
     ap.add_argument("--flat-round", type=int, default=None, help="flat-rounds' steps between probes (default one epoch)")
     ap.add_argument("--flat-cap", type=float, default=3.0, help="flat-rounds' budget, in adaptive runs' steps")
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="every node's step budget over the YAML's, as `curriculum run --max-steps` (make demo uses 20)")
     ap.add_argument("--out", default=None, help="keep the warehouse and adapters here (default a temporary folder)")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: the table of the runs --out already holds")
     args = ap.parse_args()
@@ -140,7 +143,8 @@ def main() -> None:
         return row
 
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        a = run("adaptive", seed, policy=adaptive)
+        capped = {"train_overrides": {"max_steps": args.max_steps}} if args.max_steps else {}
+        a = run("adaptive", seed, policy=adaptive, **capped)
         if a is None:
             continue
         per_seed["adaptive"].append(a)
@@ -155,7 +159,7 @@ def main() -> None:
                 row = run(name, seed, policy="flat", train_overrides={
                     "max_steps": budget, "round_steps": budget, "max_epochs": 10**6, "patience": 10**6})
             else:
-                row = run(name, seed, policy=name)
+                row = run(name, seed, policy=name, **capped)
             if row is not None:
                 per_seed[name].append(row)
 
@@ -177,6 +181,7 @@ def main() -> None:
 
     summary = {
         "graph": args.graph, "profile": args.profile, "adaptive_policy": adaptive, "seeds": args.seeds,
+        "max_steps": args.max_steps,
         "targets": len(targets), "policies": table,
     }
     if "flat-rounds" in per_seed:

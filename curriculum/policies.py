@@ -202,7 +202,8 @@ class GatedPolicy:
                 trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
         """Digest a stage's probe items: what becomes of its adapter, and the decisions taken.
 
-        trained: the stage's `steps` and `stop_reason` (why its rounds stopped: gate-met, plateau, budget).
+        trained: the stage's `steps` and `stop_reason` (why its rounds stopped: gate-met, plateau, budget), and
+        its `budget` and `round_steps` (a retry needs at least one round left).
         """
         n = step.node_id
         trained = trained or {}
@@ -236,6 +237,9 @@ class GatedPolicy:
             return "done", decisions
         limit = st.cur.gate_config(n).max_attempts + st.extra_attempts.get(n, 0)
         stop = trained.get("stop_reason")
+        left = (trained["budget"] - int(trained.get("steps") or 0)) if trained.get("budget") is not None else None
+        if stop != "budget" and left is not None and left < (trained.get("round_steps") or 1):
+            stop = "budget"  # what is left would not buy one more round: a retry would only cost its probes
         if stop != "budget" and step.attempt < limit:
             how = f"stopped by {stop}" if stop else ""
             st.continue_from[n] = stage
@@ -243,7 +247,8 @@ class GatedPolicy:
                                            f"this stage's adapter ({st.spent[n]} steps spent)", call, gate,
                                            attempt=step.attempt, before=before, signals=signals)]
         st.continue_from.pop(n, None)
-        why = "its budget is spent" if stop == "budget" else f"progress stopped ({stop}) on attempt {step.attempt} of {limit}"
+        why = ("its budget is spent" if left is None or left <= 0 else f"its budget is spent ({left} steps left, "
+               f"under one round of {trained.get('round_steps')})") if stop == "budget" else f"progress stopped ({stop}) on attempt {step.attempt} of {limit}"
         on_fail = st.cur.nodes[n].on_fail
         if on_fail and n not in st.branched and st.status.get(on_fail) == "dormant":
             st.branched.add(n)

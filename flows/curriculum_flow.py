@@ -165,21 +165,22 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
     deployment), or pick up a saved adapter."""
+    cur = loaded.spec
+    cfg = stage_config(loaded, step, stage, seed, overrides)
+    examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
+    pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
+    n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
+    one_round = round_length(n_items, cfg)
+    if step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
+        budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
+    elif step.kind == "rehearse":  # upkeep, not learning: one round of every learned node's data
+        budget = one_round
+    else:
+        budget = max(1, node_budget(n_items, cfg) - step.spent)
     result = finished_stage(out_dir)
     if result is None:
-        cur = loaded.spec
-        cfg = stage_config(loaded, step, stage, seed, overrides)
-        examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
-        pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
-        n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
-        if step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
-            budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
-        elif step.kind == "rehearse":  # upkeep, not learning: one round of every learned node's data
-            budget = round_length(n_items, cfg)
-        else:
-            budget = max(1, node_budget(n_items, cfg) - step.spent)
         if deployment:  # no check runs on the worker: one round's length, and the gate decides after
-            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, min(budget, round_length(n_items, cfg)))
+            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, min(budget, one_round))
             result = finished_stage(out_dir)
             if result is None:
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
@@ -191,7 +192,7 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
                           result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
             "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
-            "check_s": result.check_seconds,
+            "check_s": result.check_seconds, "budget": budget, "round_steps": one_round,
             "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
 
 
@@ -363,7 +364,7 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, hist
         else:
             plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
             pol.observe(st, step, stage, observe_rows(loaded, plan, history.item_scores.get(stage, {})),
-                                     {"steps": done["steps"], "stop_reason": done["stop_reason"]})
+                                     {k: done[k] for k in ("steps", "stop_reason", "budget", "round_steps")})
         stage += 1
     return st, stage
 

@@ -101,6 +101,18 @@ def test_retry_continues_the_stage_and_attempts_never_repeat(tmp_path: Path) -> 
     outcome, decisions = pol2.observe(st2, pol2.next_step(st2), 1, {"z": binary([0] * 8)}, {"steps": 32, "stop_reason": "budget"})
     assert outcome == "discarded" and decisions[0].action == "back-off" and "budget is spent" in decisions[0].reason
     assert st2.status["y"] == st2.status["x"] == "skipped" and st2.ready() == ["w"]
+    # a plateau with less than one round left: a retry would buy no round, so the budget counts as spent
+    _, pol3, st3 = _start(tmp_path, "gated")
+    pol3.baseline(st3, {n: binary([0] * 8) for n in "zyxw"})
+    outcome, decisions = pol3.observe(st3, pol3.next_step(st3), 1, {"z": binary([0] * 8)},
+                                      {"steps": 18, "stop_reason": "plateau", "budget": 20, "round_steps": 4})
+    assert outcome == "discarded" and "2 steps left, under one round of 4" in decisions[0].reason
+    # one full round left: retried
+    _, pol4, st4 = _start(tmp_path, "gated")
+    pol4.baseline(st4, {n: binary([0] * 8) for n in "zyxw"})
+    outcome, _ = pol4.observe(st4, pol4.next_step(st4), 1, {"z": binary([0] * 8)},
+                              {"steps": 16, "stop_reason": "plateau", "budget": 20, "round_steps": 4})
+    assert outcome == "retried"
 
 
 def test_failed_rehearsal_discards_its_adapter_and_has_its_own_budget(tmp_path: Path) -> None:
