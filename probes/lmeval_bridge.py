@@ -56,12 +56,12 @@ def items_task(name: str, records: Sequence[Record[Any]] = (), data_file: str | 
     """A multiple-choice task over choice items {prompt, choices, answer}, worded as our own choice probe
     words them: from the validated records in memory, or (`data_file`) from the JSONL itself."""
     config: dict[str, Any] = {
-        "task": name, "test_split": "test", "output_type": "multiple_choice",
+        "test_split": "test", "output_type": "multiple_choice",
         "doc_to_text": CHOICE_TEXT, "doc_to_choice": "{{choices}}", "doc_to_target": "{{answer}}",
         "metric_list": METRICS,
     }
     if data_file is not None:
-        return {**config, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data_file)}}}
+        return {"task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data_file)}}, **config}
     rows = [{"line": r.line, "prompt": r.value.prompt, "choices": list(r.value.choices), "answer": r.value.answer}
             for r in records]
 
@@ -70,14 +70,21 @@ def items_task(name: str, records: Sequence[Record[Any]] = (), data_file: str | 
 
         return DatasetDict({"test": Dataset.from_list(rows)})
 
-    return {**config, "custom_dataset": dataset}
+    return {"task": name, **config, "custom_dataset": dataset}
 
 
 def task_yaml(config: dict[str, Any]) -> str:
     """A task config as YAML for `lm_eval --tasks path.yaml` (configs with code in them cannot be written)."""
     import yaml
 
-    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str):  # a template with newlines stays one readable line
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if "\n" in value else None)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(config, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 def is_task_file(task: str) -> bool:
