@@ -57,7 +57,7 @@ def items_task(name: str, records: Sequence[Record[Any]] = (), data_file: str | 
     words them: from the validated records in memory, or (`data_file`) from the JSONL itself."""
     config: dict[str, Any] = {
         "test_split": "test", "output_type": "multiple_choice",
-        "doc_to_text": CHOICE_TEXT, "doc_to_choice": "{{choices}}", "doc_to_target": "{{answer}}",
+        "doc_to_text": CHOICE_TEXT, "doc_to_choice": "choices", "doc_to_target": "answer",  # fields of the doc
         "metric_list": METRICS,
     }
     if data_file is not None:
