@@ -13,6 +13,7 @@ sample and, for choices, every option's log-likelihood travel with its row.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,7 +141,13 @@ def run_lmeval(model, tokenizer, probes: Sequence[LmevalProbe], folder: Path = P
 
     was_training = model.training
     model.eval()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    hf_log = logging.getLogger("lm_eval.models.huggingface")
+    level = hf_log.level
+    hf_log.setLevel(logging.ERROR)  # its warnings about a model passed as an object are the point here
+    try:
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    finally:
+        hf_log.setLevel(level)
     results: list[ItemResult] = []
     for probe in probes:
         task = load_task(probe, folder)
