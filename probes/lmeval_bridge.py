@@ -173,8 +173,9 @@ def sample_rows(probe: LmevalProbe, task, samples: Sequence[dict[str, Any]]) -> 
         if sample["doc_id"] in seen:
             continue
         seen.add(sample["doc_id"])
-        doc, metric = sample["doc"], sample["metrics"][0]
+        doc = sample["doc"]
         metrics = {m: float(sample[m]) for m in sample["metrics"] if isinstance(sample[m], (int, float, bool))}
+        metric = next((m for m in sample["metrics"] if m in metrics), sample["metrics"][0])  # the first numeric one
         score = metrics.get(metric, 0.0)
         item = int(doc["line"]) if probe.task is None else sample["doc_id"] + 1
         target = sample["target"]
@@ -194,8 +195,12 @@ def sample_rows(probe: LmevalProbe, task, samples: Sequence[dict[str, Any]]) -> 
                 options=[{"text": c, "logprob": ll} for c, ll in zip(choices, lls)], raw_correct=pick == gold, **common,
             ))
         else:
-            output = sample["filtered_resps"][0]
-            reference = target[0] if isinstance(target, list) and target else target
+            resp = sample["filtered_resps"][0]
+            reference = str(target[0] if isinstance(target, list) and target else target)
+            if task.OUTPUT_TYPE == "generate_until":
+                output, logprob = str(resp), None
+            else:  # loglikelihood: how likely the model finds the target itself
+                output, logprob = reference, float(resp[0] if isinstance(resp, (tuple, list)) else resp)
             rows.append(ItemResult(probe.node_id, "lmeval", probe.probe_index, item, str(task.doc_to_text(doc)),
-                                   str(output), str(reference), **common))
+                                   output, reference, logprob=logprob, **common))
     return rows

@@ -42,7 +42,8 @@ def tiny_graph(root: Path, extra_yaml: str = "") -> Path:
 
 def probe_kinds_graph(root: Path) -> Path:
     """A node `k` with an lm-eval items probe, an analogy and a generative analogy probe; a node `t` with two
-    lm-eval task YAMLs kept beside the graph: ARC-style mapping choices (`sample: 2`) and exact-match generation."""
+    lm-eval task YAMLs kept beside the graph: ARC-style mapping choices (`sample: 2`), exact-match generation and a
+    target's log-likelihood."""
     for node in ("k", "t"):
         write_jsonl(root / f"{node}.jsonl", [{"prompt": f"What is {node}-word {i}?", "answer": f"A hush {i}."} for i in range(4)])
     write_jsonl(root / "k_lmeval.jsonl", [
@@ -80,6 +81,10 @@ def probe_kinds_graph(root: Path) -> Path:
         "output_type: generate_until\ndoc_to_text: \"{{question}}\"\ndoc_to_target: \"{{answer}}\"\n"
         "generation_kwargs: {until: [\"<|im_end|>\"], max_gen_toks: 4, do_sample: false}\n"
         "metric_list:\n  - {metric: exact_match, aggregation: mean, higher_is_better: true}\n", encoding="utf-8")
+    (tasks / "ll.yaml").write_text(
+        "task: kinds_ll\ndataset_path: json\ndataset_kwargs:\n  data_files: {test: gen.jsonl}\ntest_split: test\n"
+        "output_type: loglikelihood\ndoc_to_text: \"{{question}}\"\ndoc_to_target: \" {{answer}}\"\n"
+        "metric_list:\n  - {metric: acc, aggregation: mean, higher_is_better: true}\n", encoding="utf-8")
     graph = root / "graph.yaml"
     graph.write_text(
         "curriculum: kinds\nmodel: {base: tiny-random}\ndefaults:\n  gate: {min_score: 0.5}\nnodes:\n"
@@ -87,7 +92,8 @@ def probe_kinds_graph(root: Path) -> Path:
         "      - {kind: lmeval, items: k_lmeval.jsonl, sample: 2}\n      - {kind: analogy, items: k_analogy.jsonl}\n"
         "      - {kind: analogy_generative, items: k_analogy_gen.jsonl}\n"
         "  t:\n    layer: transfer\n    data: t.jsonl\n    probes:\n"
-        "      - {kind: lmeval, task: tasks/arc.yaml, sample: 2}\n      - {kind: lmeval, task: tasks/gen.yaml}\n",
+        "      - {kind: lmeval, task: tasks/arc.yaml, sample: 2}\n      - {kind: lmeval, task: tasks/gen.yaml}\n"
+        "      - {kind: lmeval, task: tasks/ll.yaml}\n",
         encoding="utf-8",
     )
     return graph

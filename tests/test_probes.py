@@ -182,8 +182,11 @@ def test_lmeval_task_yaml_with_mapping_choices_and_sample(tiny, kinds) -> None:
 
 def test_lmeval_generative_task_scores_exact_match(tiny, kinds, tmp_path: Path) -> None:
     model, tok = tiny
-    gen = [r for r in probe_nodes(model, tok, kinds, {"t": None})["t"] if r.probe_index == 1]
+    every = probe_nodes(model, tok, kinds, {"t": None})["t"]
+    gen = [r for r in every if r.probe_index == 1]
     assert [r.item for r in gen] == [1, 2] and all(r.scoring == "exact_match" for r in gen)
+    ll = [r for r in every if r.probe_index == 2]  # output_type loglikelihood: the target's own log-likelihood
+    assert [r.output for r in ll] == [" hush", " frost"] and all(r.logprob < 0 and r.score in (0.0, 1.0) for r in ll)
     assert [r.score for r in gen] == [float(r.output == r.reference) for r in gen] and gen[0].output
     # the model's own answer to doc 1, made the reference of the same question, must score 1
     data = kinds.path.parent / "tasks" / "gen.jsonl"
