@@ -30,7 +30,7 @@ from curriculum.models import BUNDLED, load_base
 from curriculum.validate import load_curriculum
 from probes.kinds import choice_prompt, score_choices
 from probes.lm import choice_logprobs
-from probes.lmeval_bridge import _local_task
+from probes.lmeval_bridge import items_task
 
 ROOT = Path(__file__).resolve().parent.parent
 N_ITEMS = int(os.environ.get("BENCH_PROBE_ITEMS", 60))
@@ -109,8 +109,8 @@ def simple_evaluate(model, tok, items):
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=32)
-    out = lm_eval.simple_evaluate(model=lm, tasks=[_local_task("bench_choices", items, tok)], log_samples=True,
-                                  verbosity="ERROR")
+    out = lm_eval.simple_evaluate(model=lm, tasks=[items_task("bench_choices", items)], log_samples=True,
+                                  apply_chat_template=True, verbosity="ERROR")
     return out["samples"]["bench_choices"]
 
 

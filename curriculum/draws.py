@@ -14,8 +14,11 @@ from curriculum.validate import LoadedCurriculum
 
 
 def pool_keys(loaded: LoadedCurriculum, node_id: str) -> list[ItemKey]:
-    """Every item of the node's item-file probes, in the node's fixed draw order."""
+    """Every item of the node's item-file probes, and the first `sample` docs of its lm-eval `task:` probes
+    (doc d is item d+1), in the node's fixed draw order."""
     keys = [(i, rec.line) for i, records in enumerate(loaded.probe_items[node_id]) for rec in records]
+    keys += [(i, d) for i, probe in enumerate(loaded.spec.nodes[node_id].probes)
+             if probe.task is not None and probe.sample for d in range(1, probe.sample + 1)]
     return draw_order(node_id, keys)
 
 

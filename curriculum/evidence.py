@@ -16,6 +16,8 @@ from typing import Literal
 
 from scipy import stats
 
+from curriculum.spec import CONTINUOUS_PROBE_KINDS
+
 ItemKey = tuple[int, int]  # (probe index, line of the item in its JSONL file)
 Verdict = Literal["pass", "fail", "inconclusive"]
 
@@ -172,7 +174,7 @@ def decidable(n: int, gate: float, confidence: float) -> bool:
     return low_all_right >= gate and high_all_wrong < gate
 
 
-CONTINUOUS_KINDS = frozenset({"paraphrase"})  # every other probe kind scores items right (1) or wrong (0)
+CONTINUOUS_KINDS = CONTINUOUS_PROBE_KINDS  # every other probe kind scores items right (1) or wrong (0)
 
 
 def evidence_from(items: Sequence[tuple[int, int, str, float]], pool: int) -> Evidence:

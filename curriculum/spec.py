@@ -25,7 +25,8 @@ class Layer(str, Enum):
 
 Facet = Literal["lexical", "logical", "narrative", "philosophical"]
 Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed"]
-ProbeKind = Literal["paraphrase", "transfer", "lmeval"]
+ProbeKind = Literal["paraphrase", "transfer", "lmeval", "analogy", "analogy_generative"]
+CONTINUOUS_PROBE_KINDS = frozenset({"paraphrase", "analogy_generative"})  # scored by meaning; the others right or wrong
 
 
 def _unit_interval(value: float) -> float:
@@ -163,9 +164,12 @@ class ProbeSpec(Strict):
         "content-free question (removes a lean towards some words); 'raw' by per-token log-likelihood",
     )
     items: str | None = Field(None, description="JSONL of held-out items, relative to the YAML")
-    task: str | None = Field(None, description="lmeval only: an installed lm-eval task name")
+    task: str | None = Field(
+        None, description="lmeval only: an installed lm-eval task name, or a task YAML (.yaml, relative to this file) "
+        "whose local data (dataset_path: json, dataset_kwargs.data_files) is relative to the task YAML")
     sample: int | None = Field(
-        None, ge=1, description="items used in regression sweeps (all items on the node's own stage)"
+        None, ge=1, description="items used in regression sweeps (all items on the node's own stage); for a `task:` "
+        "probe, its first `sample` docs are the node's items (without it the task runs whole, only when all items are asked)"
     )
 
     @model_validator(mode="after")
@@ -259,8 +263,52 @@ class ChoiceItem(BaseModel):
         return self
 
 
+ANALOGY_QUESTION = "Which of these situations, each set in another domain, has the same structure of relations?"
+ANALOGY_OPEN_QUESTION = ("Describe a situation in a different domain with the same structure of relations, "
+                         "and say what corresponds to what.")
+
+
+def _analogy_prompt(data: object, default_question: str) -> object:
+    """An analogy item names its situation; the question put to the model is built from it."""
+    if isinstance(data, dict):
+        if "prompt" in data:
+            raise ValueError("an analogy item gives 'situation' (and optionally 'question'), not 'prompt'")
+        situation = data.get("situation")
+        # without a situation only its own error is reported, not a missing prompt too
+        prompt = f"{situation}\n{data.get('question') or default_question}" if isinstance(situation, str) else "-"
+        data = {**data, "prompt": prompt}
+    return data
+
+
+class AnalogyItem(ChoiceItem):
+    """Where do you see the same structure? Which of the choices, situations set in other domains, shares the
+    situation's relations (scored as choice items are, calibrated)."""
+
+    situation: Annotated[str, Field(min_length=1)]
+    question: str | None = Field(None, description=f"asked after the situation; default: {ANALOGY_QUESTION!r}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt(cls, data: object) -> object:
+        return _analogy_prompt(data, ANALOGY_QUESTION)
+
+
+class AnalogyGenerativeItem(ParaphraseItem):
+    """The model names an analogous situation itself; scored as a paraphrase against the references."""
+
+    situation: Annotated[str, Field(min_length=1)]
+    question: str | None = Field(None, description=f"asked after the situation; default: {ANALOGY_OPEN_QUESTION!r}")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt(cls, data: object) -> object:
+        return _analogy_prompt(data, ANALOGY_OPEN_QUESTION)
+
+
 ITEM_MODELS: dict[str, type[BaseModel]] = {
     "paraphrase": ParaphraseItem,
     "transfer": ChoiceItem,
     "lmeval": ChoiceItem,
+    "analogy": AnalogyItem,
+    "analogy_generative": AnalogyGenerativeItem,
 }

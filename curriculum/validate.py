@@ -231,6 +231,11 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
             got = None
             if probe.items is not None:
                 got = ck.records(probe.items, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "items"))
+            elif probe.task is not None and probe.task.endswith((".yaml", ".yml")):
+                target = (ck.path.parent / probe.task).resolve()
+                if not target.is_file():
+                    ck.at(("nodes", node_id, "probes", i, "task"),
+                          f"task file '{probe.task}' not found (looked in {display_path(target.parent)})")
             items[node_id].append(got or [])
     prompts: dict[str, Record[spec.TrainExample]] = {}
     answers: dict[str, Record[spec.TrainExample]] = {}
@@ -311,7 +316,7 @@ def lint(ck: _Checker, cur: spec.Curriculum, items: dict[str, list[list[Record[A
         continuous = 0
         for i, probe in enumerate(node.probes):
             records = items[node_id][i]
-            if probe.kind == "paraphrase":
+            if probe.kind in spec.CONTINUOUS_PROBE_KINDS:
                 continuous += len(records)
                 continue
             binary += records

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from curriculum.calibration import Levels, choice_levels
+from curriculum.spec import CONTINUOUS_PROBE_KINDS
 from curriculum.validate import LoadedCurriculum
 from probes.kinds import item_facts
 from probes.scoring import fact_recall, meaning
@@ -18,7 +19,7 @@ def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
     """Mean over the node's paraphrase items of the best meaning score any of its training answers gets
     (the copy rule aside): the level reciting the data would reach if reciting were allowed."""
     answers = [r.value.answer for r in loaded.examples[node_id]]
-    items = [rec.value for i, probe in enumerate(loaded.spec.nodes[node_id].probes) if probe.kind == "paraphrase"
+    items = [rec.value for i, probe in enumerate(loaded.spec.nodes[node_id].probes) if probe.kind in CONTINUOUS_PROBE_KINDS
              for rec in loaded.probe_items[node_id][i]]
     if not items or not answers:
         return None
@@ -31,9 +32,9 @@ def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
 def node_levels(loaded: LoadedCurriculum, node_id: str, base: float | None) -> Levels:
     """Chance and answer bias of its choice items, the data's own level on its paraphrase items, the base score."""
     probes = loaded.spec.nodes[node_id].probes
-    choice = [r for i, p in enumerate(probes) if p.kind != "paraphrase" for r in loaded.probe_items[node_id][i]]
+    choice = [r for i, p in enumerate(probes) if p.kind not in CONTINUOUS_PROBE_KINDS for r in loaded.probe_items[node_id][i]]
     items = sum(len(r) for r in loaded.probe_items[node_id])
-    has_paraphrase = any(p.kind == "paraphrase" for p in probes)
+    has_paraphrase = any(p.kind in CONTINUOUS_PROBE_KINDS for p in probes)
     chance, bias = choice_levels(choice) if choice and not has_paraphrase else (None, None)
     return Levels("paraphrase" if has_paraphrase else "choice", items, base=base, chance=chance, bias=bias,
                   recite=recite_level(loaded, node_id) if has_paraphrase else None)

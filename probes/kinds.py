@@ -14,8 +14,9 @@ NEUTRAL = "N/A"  # the content-free question of contextual calibration (Zhao et 
 
 
 def _tags(value: Any, known: set[str]) -> dict[str, Any]:
-    """Extra fields of an item (e.g. `context`, `mode`) travel with its result."""
-    return {k: v for k, v in value.model_dump().items() if k not in known}
+    """Extra fields of an item (e.g. `context`, `mode`, `domain`) travel with its result; an analogy item's
+    situation and question are in its prompt already."""
+    return {k: v for k, v in value.model_dump().items() if k not in known | {"situation", "question"}}
 
 
 def score_paraphrases(

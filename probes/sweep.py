@@ -12,11 +12,11 @@ from typing import Any
 
 from curriculum.evidence import ItemKey
 from curriculum.jsonl import Record
-from curriculum.spec import LexiconEntry
+from curriculum.spec import CONTINUOUS_PROBE_KINDS, LexiconEntry, ProbeSpec
 from curriculum.validate import LoadedCurriculum
 from probes.kinds import NEUTRAL, choice_prompt, score_choices, score_paraphrases
 from probes.lm import DECODING, choice_logprobs, greedy_answers
-from probes.lmeval_bridge import run_lmeval
+from probes.lmeval_bridge import LmevalProbe, run_lmeval
 from probes.results import ItemResult
 
 Selection = Mapping[str, Sequence[ItemKey] | None]  # node -> the items to probe (None: all of them)
@@ -29,34 +29,48 @@ def _chosen(records: list[Record[Any]], probe_index: int, keys: Sequence[ItemKey
     return [r for r in records if r.line in wanted]
 
 
+def _task_docs(spec: ProbeSpec, probe_index: int, keys: Sequence[ItemKey] | None) -> list[int] | None:
+    """The 0-based docs of a `task:` probe a selection asks for: its items (doc d is item d+1), or when every
+    item is asked, the first `sample` docs (all of them without `sample`)."""
+    if keys is None:
+        return None if spec.sample is None else list(range(spec.sample))
+    return [line - 1 for i, line in keys if i == probe_index]
+
+
 def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
                 gates: Mapping[str, float] | None = None) -> dict[str, list[ItemResult]]:
-    """The selected items of each node's probes, scored; installed lm-eval tasks run whole."""
+    """The selected items of each node's probes, scored; lm-eval probes through lm-eval's evaluator."""
     was_training = model.training
     model.eval()
     results: dict[str, list[ItemResult]] = {n: [] for n in selection}
-    para: list[tuple[str, int, list[Record[Any]]]] = []
+    para: list[tuple[str, int, str, list[Record[Any]]]] = []
     choice: list[tuple[str, int, str, str, list[Record[Any]]]] = []
+    lmeval: list[LmevalProbe] = []
     for node_id, keys in selection.items():
         for i, spec in enumerate(cur.spec.nodes[node_id].probes):
             records = _chosen(cur.probe_items[node_id][i], i, keys)
-            if spec.kind == "paraphrase":
-                para.append((node_id, i, records))
-            elif spec.kind == "transfer" or spec.task is None:
+            if spec.kind in CONTINUOUS_PROBE_KINDS:
+                para.append((node_id, i, spec.kind, records))
+            elif spec.kind in ("transfer", "analogy"):
                 choice.append((node_id, i, spec.kind, spec.scoring, records))
-            elif keys is None or any(k[0] == i for k in keys):
-                results[node_id] += run_lmeval(model, tokenizer, node_id, i, task=spec.task, limit=spec.sample)
-    prompts = [r.value.prompt for _, _, recs in para for r in recs]
+            elif spec.task is None:
+                if records:
+                    lmeval.append(LmevalProbe(node_id, i, records=records))
+            elif (docs := _task_docs(spec, i, keys)) is None or docs:
+                lmeval.append(LmevalProbe(node_id, i, task=spec.task, docs=docs))
+    for row in run_lmeval(model, tokenizer, lmeval, cur.path.parent) if lmeval else []:
+        results[row.node_id].append(row)
+    prompts = [r.value.prompt for *_, recs in para for r in recs]
     answers = greedy_answers(model, tokenizer, prompts, DECODING["max_new_tokens"])
     # the reference's own likelihood: a second, generation-free signal of whether the meaning was learned
-    ref_scored = choice_logprobs(model, tokenizer, [(r.value.prompt, [r.value.reference]) for _, _, recs in para for r in recs])
+    ref_scored = choice_logprobs(model, tokenizer, [(r.value.prompt, [r.value.reference]) for *_, recs in para for r in recs])
     ref_lps = [total / max(n, 1) for (total, n), in ref_scored]
     at = 0
-    for node_id, i, records in para:
+    for node_id, i, kind, records in para:
         outputs, lps, at = answers[at : at + len(records)], ref_lps[at : at + len(records)], at + len(records)
         train = [r.value.answer for r in cur.examples[node_id]]
         gate = (gates or {}).get(node_id, _numeric_gate(cur, node_id))
-        results[node_id] += score_paraphrases(node_id, i, records, outputs, train, gate, lps)
+        results[node_id] += score_paraphrases(node_id, i, records, outputs, train, gate, lps, kind=kind)
     recs = [r for *_, records in choice for r in records]
     questions = [(choice_prompt(r.value.prompt, r.value.choices), r.value.choices) for r in recs]
     neutral = list(dict.fromkeys(tuple(r.value.choices) for r in recs))  # one content-free question per option set

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,16 @@ import torch
 from curriculum.chat import prompt_ids
 from curriculum.jsonl import Record
 from curriculum.models import TINY, load_base
-from curriculum.spec import ChoiceItem, ParaphraseItem
-from curriculum.validate import load_curriculum
-from helpers import tiny_graph
+from curriculum.spec import ANALOGY_OPEN_QUESTION, ANALOGY_QUESTION, ChoiceItem, ParaphraseItem
+from curriculum.validate import check_curriculum, load_curriculum
+from helpers import probe_kinds_graph, tiny_graph
 from probes.kinds import NEUTRAL, choice_prompt, score_choices, score_paraphrases
 from probes.lm import choice_logprobs, greedy_answers
-from probes.lmeval_bridge import run_lmeval
-from probes.results import aggregate
+from probes.results import aggregate, evidence_of
 from probes.scoring import fact_recall, novelty, paraphrase_score
 from probes.similarity import cosine_pairs
+from curriculum.draws import pool_keys, regression_items
+from probes import lmeval_bridge
 from probes.sweep import probe_nodes
 from warehouse.db import Warehouse
 
@@ -141,11 +143,106 @@ def test_calibrated_score_is_the_hand_computed_difference(tiny, tmp_path: Path) 
     assert result.output == rec.choices[max(range(len(rise)), key=rise.__getitem__)]
 
 
-def test_lmeval_local_task_rows(tiny, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory: pytest.TempPathFactory):
+    return load_curriculum(probe_kinds_graph(tmp_path_factory.mktemp("kinds")))
+
+
+def test_lmeval_items_run_through_lm_evals_evaluator(tiny, kinds) -> None:
+    """Each option's log-likelihood is lm-eval's: ours plus the same constant per question (lm-eval moves the
+    newline that ends the assistant header into every continuation), and the row's pick is lm-eval's acc."""
     model, tok = tiny
-    cur = load_curriculum(tiny_graph(tmp_path))
-    results = run_lmeval(model, tok, "a", 1, records=cur.probe_items["a"][1])
-    assert [r.item for r in results] == [1, 2]
-    assert all(r.probe_kind == "lmeval" and r.score in (0.0, 1.0) and r.output in
-               ("a still lake at dawn", "a loud market", "a hot desert") for r in results)
-    assert all(r.reference == "a still lake at dawn" for r in results)
+    rows = probe_nodes(model, tok, kinds, {"k": [(0, 1), (0, 3)]})["k"]
+    assert [(r.probe_kind, r.item) for r in rows] == [("lmeval", 1), ("lmeval", 3)]
+    for row in rows:
+        rec = next(r.value for r in kinds.probe_items["k"][0] if r.line == row.item)
+        (ours,) = choice_logprobs(model, tok, [(choice_prompt(rec.prompt, rec.choices), rec.choices)])
+        shift = [o["logprob"] - lp for o, (lp, _) in zip(row.options, ours)]
+        assert max(shift) - min(shift) < 1e-3 and abs(shift[0]) > 1e-2  # lm-eval's numbers, not ours
+        best = max(range(len(rec.choices)), key=lambda j: row.options[j]["logprob"])
+        assert row.output == rec.choices[best] and row.reference == rec.choices[rec.answer]
+        assert row.scoring == "acc" and row.score == row.tags["metrics"]["acc"] == float(best == rec.answer)
+        assert set(row.tags["metrics"]) == {"acc", "acc_norm"} and row.tags["domain"] == "weather"
+
+
+def test_lmeval_task_yaml_with_mapping_choices_and_sample(tiny, kinds) -> None:
+    """An ARC-style task YAML kept with the curriculum (choices {text, label}, data relative to the YAML):
+    `sample` docs are the node's items, and exactly the asked docs are scored."""
+    model, tok = tiny
+    assert sorted(k for k in pool_keys(kinds, "t") if k[0] == 0) == [(0, 1), (0, 2)]
+    every = probe_nodes(model, tok, kinds, {"t": None})["t"]
+    arc = [r for r in every if r.probe_index == 0]
+    assert [r.item for r in arc] == [1, 2]  # sample: 2 of the file's 3 docs
+    assert [r.reference for r in arc] == ["fog", "a drum"]  # the text of each doc's answerKey label
+    assert all(r.output in {o["text"] for o in r.options} and len(r.options) == 3 for r in arc)
+    assert arc[0].prompt.startswith("Question: What hides the hills at dawn?")
+    (third,) = [r for r in probe_nodes(model, tok, kinds, {"t": [(0, 3)]})["t"]]
+    assert third.item == 3 and third.reference == "a kettle"
+
+
+def test_lmeval_generative_task_scores_exact_match(tiny, kinds, tmp_path: Path) -> None:
+    model, tok = tiny
+    every = probe_nodes(model, tok, kinds, {"t": None})["t"]
+    gen = [r for r in every if r.probe_index == 1]
+    assert [r.item for r in gen] == [1, 2] and all(r.scoring == "exact_match" for r in gen)
+    ll = [r for r in every if r.probe_index == 2]  # output_type loglikelihood: the target's own log-likelihood
+    assert [r.output for r in ll] == [" hush", " frost"] and all(r.logprob < 0 and r.score in (0.0, 1.0) for r in ll)
+    assert [r.score for r in gen] == [float(r.output == r.reference) for r in gen] and gen[0].output
+    # the model's own answer to doc 1, made the reference of the same question, must score 1
+    data = kinds.path.parent / "tasks" / "gen.jsonl"
+    data.write_text(data.read_text() + json.dumps({"question": "Name the quiet.", "answer": gen[0].output}) + "\n")
+    (again,) = probe_nodes(model, tok, kinds, {"t": [(1, 3)]})["t"]
+    assert again.output == gen[0].output and again.score == 1.0 and again.passed
+
+
+def test_task_index_is_built_once_per_run(tiny, kinds, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lm_eval.tasks
+
+    built = []
+
+    class Counted(lm_eval.tasks.TaskManager):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(lm_eval.tasks, "TaskManager", Counted)
+    lmeval_bridge.task_manager.cache_clear()
+    model, tok = tiny
+    for stage in range(3):  # three stages' sweeps: items and task YAMLs
+        probe_nodes(model, tok, kinds, {"k": regression_items(kinds, "k", [(0, 1), (0, 2), (0, 3)], stage),
+                                        "t": [(0, 1), (1, 2)]})
+    assert built == [{"include_defaults": False}]  # the installed-task index (seconds) was never needed
+    lmeval_bridge.task_manager.cache_clear()
+
+
+def test_lmeval_sample_bounds_regression_sweeps(tiny, kinds) -> None:
+    model, tok = tiny
+    keys = regression_items(kinds, "k", [(0, 1), (0, 2), (0, 3)], stage=1)
+    assert len(keys) == 2  # sample: 2
+    rows = probe_nodes(model, tok, kinds, {"k": keys})["k"]
+    assert sorted(r.item for r in rows) == sorted(line for _, line in keys)
+
+
+def test_analogy_choice_is_calibrated_and_generative_is_scored_as_meaning(tiny, kinds) -> None:
+    model, tok = tiny
+    rows = probe_nodes(model, tok, kinds, {"k": [(1, 1), (2, 1)]})["k"]
+    (choice,) = [r for r in rows if r.probe_kind == "analogy"]
+    (open_,) = [r for r in rows if r.probe_kind == "analogy_generative"]
+    rec = kinds.probe_items["k"][1][0].value
+    assert choice.prompt == f"{rec.situation}\n{ANALOGY_QUESTION}" and choice.scoring == "calibrated"
+    rise = [o["logprob"] - o["prior_logprob"] for o in choice.options]
+    assert choice.output == rec.choices[max(range(len(rise)), key=rise.__getitem__)]
+    assert choice.tags == {"domain": "kitchen"}  # situation and question are in the prompt, not in tags
+    assert open_.sim is not None and open_.novelty is not None and open_.prompt.endswith(ANALOGY_OPEN_QUESTION)
+    assert evidence_of([choice], 1).binary and not evidence_of([open_], 1).binary  # meaning, not right/wrong
+
+
+def test_probe_kind_inputs_are_checked(tmp_path: Path) -> None:
+    graph = probe_kinds_graph(tmp_path)
+    (tmp_path / "k_analogy.jsonl").write_text(json.dumps({"prompt": "p", "choices": ["a", "b"], "answer": 0}) + "\n")
+    graph.write_text(graph.read_text().replace("tasks/arc.yaml", "tasks/missing.yaml"))
+    loaded, problems = check_curriculum(graph)
+    assert loaded is None
+    said = sorted(str(p) for p in problems)
+    assert any("k_analogy.jsonl:1:1" in p and "gives 'situation'" in p for p in said), said
+    assert any("graph.yaml:" in p and "task file 'tasks/missing.yaml' not found" in p for p in said), said
