@@ -105,3 +105,28 @@ def test_what_cannot_be_continued_is_named(three: Path) -> None:
     three.write_text(three.read_text().replace("model: {base: tiny-random}", "model: {base: tiny-random, lora: {r: 4}}"))
     blockers = diff_graphs(snap, load_curriculum(three)).blockers
     assert len(blockers) == 2 and "model.lora.r changed" in blockers[0] and "--resume p1" in blockers[1]
+
+
+def test_an_inherited_node_that_no_longer_holds_is_rehearsed(three: Path) -> None:
+    from curriculum.evidence import Evidence
+    from curriculum.policies import RunState, make_policy
+    from flows.inherit import Lineage
+
+    loaded = load_curriculum(three)
+    st = RunState.start(loaded.spec, loaded.graph)
+    right = Evidence({(1, line): 1.0 for line in range(1, 9)}, True, 8)
+    for n in ("a", "b"):
+        st.status[n] = "mastered"
+        st.mastered_on[n] = right
+    keep = {"action": "keep", "reason": "unchanged", "status": "mastered"}
+    lineage = Lineage("p1", None, {"a": keep, "b": keep, "c": {"action": "schedule", "reason": "new", "status": None}},
+                      {"a": ("p1", 2), "b": ("p1", 0)})
+    wrong = Evidence({k: 0.0 for k in right.items}, True, 8)
+    pol = make_policy("gated")
+    decisions = lineage.recheck(st, pol, {"a": wrong, "b": right, "c": None})
+    assert [(d.node_id, d.action) for d in decisions] == [("a", "inherit"), ("b", "inherit"), ("a", "rehearse")]
+    assert decisions[-1].reason.startswith("inherited from run 'p1', re-checked on its adapter: forgetting: 1.000 → 0.000")
+    assert decisions[0].signals["mastered_on"] == {"run": "p1", "stage": 2} and decisions[1].score_after == 1.0
+    assert st.status["a"] == "forgotten" and st.pending_rehearsal == ["a"]
+    step = pol.next_step(st)  # a's data rides along with the first stage the run trains
+    assert (step.node_id, step.rehearse_nodes) == ("c", ["a"])
