@@ -199,7 +199,9 @@ def diff_graphs(parent: Snapshot, loaded: LoadedCurriculum) -> GraphDiff:
         elif needs:
             plan = NodePlan(n, "schedule", f"requires {', '.join(repr(r) for r in needs)}, scheduled", was)
         elif was in KEEP_STATUSES:
-            plan = NodePlan(n, "keep", f"unchanged; {was} in run '{parent.run_id}'", was)
+            cosmetic = [c.field for c in out.changed.get(n, [])]
+            what = f"only {', '.join(cosmetic)} edited" if cosmetic else "unchanged"
+            plan = NodePlan(n, "keep", f"{what}; {was} in run '{parent.run_id}'", was)
         else:
             plan = NodePlan(n, "schedule", f"unchanged, not finished in run '{parent.run_id}' ({was or 'no status'})", was)
         if plan.action == "schedule" and blocked:

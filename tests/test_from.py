@@ -86,6 +86,10 @@ def test_from_trains_only_the_new_branch(family) -> None:
     child = dict(wh.query("SELECT node_id, status FROM final_status WHERE run_id = 'child'")[1])
     assert child == {"a": "mastered", "c": "mastered"}
     assert wh.query("SELECT parent_run FROM runs WHERE run_id = 'child'")[1] == [("parent",)]
+    from warehouse.lineage import mastered_at
+
+    c_passed = next(s[0] for s in stages if s[1:3] == ("c", "train") and s[4] == "done")
+    assert mastered_at(wh, "child") == {"a": ("parent", 1), "c": ("child", c_passed)}  # a grandchild reads a's here
     _, files = wh.query("SELECT node_id, file_key FROM run_files WHERE run_id = 'child' ORDER BY ALL")
     assert ("c", "data") in files and ("c", "probes[0]") in files and ("a", "data") in files
     _, lineage = wh.query("SELECT lineage FROM adapter_lineage WHERE run_id = 'child' AND stage = 1")

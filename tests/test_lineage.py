@@ -96,6 +96,7 @@ def test_cosmetic_edits_keep_and_unfinished_or_blocked_nodes(three: Path) -> Non
     assert [c.field for c in found.changed["a"]] == ["description"]
     assert found.actions() == {"a": "keep", "b": "keep", "c": "keep", "e": "skip"}
     assert "'b', failed in run 'p1'" in found.plan["e"].reason
+    assert found.plan["a"].reason == "only description edited; mastered in run 'p1'"
     snap = _snapshot(three, {"a": "mastered", "b": "locked"})  # a run stopped by its stage budget
     assert diff_graphs(snap, load_curriculum(three)).actions()["b"] == "schedule"
 
