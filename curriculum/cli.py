@@ -166,8 +166,11 @@ def diff(
 
 
 def _short(value) -> str:
+    """A changed value in a few characters: hashes cut to 10, a probe as key=value pairs."""
+    if isinstance(value, dict):
+        value = " ".join(f"{k}={v}" for k, v in value.items())
     text = "-" if value is None else value[:10] if isinstance(value, str) and len(value) == 64 else str(value)
-    return text if len(text) <= 24 else text[:23] + "…"
+    return text if len(text) <= 32 else text[:31] + "…"
 
 
 def diff_lines(found) -> list[str]:

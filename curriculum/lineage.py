@@ -176,9 +176,9 @@ def diff_graphs(parent: Snapshot, loaded: LoadedCurriculum) -> GraphDiff:
         if gate:
             out.gates[n] = gate
         if parent.files is not None:
-            before = parent.files.get(n, {})
+            before, paths = parent.files.get(n, {}), file_keys(old.nodes[n])
             files = [Change(f"file {key}", before[key], sha) for key, rel in file_keys(new.nodes[n]).items()
-                     if key in before and before[key] != (sha := _sha(root / rel))]
+                     if key in before and paths.get(key) == rel and before[key] != (sha := _sha(root / rel))]
             if files:
                 out.files[n] = files
                 changes += files
