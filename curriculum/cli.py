@@ -63,15 +63,19 @@ def run(
     runs_dir: Path = typer.Option(Path("runs"), help="where stage adapters are written"),
     train_deployment: str | None = typer.Option(None, help="train stages on this deployment, e.g. train-stage/gpu"),
     profile: str | None = typer.Option(None, help="run only this profile of the YAML (e.g. demo)"),
+    from_run: str | None = typer.Option(None, "--from", help="start from this finished run's end state: after editing "
+                                        "the YAML, only new and changed nodes and their dependants train (see `diff`)"),
 ) -> None:
     """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
     loaded = _checked(graph)
     if profile:
         try:
-            select_profile(loaded, profile)
+            loaded = select_profile(loaded, profile)
         except CurriculumError as exc:
             err.print(str(exc), markup=False)
             raise typer.Exit(1) from None
+    if from_run:
+        _check_from(loaded, from_run, resume, policy, db)
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
     from warehouse.db import Warehouse
@@ -80,7 +84,7 @@ def run(
     state = curriculum_flow(graph=str(graph), policy=policy, seed=seed, max_stages=max_stages, resume=resume,
                             run_id=run_id, warehouse=str(db) if db else None, runs_dir=str(runs_dir),
                             train_deployment=train_deployment, profile=profile, return_state=True,
-                            train_overrides={"max_steps": max_steps} if max_steps else None)
+                            train_overrides={"max_steps": max_steps} if max_steps else None, from_run=from_run)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)
@@ -99,6 +103,87 @@ def run(
               "bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
               style="dim")
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
+    if from_run:
+        out.print(f"continued from run {from_run}", markup=False)
+
+
+def _check_from(loaded, from_run: str, resume: str | None, policy: str | None, db: Path | None) -> None:
+    """--from's refusals as one line and exit 1, before Prefect starts or anything is written."""
+    import duckdb
+
+    from flows.inherit import prepare
+    from warehouse.db import Warehouse
+
+    try:
+        if resume:
+            raise ValueError("--from starts a new run and --resume continues one: give one of them")
+        prepare(Warehouse(db), loaded, from_run, policy or loaded.spec.policy)
+    except (ValueError, duckdb.Error) as exc:
+        err.print(str(exc).splitlines()[0], markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def diff(
+    run_id: str = typer.Argument(..., help="the finished run to compare with"),
+    graph: Path = typer.Argument(..., help="the edited curriculum YAML"),
+    db: Path | None = typer.Option(None, "--db", "--warehouse", help="warehouse file"),
+    profile: str | None = typer.Option(None, help="compare only this profile of the YAML"),
+    as_json: bool = typer.Option(False, "--json", help="the diff and the plan as one JSON object"),
+) -> None:
+    """What changed in GRAPH since run RUN_ID, and what `run GRAPH --from RUN_ID` would do with each node."""
+    import duckdb
+
+    from flows.inherit import plan_from
+    from warehouse.db import Warehouse
+
+    loaded = _checked(graph)
+    try:
+        if profile:
+            loaded = select_profile(loaded, profile)
+        found = plan_from(Warehouse(db), loaded, run_id)
+    except CurriculumError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    except (ValueError, duckdb.Error) as exc:
+        err.print(str(exc).splitlines()[0], markup=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(found.to_json(), indent=2, default=str) + "\n")
+        return
+    for line in diff_lines(found):
+        out.print(line, markup=False)
+    table = Table("node", "was", "--from", "why", title=f"--from {run_id}", title_justify="left")
+    table.columns[0].no_wrap = True
+    table.columns[3].overflow = "fold"
+    for p in found.plan.values():
+        table.add_row(p.node_id, p.status or "-", p.action, p.reason)
+    out.print(table)
+    counts = {a: len(found.nodes(a)) for a in ("keep", "schedule", "skip", "drop")}
+    out.print(" · ".join(f"{a} {n}" for a, n in counts.items() if n or a in ("keep", "schedule")), style="dim")
+    for blocker in found.blockers:
+        err.print(f"--from would refuse: {blocker}", style="red", markup=False)
+
+
+def _short(value) -> str:
+    """A changed value in a few characters: hashes cut to 10, a probe as key=value pairs."""
+    if isinstance(value, dict):
+        value = " ".join(f"{k}={v}" for k, v in value.items())
+    text = "-" if value is None else value[:10] if isinstance(value, str) and len(value) == 64 else str(value)
+    return text if len(text) <= 32 else text[:31] + "…"
+
+
+def diff_lines(found) -> list[str]:
+    """The changes in short lines: added, removed, then per node each changed field old -> new."""
+    lines = [f"added:   {', '.join(found.added) or '-'}", f"removed: {', '.join(found.removed) or '-'}"]
+    if not found.files_known:
+        lines.append("(the run recorded no file hashes: data and probe file edits cannot be seen)")
+    for c in found.top:
+        lines.append(f"curriculum {c.field}: {_short(c.old)} -> {_short(c.new)}")
+    for n, changes in found.changed.items():
+        lines.append(f"changed {n}:")
+        lines += [f"  {c.field}: {_short(c.old)} -> {_short(c.new)}" for c in changes]
+    return lines
 
 
 @app.command()

@@ -279,6 +279,11 @@ class GatedPolicy:
         return self._back_off(st, n, Decision(n, "back-off", f"stage {stage} failed: {error}", step.attempt, st.latest(n),
                                               None, st.gate(n), {"stage": stage, "error": error}))
 
+    def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
+        """Mastered nodes a run inherited (`--from`), probed on the adapter it continues: one that no longer
+        holds is rehearsed, by the very test that catches forgetting after a stage."""
+        return self._forgetting(st, observed, exclude="") if self.gates else []
+
     def _rehearsed(self, st: RunState, step: Step, stage: int, observed: Observed, call: GateCall | None,
                    signals: dict[str, Any]) -> tuple[Outcome, list[Decision]]:
         """A rehearsal stage of its own: kept only when the node recovered its gate."""

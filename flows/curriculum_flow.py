@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from curriculum.draws import first_items, more_items, pool_keys, regression_items
 from curriculum.evidence import evidence_from
+from curriculum.lineage import file_rows
 from curriculum.policies import FLAT, Decision, Observed, RunState, Step, make_policy
 from curriculum.problems import CurriculumError
 from curriculum.sizing import node_budget, round_length
@@ -27,6 +28,7 @@ from curriculum.spec import TrainConfig
 from curriculum.tokens import token_plan
 from curriculum.train import CheckFn, examples_from_records, finished_stage, train_stage, with_replay
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
+from flows import inherit
 from probes.calibrate import node_levels
 from probes.lm import DECODING
 from probes.prober import Prober
@@ -125,7 +127,7 @@ def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observe
     """`min_score: auto`: the gate `curriculum calibrate` suggests, fixed from the data and the base model."""
     decisions = []
     for n in st.order:
-        if loaded.spec.gate_config(n).min_score != "auto":
+        if loaded.spec.gate_config(n).min_score != "auto" or n in st.auto_gates:  # (--from: fixed by the parent)
             continue
         ev = baseline.get(n)
         levels = node_levels(loaded, n, ev.score if ev else None)
@@ -217,6 +219,7 @@ def curriculum(
     profile: str | None = None,
     final_probe: bool = True,
     train_overrides: dict[str, Any] | None = None,
+    from_run: str | None = None,
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
@@ -235,6 +238,8 @@ def curriculum(
         profile: Run only this profile of the YAML (e.g. demo): its nodes, what they require, their on_fail branches.
         final_probe: End with every node probed on all its items on the run's final adapter (the end state).
         train_overrides: Training settings laid over every stage's (e.g. {"max_steps": 60} for a fixed budget).
+        from_run: Start from this finished run's end state, on an edited graph: unchanged nodes keep their status,
+            training continues from its last accepted adapter; new and changed nodes and their dependants train.
     """
     log = get_run_logger()
     try:
@@ -245,6 +250,8 @@ def curriculum(
         raise
     wh = Warehouse(warehouse)
     cur = loaded.spec
+    if resume and from_run:
+        raise ValueError("--from starts a new run and --resume continues one: give one of them")
     if resume:
         run = records.get_run(wh, resume)
         if run is None:
@@ -265,6 +272,7 @@ def curriculum(
     if profile:
         loaded = select_profile(loaded, profile)  # an unknown profile fails here, before anything is written
         cur = loaded.spec
+    lineage_config = inherit.prepare(wh, loaded, from_run, policy_name) if from_run and not resume else {}
     if resume:
         records.set_run_status(wh, run_id, "running")
     else:  # a profile run records the nodes it walks, so the report draws those
@@ -273,7 +281,8 @@ def curriculum(
                           config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
                                   "nodes": list(cur.nodes) if profile else None, "decoding": DECODING,
                                   "warnings": [str(w) for w in loaded.warnings], "final_probe": final_probe,
-                                  "train_overrides": train_overrides})
+                                  "train_overrides": train_overrides, **lineage_config},
+                          parent_run=from_run, files=file_rows(loaded))
     history = records.load_history(wh, run_id)
     run_dir = Path(runs_dir) / run_id
     pol = make_policy(policy_name, seed)
@@ -285,11 +294,14 @@ def curriculum(
         st, stage = replay_state(wh, loaded, run_id, pol, history)
     else:
         st, stage = RunState.start(cur, loaded.graph), 1
+        lineage = inherit.apply(wh, loaded, st, run_id, run_dir)  # --from: the parent's end state; else None
         started = time.perf_counter()
         plan = probe_plan(loaded, st, None, 0)
-        results = probe_task(prober, loaded, None, 0, plan, {})
+        results = probe_task(prober, loaded, lineage.adapter if lineage else None, 0, plan, {})
         baseline = observe_rows(loaded, list(plan), as_rows(results))
         decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
+        if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
+            decisions = lineage.decisions + decisions + lineage.recheck(st, pol, baseline)
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
                                             [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
                                             node_scores=score_rows(st, baseline), node_status=status_rows(st))
@@ -299,7 +311,7 @@ def curriculum(
             log.info("budget of %d stages spent", max_stages)
             break
         plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
-        parent = run_dir / f"stage-{step.parent}" if step.parent else None
+        parent = run_dir / f"stage-{step.parent}" if step.parent is not None else None  # stage-0: a --from parent's
         stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind, "parent_stage": step.parent}
         train_decision = {"node_id": step.node_id, "action": "train", "reason": step.reason, "attempt": step.attempt,
                           "score_before": st.latest(step.node_id), "signals": step.signals,
@@ -350,10 +362,13 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, hist
     warehouse's rows (nothing is trained or probed), and the next stage's number."""
     history = history or records.load_history(wh, run_id)
     st = RunState.start(loaded.spec, loaded.graph)
+    lineage = inherit.apply(wh, loaded, st, run_id)  # a --from run starts from its parent's end state
     nodes = list(probe_plan(loaded, st, None, 0))
     baseline = observe_rows(loaded, nodes, history.item_scores.get(0, {}))
     resolve_auto_gates(loaded, st, baseline)
     pol.baseline(st, baseline)
+    if lineage:
+        lineage.recheck(st, pol, baseline)
     stage = 1
     while (done := history.stages.get(stage)) is not None and done["kind"] != "final":
         step = pol.next_step(st)

@@ -35,18 +35,21 @@ def _next_seq(con, run_id: str) -> int:
 
 
 def start_run(wh: Warehouse, run_id: str, *, curriculum: str, graph_path: str, yaml_text: str, graph_hash: str,
-              policy: str, seed: int, base_model: str, config: dict[str, Any]) -> None:
-    """The graph snapshot (once per distinct YAML) and the run's row."""
+              policy: str, seed: int, base_model: str, config: dict[str, Any], parent_run: str | None = None,
+              files: Sequence[dict[str, Any]] = ()) -> None:
+    """The graph snapshot (once per distinct YAML), the run's row (with the run it continues, if any) and
+    the hashes of its data and probe files."""
     with wh.transaction() as con:
         con.execute(
             "INSERT INTO graph_snapshots (graph_hash, curriculum, path, yaml_text) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [graph_hash, curriculum, graph_path, yaml_text],
         )
         con.execute(
-            "INSERT INTO runs (run_id, curriculum, graph_hash, policy, seed, base_model, status, config) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-            [run_id, curriculum, graph_hash, policy, seed, base_model, json.dumps(config, default=str)],
+            "INSERT INTO runs (run_id, curriculum, graph_hash, policy, seed, base_model, status, config, parent_run) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            [run_id, curriculum, graph_hash, policy, seed, base_model, json.dumps(config, default=str), parent_run],
         )
+        wh.append(con, "run_files", [{**f, "run_id": run_id} for f in files])
 
 
 def get_run(wh: Warehouse, run_id: str) -> dict[str, Any] | None:

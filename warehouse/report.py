@@ -111,6 +111,16 @@ table{border-collapse:collapse;font-size:12px;width:100%}td,th{border:1px solid 
 th{background:#f5f5f5;text-align:left}svg{max-width:100%;height:auto}.meta{color:#5f6368}"""
 
 
+def _parent_link(run: dict[str, Any]) -> str:
+    """A run continued with --from links to its parent's report (beside it in the same runs folder)."""
+    parent = run.get("parent_run")
+    if not parent:
+        return ""
+    name = html.escape(parent)
+    return (f'<p class="meta" id="parent">continued from run <a href="../{html.escape(parent, quote=True)}/report.html">'
+            f"{name}</a>: its unchanged nodes kept their status, training went on from its last accepted adapter</p>")
+
+
 def render_report(wh: Warehouse, run_id: str) -> str:
     """The report's HTML text for one run of the warehouse."""
     run = _rows(wh, "SELECT r.*, g.yaml_text FROM runs r JOIN graph_snapshots g USING (graph_hash) WHERE run_id = ?", run_id)
@@ -150,6 +160,7 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         f"<h1>Run {html.escape(run_id)} — {html.escape(run['curriculum'])}</h1>",
         f'<p class="meta">policy {html.escape(run["policy"])} · seed {run["seed"]} · base {html.escape(run["base_model"])} · '
         f"status {html.escape(run['status'])} · started {run['started_at']} · {len(stages)} stages</p>",
+        _parent_link(run),
         '<h2 id="graph">Graph, coloured by node status</h2>', _graph_svg(nodes, status) if nodes else "<p>no nodes</p>",
         '<h2 id="heatmap">Mastery R[stage, node], on the adapters the run kept</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
         '<h2 id="scores">Scores across stages</h2>', _curves_svg(scores, "stage", "mean probe score") if scores else "",
