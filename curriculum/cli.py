@@ -105,7 +105,7 @@ def mastery_rich(columns, rows, title: str) -> Table:
     """The mastery table for a terminal: no vertical rules, one line per node, ids never folded."""
     from rich import box
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
     for header in MASTERY_HEADERS:
         table.add_column(header, no_wrap=True, justify="left" if header in ("node", "status") else "right")
     for row in rows:

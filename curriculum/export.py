@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,8 @@ def _write_merged(run: RunExport, folder: Path, plan: dict | None) -> None:
     from curriculum.models import load_base
 
     loaded = load_base(run.base, device="cpu", dtype=torch.float32, tokens=plan)
-    merged = PeftModel.from_pretrained(loaded.model, str(run.adapter)).merge_and_unload()
+    with warnings.catch_warnings():  # peft 0.21 asks transformers 5 for a deprecated attribute on load
+        warnings.simplefilter("ignore", FutureWarning)
+        merged = PeftModel.from_pretrained(loaded.model, str(run.adapter)).merge_and_unload()
     merged.save_pretrained(str(folder), safe_serialization=True)
     loaded.tokenizer.save_pretrained(str(folder))
