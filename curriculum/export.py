@@ -126,7 +126,7 @@ def check_target(out: Path) -> None:
 def export_run(run: RunExport, out: Path, *, merge: bool = False, export_command: str = "") -> Path:
     """Write the run's final adapter (or, with merge, the merged model) and its model card to OUT."""
     if run.adapter is None:
-        raise ExportError(f"run '{run.run_id}' kept no adapter (no stage passed); there is nothing to export")
+        raise ExportError(f"run '{run.run_id}' kept no adapter (no stage of it was accepted): nothing to export")
     if not (run.adapter / ADAPTER_FILES[1]).is_file():
         raise ExportError(f"{run.adapter}: the run's final adapter is missing (moved or deleted?)")
     check_target(out)

@@ -129,7 +129,7 @@ def test_merged_export_is_plain_transformers_with_the_hyperwords(runs: dict, tmp
 
 @pytest.mark.parametrize("run_id, occupied, message", [
     ("nope", False, "no run 'nope' in"),
-    ("none", False, "run 'none' kept no adapter (no stage passed); there is nothing to export"),
+    ("none", False, "run 'none' kept no adapter (no stage of it was accepted): nothing to export"),
     ("plain", True, "exists and is not an empty folder"),
 ])
 def test_export_errors_are_one_line_and_write_nothing(runs: dict, tmp_path: Path, run_id: str, occupied: bool,
