@@ -238,7 +238,7 @@ def bridge(
     compress: bool = typer.Option(False, "--compress", help="plain phrase -> the learned hyperword"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
 ) -> None:
-    """Talk to a trained run: expand hyperwords into plain language, or --compress a phrase into one."""
+    """Talk to a trained run (HyperBridge): expand hyperwords into plain words, or --compress a phrase to one."""
     import duckdb
 
     from probes.bridge import bridge as speak
