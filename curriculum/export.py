@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.mastery import mastery_markdown
-from curriculum.models import BUNDLED, TINY
+from curriculum.models import BUNDLED, TINY, cache_dir
 from curriculum.tokens import PLAN_FILE, saved_plan
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -78,12 +78,14 @@ def _loading(out: Path, merged: bool, base: str, plan: dict | None) -> str:
         return ("```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
                 f'model = AutoModelForCausalLM.from_pretrained("{out.name}")\n'
                 f'tokenizer = AutoTokenizer.from_pretrained("{out.name}")\n```')
-    where = {BUNDLED: "BASE = the folder `curriculum` converted it into (~/.cache/curriculum/smollm2-135m-instruct)",
-             TINY: "BASE = curriculum.models.tiny_random(tokenizer): it exists in no folder; export with --merge instead"}
+    if base == TINY:
+        return "The tiny random base exists in no folder (`curriculum.models.tiny_random`): export with --merge instead."
+    where = str(cache_dir() / BUNDLED) if base == BUNDLED else base
+    note = "  # where curriculum converted the bundled model" if base == BUNDLED else ""
     resize = "base.resize_token_embeddings(len(tokenizer))  # the hyperword tokens; their rows are in the adapter\n" \
         if plan else ""
-    return (f"{where.get(base, f'BASE = {base!r}')}\n\n"
-            "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+    return ("```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"BASE = {where!r}{note}\n"
             f'tokenizer = AutoTokenizer.from_pretrained("{out.name}")\n'
             "base = AutoModelForCausalLM.from_pretrained(BASE)\n" + resize +
             f'model = PeftModel.from_pretrained(base, "{out.name}")\n```')
@@ -99,9 +101,11 @@ def model_card(run: RunExport, out: Path, *, merged: bool, plan: dict | None, ex
     what = ("A standalone model: the base with the run's final LoRA adapter merged into its weights."
             if merged else "The run's final LoRA adapter, as a PEFT folder.")
     words = [e["word"] for e in (plan or {}).get("lexicon", [])]
+    sized = ("the embedding matrix is sized for them" if merged
+             else "their trained embedding rows are in the adapter")
     vocab = (f"\n\nThe vocabulary has {len(words)} hyperword(s) as single tokens ({', '.join(words)}), each in its "
-             "surface forms (with and without a leading space, capitalised): the tokenizer here knows them and "
-             "the embedding matrix is sized for them." if words else "")
+             f"surface forms (with and without a leading space, capitalised): the tokenizer here knows them and "
+             f"{sized}." if words else "")
     status = "" if run.status == "completed" else f"\n\nThe run's status was '{run.status}' when this was exported."
     return "\n".join(meta) + (
         f"# {run.curriculum}: run {run.run_id}\n\n{what} Base model: {_base_text(run.base)}. "
