@@ -191,3 +191,14 @@ def test_help_says_what_the_tool_and_each_command_are_for() -> None:
     for command in app.registered_commands:
         doc = (command.callback.__doc__ or "").strip()
         assert len(doc.splitlines()[0]) > 40, command.callback.__name__
+
+
+@pytest.mark.parametrize("name, key", [("tiny", "tiny-mastery"), ("Hyper_Words 2!", "hyper-words-2-mastery"),
+                                       ("Ωmega", "mega-mastery"), ("___", "curriculum-mastery")])
+def test_artifact_keys_are_valid_prefect_keys(name: str, key: str) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    from flows.artifacts import artifact_key
+
+    assert artifact_key(name, "mastery") == key
+    ArtifactCreate(key=key, type="table", data=[])  # Prefect's own validator accepts it
