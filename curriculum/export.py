@@ -132,7 +132,8 @@ def export_run(run: RunExport, out: Path, *, merge: bool = False, export_command
     if run.adapter is None:
         raise ExportError(f"run '{run.run_id}' kept no adapter (no stage of it was accepted): nothing to export")
     if not (run.adapter / ADAPTER_FILES[1]).is_file():
-        raise ExportError(f"{run.adapter}: the run's final adapter is missing (moved or deleted?)")
+        where = "" if run.adapter.is_absolute() else " (a path relative to where the run ran: export from there)"
+        raise ExportError(f"{run.adapter}: the run's final adapter is not there{where}")
     check_target(out)
     plan = saved_plan(run.adapter)
     staging = out.with_name(out.name + ".partial")
