@@ -10,12 +10,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from curriculum.mastery import HEADERS as MASTERY_HEADERS, NOTE as MASTERY_NOTE, mastery_cells
 from curriculum.schema import schema_json
 from curriculum.summary import summary_lines
 from curriculum.problems import CurriculumError
 from curriculum.validate import check_curriculum, select_profile
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+HELP = (
+    "Teach a language model a curriculum, node by node, and see what it has mastered.\n\n"
+    "A curriculum is a graph of concepts in YAML with JSONL data (graphs/hyperwords.yaml is bundled). `run` trains "
+    "a LoRA stage per node on what its prerequisites left, probes it, and retries, branches to a remedial node or "
+    "backs off as its gate decides; every stage, probe item and decision lands in a DuckDB warehouse.\n\n"
+    "Start with `curriculum validate graphs/hyperwords.yaml`, then `curriculum run graphs/hyperwords.yaml "
+    "--profile demo`; look at the result with `report`, take it away with `export`.")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -33,7 +42,7 @@ def _checked(path: Path):
 
 @app.command()
 def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
-    """Check a curriculum and its data; print every problem as file:line:col, or a summary."""
+    """Check a curriculum and its data before running it: every problem as file:line:col, or a summary."""
     loaded = _checked(path)
     for line in summary_lines(loaded):
         out.print(line, markup=False)
@@ -66,7 +75,7 @@ def run(
     from_run: str | None = typer.Option(None, "--from", help="start from this finished run's end state: after editing "
                                         "the YAML, only new and changed nodes and their dependants train (see `diff`)"),
 ) -> None:
-    """Run a curriculum in-process (Prefect ephemeral mode) and print the mastery table."""
+    """Train the model through a curriculum (in this process) and print what it mastered."""
     loaded = _checked(graph)
     if profile:
         try:
@@ -91,17 +100,8 @@ def run(
     rid = state.result()
     wh = Warehouse(db)
     columns, rows = mastery_table(wh, rid)
-    table = Table("node", "status", "baseline", "final [bounds] n", "best", "last", title=f"run {rid}")
-    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    for row in rows:
-        r = dict(zip(columns, row))
-        bounds = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}] {r['n']}" if r["n"] is not None else ""
-        table.add_row(r["node_id"], r["status"], fmt(r["baseline"]), fmt(r["final"]) + bounds, fmt(r["best"]),
-                      str(r["last_action"]))
-    out.print(table)
-    out.print("status: the policy's; final: the last probe on an adapter the run kept (the end state's full sweep); "
-              "bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
-              style="dim")
+    out.print(mastery_rich(columns, rows, f"run {rid}"))
+    out.print(MASTERY_NOTE, style="dim", markup=False)
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
     if from_run:
         out.print(f"continued from run {from_run}", markup=False)
@@ -186,13 +186,26 @@ def diff_lines(found) -> list[str]:
     return lines
 
 
+def mastery_rich(columns, rows, title: str) -> Table:
+    """The mastery table for a terminal: no vertical rules, one line per node, ids never folded."""
+    from rich import box
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for header in MASTERY_HEADERS:
+        table.add_column(header, no_wrap=True, justify="left" if header in ("node", "status") else "right")
+    for row in rows:
+        cells = mastery_cells(columns, row)
+        table.add_row(*(cells[h] for h in MASTERY_HEADERS))
+    return table
+
+
 @app.command()
 def calibrate(
     graph: Path = typer.Argument(..., help="curriculum YAML"),
     profile: str | None = typer.Option(None, help="only this profile's nodes"),
     write: Path | None = typer.Option(None, "--write", help="write a copy of the YAML with the suggested gates here"),
 ) -> None:
-    """What the data says each gate should be: chance, answer bias, the base model, reciting the data."""
+    """Suggest each node's gate from its data: chance, answer bias, the base model, reciting the data."""
     loaded = _checked(graph)
     if write is not None and write.resolve().parent != graph.resolve().parent:
         err.print(f"{write}: write the copy beside {graph} so its data paths still resolve", markup=False)
@@ -252,7 +265,7 @@ def report(
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
     out_path: Path | None = typer.Option(None, "--out", "-o", help="HTML file (default: runs/RUN_ID/report.html)"),
 ) -> None:
-    """Write a run's self-contained HTML report: graph, heatmap, curves, decisions, worst answers."""
+    """See a run in a browser: a self-contained HTML report (graph, heatmap, curves, decisions, answers)."""
     import duckdb
 
     from warehouse.db import Warehouse
@@ -272,7 +285,7 @@ def serve(
     name: str = typer.Option("main", help="deployment name: runs are triggered as curriculum/NAME"),
     limit: int = typer.Option(1, help="flow runs at once in this process (training shares one machine)"),
 ) -> None:
-    """Serve the curriculum flow as a deployment (default curriculum/main) until stopped.
+    """Let Prefect trigger runs: serve the curriculum flow as deployment curriculum/NAME until stopped.
 
     Trigger runs with: prefect deployment run curriculum/main --param graph=graphs/hyperwords.yaml
     """
@@ -290,7 +303,10 @@ def deploy_trainer(
     pool: str = typer.Option("gpu", help="process work pool whose workers train stages (create it first)"),
     name: str = typer.Option("gpu", help="deployment name: the curriculum flow calls train-stage/NAME"),
 ) -> None:
-    """Register the `train-stage` deployment; start workers with: prefect worker start --pool POOL."""
+    """Train stages on other machines: register the train-stage deployment for a work pool's workers.
+
+    Start workers with: prefect worker start --pool POOL
+    """
     import flows
     from flows.train_stage_flow import train_stage_flow
 
@@ -307,7 +323,7 @@ def bridge(
     compress: bool = typer.Option(False, "--compress", help="plain phrase -> the learned hyperword"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
 ) -> None:
-    """HyperBridge: expand hyperwords into plain language with a trained run, or --compress back."""
+    """Talk to a trained run (HyperBridge): expand hyperwords into plain words, or --compress a phrase to one."""
     import duckdb
 
     from probes.bridge import bridge as speak
@@ -325,8 +341,42 @@ def bridge(
 
 
 @app.command()
+def export(
+    run_id: str = typer.Argument(..., help="the run whose result to take away"),
+    out_path: Path = typer.Argument(..., metavar="OUT", help="new (or empty) folder to write"),
+    merge: bool = typer.Option(False, "--merge", help="a standalone model (base + adapter merged) instead of a PEFT folder"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+) -> None:
+    """Take a run's result elsewhere: its final adapter as a PEFT folder, or a standalone model (--merge).
+
+    --merge: a Hugging Face model folder (safetensors, tokenizer, hyperword tokens) for plain transformers.
+
+    Both carry a model card (README.md): the curriculum, the run, its mastery table, the commands that made it.
+    """
+    import shlex
+
+    import duckdb
+
+    from curriculum.export import ExportError, RunExport, export_run
+    from warehouse.db import Warehouse
+    from warehouse.records import run_for_export
+
+    try:
+        run = RunExport.from_record(run_for_export(Warehouse(db), run_id), db)
+        _offline_unless_hub(run.base)
+        command = shlex.join(["curriculum", "export", run_id, str(out_path), *(["--merge"] if merge else []),
+                              *(["--db", str(db)] if db else [])])
+        written = export_run(run, out_path, merge=merge, export_command=command)
+    except (KeyError, FileNotFoundError, duckdb.Error, ExportError) as exc:
+        err.print(str(exc).strip("'\""), markup=False)
+        raise typer.Exit(1) from None
+    what = "merged model" if merge else "PEFT adapter"
+    out.print(f"{what} of run {run_id} ({run.curriculum}, adapter {run.adapter.name}) written to {written}", markup=False)
+
+
+@app.command()
 def schema(out_path: Path | None = typer.Option(None, "--out", "-o", help="write here instead of stdout")) -> None:
-    """JSON Schema of the curriculum YAML, for editor completion (graphs/schema.json)."""
+    """Completion while editing a curriculum: the JSON Schema of its YAML (graphs/schema.json)."""
     text = schema_json()
     if out_path is None:
         sys.stdout.write(text)
@@ -341,7 +391,7 @@ def sql(
     db: Path | None = typer.Option(None, "--db", help="warehouse file (default: $CURRICULUM_WAREHOUSE or warehouse/curriculum.duckdb)"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per row instead of a table"),
 ) -> None:
-    """Query the warehouse and print the result as a table."""
+    """Ask the warehouse anything: read-only SQL over runs, stages, probe items and decisions."""
     import duckdb
 
     from warehouse.db import Warehouse

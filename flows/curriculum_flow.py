@@ -29,6 +29,7 @@ from curriculum.tokens import token_plan
 from curriculum.train import CheckFn, examples_from_records, finished_stage, train_stage, with_replay
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from flows import inherit
+from flows.artifacts import publish_results
 from probes.calibrate import node_levels
 from probes.lm import DECODING
 from probes.prober import Prober
@@ -352,6 +353,7 @@ def curriculum(
         final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}")
     records.set_run_status(wh, run_id, "completed")
     report = write_report(wh, run_id, run_dir / "report.html")
+    publish_results(wh, run_id, cur.curriculum, report)  # the mastery table and the report's link in the Prefect UI
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
     return run_id
 

@@ -109,6 +109,12 @@ def test_deployment_run_end_to_end(tmp_path: Path) -> None:
         tasks = _api(f"{api}/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run["id"]]}}})
         names = {t["name"] for t in tasks}
         assert "probe stage 0" in names and any(n.startswith("train a (stage 1, attempt 1)") for n in names)
+        # the run's results next to it in the UI: the mastery table and the report's link, read back through the API
+        artifacts = {a["key"]: a for a in _api(f"{api}/artifacts/filter",
+                                               {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})}
+        assert set(artifacts) == {"tiny-mastery", "tiny-report"}
+        assert [row["node"] for row in json.loads(artifacts["tiny-mastery"]["data"])] == ["a", "b"]
+        assert f"/{runs[0][0]}/report.html" in artifacts["tiny-report"]["data"]
 
         bad, flow_run = run("broken.yaml", "bad.duckdb")
         assert bad.returncode == 1

@@ -202,3 +202,17 @@ def final_adapter(wh: Warehouse, run_id: str) -> tuple[str, str | None]:
     _, rows = wh.query("SELECT adapter_path FROM stages WHERE run_id = $1 AND status = 'done' ORDER BY stage DESC LIMIT 1",
                        [run_id])
     return run[0][0], rows[0][0] if rows else None
+
+
+def run_for_export(wh: Warehouse, run_id: str) -> dict[str, Any]:
+    """What an export says about a run: its row, the YAML path it ran from, its final adapter (None when
+    no stage was kept) and its mastery table (columns, rows)."""
+    if not wh.path.exists():
+        raise FileNotFoundError(f"{wh.path}: no warehouse here (pass --db)")
+    run = get_run(wh, run_id)
+    if run is None:
+        raise KeyError(f"no run '{run_id}' in {wh.path}")
+    _, path = wh.query("SELECT path FROM graph_snapshots WHERE graph_hash = $1", [run["graph_hash"]])
+    _, adapter = final_adapter(wh, run_id)
+    return {**run, "config": json.loads(run["config"] or "{}"), "graph_path": path[0][0] if path else None,
+            "adapter": adapter, "mastery": mastery_table(wh, run_id)}
