@@ -98,7 +98,24 @@ def run(
     out.print("status: the policy's; final: the last probe on an adapter the run kept (the end state's full sweep); "
               "bounds: one-sided at each gate's confidence (Wilson for right/wrong items, t for paraphrase scores)",
               style="dim")
+    _print_drift(wh, rid)
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
+
+
+def _print_drift(wh, run_id: str) -> None:
+    """Each stage's drift of general ability, when the curriculum measures it (`drift:`)."""
+    from warehouse.drift import drift_by_stage
+
+    rows = drift_by_stage(wh, run_id)
+    if not rows:
+        return
+    table = Table("stage", "node", "status", "drift [95%]", "n", title="drift of general ability")
+    for r in rows:
+        bounds = "" if r["drift_low"] is None else f" [{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
+        table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}{bounds}", str(r["drift_n"]))
+    out.print(table)
+    out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral prompts, on the "
+              "stage's adapter minus on the base (negative: general answers became less likely)", style="dim")
 
 
 @app.command()
