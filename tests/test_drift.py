@@ -82,15 +82,22 @@ def _runs(wh: Warehouse, sql: str) -> list[tuple]:
     return wh.query(sql)[1]
 
 
-def test_drift_per_stage_recorded_once_and_reused_on_resume(prefect_harness, tmp_path: Path, monkeypatch) -> None:
-    from flows.curriculum_flow import curriculum
+def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    """A run stopped after its baseline resumes without generating; its stage's drift is recorded once, and a's
+    `max_drift: 0` (any clear loss) discards the stage: a backs off, b is skipped, and replay lands there too."""
+    from curriculum.policies import make_policy
+    from curriculum.validate import load_curriculum
+    from flows.curriculum_flow import curriculum, replay_state
+    from warehouse.records import node_statuses
 
     graph = tiny_graph(tmp_path, "drift: {prompts: 6, answer_tokens: 8}\n")
+    graph.write_text(graph.read_text().replace("  a:\n    layer: definition\n",
+                                               "  a:\n    layer: definition\n    gate: {max_drift: 0.0}\n"))
     wh = Warehouse(tmp_path / "w.duckdb")
-    kw = {"graph": str(graph), "warehouse": str(wh.path), "runs_dir": str(tmp_path / "runs"), "final_probe": False}
-    curriculum(run_id="d", max_stages=1, **kw)
+    kw = {"graph": str(graph), "warehouse": str(wh.path), "runs_dir": str(tmp_path / "runs")}
+    curriculum(run_id="d", max_stages=0, train_overrides={"max_steps": 4}, **kw)
     answers = _runs(wh, "SELECT item, prompt, answer, tokens FROM drift_answers ORDER BY item")
-    assert len(answers) == 6
+    assert len(answers) == 6 and _runs(wh, "SELECT count(*) FROM drift_items WHERE stage = 0") == [(6,)]
 
     def no_generation(*args, **kwargs):
         raise AssertionError("a resumed run generated new base answers")
@@ -98,13 +105,17 @@ def test_drift_per_stage_recorded_once_and_reused_on_resume(prefect_harness, tmp
     monkeypatch.setattr(probes.drift, "greedy_answers", no_generation)
     curriculum(resume="d", **kw)
     assert _runs(wh, "SELECT item, prompt, answer, tokens FROM drift_answers ORDER BY item") == answers
-    stages = _runs(wh, "SELECT stage, drift, drift_n, drift_low, drift_high FROM stages ORDER BY stage")
-    assert len(stages) >= 2 and all(d is not None and n == 6 and lo <= d <= hi for _, d, n, lo, hi in stages)
+    stages = _runs(wh, "SELECT stage, status, drift, drift_n, drift_low, drift_high FROM stages ORDER BY stage")
+    assert [(s, status, n) for s, status, _, n, *_ in stages] == [(1, "discarded", 6)]
+    (_, _, drift, _, low, high), = stages
+    assert low <= drift <= high < 0  # training moved the model off the base's own answers
     per_stage = _runs(wh, "SELECT stage, count(*), avg(diff) FROM drift_per_prompt GROUP BY stage ORDER BY stage")
-    assert [(s, n) for s, n, _ in per_stage] == [(s, 6) for s, *_ in stages]  # one measurement per stage
-    assert all(math.isclose(avg, d, abs_tol=1e-9) for (_, _, avg), (_, d, *_) in zip(per_stage, stages))
-    assert _runs(wh, "SELECT count(*) FROM drift_items WHERE stage = 0") == [(6,)]
-    assert _runs(wh, "SELECT drift_baseline_s > 0 FROM runs") == [(True,)]
+    assert [(s, n) for s, n, _ in per_stage] == [(1, 6)] and math.isclose(per_stage[0][2], drift, abs_tol=1e-9)
+    _, decisions = wh.query("SELECT stage, node_id, action, reason FROM decisions WHERE action <> 'train' ORDER BY seq")
+    assert [d[:3] for d in decisions] == [(1, "a", "back-off"), (1, "b", "skip")]
+    assert "max_drift 0" in decisions[0][3] and "on 6 prompts" in decisions[0][3]
+    st, _ = replay_state(wh, load_curriculum(graph), "d", make_policy("gated"))
+    assert st.status == node_statuses(wh, "d") == {"a": "failed", "b": "skipped"}
     report = (tmp_path / "runs" / "d" / "report.html").read_text()
     assert 'id="drift"' in report and "on 6 prompts" in report
 
