@@ -82,7 +82,8 @@ def _runs(wh: Warehouse, sql: str) -> list[tuple]:
     return wh.query(sql)[1]
 
 
-def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tmp_path: Path, monkeypatch,
+                                                             capsys) -> None:
     """A run stopped after its baseline resumes without generating; its stage's drift is recorded once, and a's
     `max_drift: 0` (any clear loss) discards the stage: a backs off, b is skipped, and replay lands there too."""
     from curriculum.policies import make_policy
@@ -118,6 +119,11 @@ def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tm
     assert st.status == node_statuses(wh, "d") == {"a": "failed", "b": "skipped"}
     report = (tmp_path / "runs" / "d" / "report.html").read_text()
     assert 'id="drift"' in report and "on 6 prompts" in report
+    from curriculum.cli import _print_drift
+
+    _print_drift(wh, "d")  # what `curriculum run` prints after the mastery table
+    printed = capsys.readouterr().out
+    assert "drift of general ability" in printed and f"{drift:+.3f} [{low:+.3f}, {high:+.3f}]" in printed
 
 
 def test_max_drift_needs_drift_measured(tmp_path: Path) -> None:
