@@ -102,6 +102,7 @@ def run(
     columns, rows = mastery_table(wh, rid)
     out.print(mastery_rich(columns, rows, f"run {rid}"))
     out.print(MASTERY_NOTE, style="dim", markup=False)
+    _print_drift(wh, rid)
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
     if from_run:
         out.print(f"continued from run {from_run}", markup=False)
@@ -197,6 +198,22 @@ def mastery_rich(columns, rows, title: str) -> Table:
         cells = mastery_cells(columns, row)
         table.add_row(*(cells[h] for h in MASTERY_HEADERS))
     return table
+
+
+def _print_drift(wh, run_id: str) -> None:
+    """Each stage's drift of general ability, when the curriculum measures it (`drift:`)."""
+    from warehouse.drift import drift_by_stage
+
+    rows = drift_by_stage(wh, run_id)
+    if not rows:
+        return
+    table = Table("stage", "node", "status", "drift [95%]", "n", title="drift of general ability")
+    for r in rows:
+        bounds = "" if r["drift_low"] is None else f" [{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
+        table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}{bounds}", str(r["drift_n"]))
+    out.print(table)
+    out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral prompts, on the "
+              "stage's adapter minus on the base (negative: general answers became less likely)", style="dim")
 
 
 @app.command()

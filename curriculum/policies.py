@@ -15,6 +15,7 @@ from typing import Any
 import networkx as nx
 
 from curriculum.choosers import Chooser, Exp3S, RandomOrder, first_in_order, largest_gap, paired_progress
+from curriculum.drift import Drift
 from curriculum.evidence import Drop, Evidence, GateCall, gate_call, paired_drop
 from curriculum.spec import Curriculum
 
@@ -217,6 +218,8 @@ class GatedPolicy:
         signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
                    "verdict": call.verdict if call else None, "decided_on_point": call.decided_on_point if call else None,
                    "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
+        if (drifted := self._drifted(st, step, stage, trained)) is not None:
+            return "discarded", drifted
         if step.kind == "rehearse":
             return self._rehearsed(st, step, stage, observed, call, signals)
         if isinstance(self.choose, Exp3S):
@@ -268,6 +271,20 @@ class GatedPolicy:
         return "discarded", self._back_off(st, n, Decision.on(n, "back-off", f"{verdict}; {why}; adapter discarded, "
                                                               "parent's kept", call, gate, attempt=step.attempt,
                                                               before=before, signals=signals))
+
+    def _drifted(self, st: RunState, step: Step, stage: int, trained: dict[str, Any]) -> list[Decision] | None:
+        """`max_drift`: a stage that cost the base model's own answers clearly more than the node's gate allows
+        is a failed stage for its node, whatever its probes say (None: within the limit, or not measured)."""
+        limit = st.cur.gate_config(step.node_id).max_drift if self.gates else None
+        drift = Drift.from_row(trained)
+        if limit is None or drift is None or not drift.beyond(limit, st.confidence(step.node_id)):
+            return None
+        confidence = st.confidence(step.node_id)
+        why = (f"drift {drift.describe()}: its {confidence:.0%} upper bound {drift.upper(confidence):+.3f} is below "
+               f"{-limit:+.3f} (max_drift {limit:g})")
+        decisions = self.stage_failed(st, step, stage, why)
+        decisions[0].signals.update(drift=drift.mean, drift_n=drift.n, max_drift=limit)
+        return decisions
 
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         """A stage that raised (bad data, out of memory): its node backs off, the run goes on."""

@@ -146,6 +146,22 @@ class GateConfig(Strict):
     keep_progress: bool = Field(
         True, description="a node that ends below its gate but significantly above where it started (a paired test on "
         "the same items) keeps its adapter as 'trained' and its dependants go on; false: it backs off")
+    max_drift: float | None = Field(
+        None, ge=0, description="needs `drift:`: a stage whose drift (mean per-token log-likelihood of the base "
+        "model's own answers, adapted minus base) is clearly below -max_drift (its upper bound at `confidence`) is "
+        "a failed stage for its node: adapter discarded, the node backs off (a rehearsal counts as spent)")
+
+
+DRIFT_PROMPTS = 100  # neutral prompts shipped in probes/data/drift_prompts.jsonl
+
+
+class DriftConfig(Strict):
+    """Drift of general ability: the base model's own greedy answers to neutral prompts shipped with the product,
+    recorded once per run at baseline; after each stage, how much less likely the adapted model finds them."""
+
+    prompts: int = Field(DRIFT_PROMPTS, ge=2, le=DRIFT_PROMPTS, description=f"how many of the {DRIFT_PROMPTS} shipped "
+                         "neutral prompts (an even spread over them); each stage costs one batched forward pass on them")
+    answer_tokens: int = Field(32, ge=1, le=128, description="longest base answer recorded, in tokens")
 
 
 class Defaults(Strict):
@@ -209,6 +225,8 @@ class Curriculum(Strict):
         default_factory=dict,
         description="name -> node ids: `--profile NAME` runs them with what they require and their on_fail branches",
     )
+    drift: DriftConfig | None = Field(
+        None, description="measure drift of general ability after every stage (e.g. {prompts: 32}); off when absent")
     nodes: dict[str, Node] = Field(description="node id -> node", min_length=1)
 
     def train_config(self, node_id: str) -> TrainConfig:

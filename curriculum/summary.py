@@ -39,6 +39,8 @@ def summary_lines(loaded: LoadedCurriculum) -> list[str]:
     if cur.lexicon:
         tokens = f", single tokens ({cur.model.new_tokens.init} init)" if cur.model.new_tokens else ""
         lines.append(f"  lexicon:  {len(cur.lexicon)} hyperwords{tokens}: {_names([e.word for e in cur.lexicon], 4)}")
+    if cur.drift:
+        lines.append(f"  drift:    the base model's answers to {cur.drift.prompts} neutral prompts, re-read after every stage")
     if cur.profiles:
         lines.append("  profiles: " + ", ".join(f"{name} ({len(ids)} named)" for name, ids in cur.profiles.items()))
     if loaded.warnings:

@@ -26,7 +26,7 @@ _ALL_KEYS = sorted(
     {
         name
         for model in (spec.Curriculum, spec.ModelConfig, spec.LoraConfig, spec.Defaults, spec.TrainConfig,
-                      spec.GateConfig, spec.Node, spec.ProbeSpec, spec.NewTokens, spec.LexiconEntry)
+                      spec.GateConfig, spec.Node, spec.ProbeSpec, spec.NewTokens, spec.LexiconEntry, spec.DriftConfig)
         for name in model.model_fields
     } | {"from"}
 )
@@ -203,6 +203,17 @@ def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any])
                       + (f" (did you mean '{hint[0]}'?)" if hint else ""))
 
 
+def _check_drift(ck: _Checker, top: spec.Curriculum | None, parsed: dict[str, spec.Node]) -> None:
+    """A drift gate without drift measured would never fire: say so rather than ignore it."""
+    if top is None or top.drift is not None:
+        return
+    gates = [(("defaults", "gate", "max_drift"), top.defaults.gate)]
+    gates += [(("nodes", n, "gate", "max_drift"), node.gate) for n, node in parsed.items() if node.gate is not None]
+    for loc, gate in gates:
+        if gate.max_drift is not None:
+            ck.at(loc, "max_drift needs drift measured: add a top-level `drift: {prompts: 32}`")
+
+
 def _check_tokens(ck: _Checker, top: spec.Curriculum) -> None:
     """Single-token hyperwords need a lexicon the base tokenizer can take (loads the tokenizer only)."""
     from curriculum.models import ModelError, load_tokenizer
@@ -283,6 +294,7 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     graph = _build_graph(ck, parsed, known)
     _check_shape(ck, graph, parsed)
     _check_top(ck, top, known)
+    _check_drift(ck, top, parsed)
     if top is not None and top.model.new_tokens is not None and not ck.problems:
         _check_tokens(ck, top)
     examples, items = _check_files(ck, parsed)

@@ -30,6 +30,7 @@ from curriculum.train import CheckFn, examples_from_records, finished_stage, tra
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from flows import inherit
 from flows.artifacts import publish_results
+from flows.drift_step import drift_baseline, stage_drift
 from probes.calibrate import node_levels
 from probes.lm import DECODING
 from probes.prober import Prober
@@ -306,6 +307,7 @@ def curriculum(
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
                                             [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
                                             node_scores=score_rows(st, baseline), node_status=status_rows(st))
+    drift_answers = drift_baseline(wh, run_id, loaded, prober)  # drift: the base's own answers, once per run
 
     while (step := pol.next_step(st)) is not None:
         if max_stages is not None and stage > max_stages:
@@ -337,6 +339,7 @@ def curriculum(
             draw_until_clear(loaded, st, step.node_id, results,
                              lambda sel: probe_task(prober, loaded, out_dir, stage, sel, st.auto_gates))
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
+        trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy
         observed = observe_rows(loaded, plan, as_rows(results))
         outcome, decisions = pol.observe(st, step, stage, observed, trained)
         stage_row.update(adapter_path=str(out_dir), status=outcome, **timing,
@@ -381,7 +384,8 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, hist
         else:
             plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
             pol.observe(st, step, stage, observe_rows(loaded, plan, history.item_scores.get(stage, {})),
-                                     {k: done[k] for k in ("steps", "stop_reason", "budget", "round_steps")})
+                                     {k: done[k] for k in ("steps", "stop_reason", "budget", "round_steps",
+                                                         "drift", "drift_n", "drift_sd")})
         stage += 1
     return st, stage
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,11 @@ class Prober:
             with self._peft.disable_adapter():
                 return probe_nodes(model, self._loaded.tokenizer, loaded, selection, gates)
         return probe_nodes(model, self._loaded.tokenizer, loaded, selection, gates)
+
+    @contextmanager
+    def using(self, adapter: Path | None) -> Iterator[tuple[Any, Any]]:
+        """(model, tokenizer) with this stage's adapter active, or the bare base model (adapters disabled)."""
+        model = self.model_for(adapter)
+        bare = adapter is None and self._peft is not None
+        with self._peft.disable_adapter() if bare else nullcontext():
+            yield model, self._loaded.tokenizer

@@ -273,3 +273,26 @@ def test_a_node_that_learned_but_ends_below_its_gate_keeps_its_adapter(tmp_path:
     outcome, decisions = pol2.observe(st2, pol2.next_step(st2), 2, {"z": binary([1, 1, 0, 0, 0, 0, 0, 0])},
                                       {"steps": 8, "stop_reason": "plateau"})
     assert outcome == "discarded" and decisions[0].action == "back-off" and st2.status["y"] == "skipped"
+
+
+def test_max_drift_turns_a_passed_stage_into_a_failed_one(tmp_path: Path) -> None:
+    from curriculum.drift import Drift
+
+    graph = tiny_graph(tmp_path, "drift: {prompts: 8}\n")
+    graph.write_text(graph.read_text().replace("max_attempts: 2}", "max_attempts: 2, max_drift: 0.5}"))
+    loaded = load_curriculum(graph)
+
+    def stage_one(adapted: list[float]):
+        pol, st = make_policy("gated"), RunState.start(loaded.spec, loaded.graph)
+        pol.baseline(st, {"a": binary([0] * 8), "b": binary([0] * 8)})
+        trained = {"steps": 4, "stop_reason": "gate-met", **Drift.of(adapted, [0.0] * 8).row()}
+        return st, *pol.observe(st, pol.next_step(st), 1, {"a": binary([1] * 8)}, trained)
+
+    st, outcome, decisions = stage_one([-1.0 - 0.01 * i for i in range(8)])  # -1.035, clearly past -0.5
+    assert outcome == "discarded" and [(d.node_id, d.action) for d in decisions] == [("a", "back-off"), ("b", "skip")]
+    assert "max_drift 0.5" in decisions[0].reason and decisions[0].signals["drift"] == pytest.approx(-1.035)
+    assert st.status == {"a": "failed", "b": "skipped"} and st.accepted_stage is None
+    st, outcome, decisions = stage_one([-0.2] * 4 + [-0.25] * 4)  # within the limit: the gate decides
+    assert outcome == "done" and decisions[0].action == "pass" and st.status["a"] == "mastered"
+    st, outcome, _ = stage_one([-3.0, 0.5, -2.0, 0.4, -1.5, 0.3, 0.2, 0.1])  # mean -0.625 past it, but noise: not clearly
+    assert outcome == "done" and st.status["a"] == "mastered"

@@ -20,6 +20,7 @@ import networkx as nx  # noqa: E402
 import yaml  # noqa: E402
 
 from warehouse.db import Warehouse  # noqa: E402
+from warehouse.drift import drift_by_stage  # noqa: E402
 
 STATUS_COLOURS = {"mastered": "#2e9d5b", "trained": "#7cc08f", "forgotten": "#f2994a", "failed": "#d64545",
                   "skipped": "#9aa0a6", "locked": "#f2c94c", "waiting": "#bb6bd9", "dormant": "#e8eaed"}
@@ -105,6 +106,45 @@ def _table(rows: list[dict[str, Any]], columns: list[str], css: str = "") -> str
     return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _interval_text(r: dict[str, Any]) -> str:
+    bounds = "" if r["drift_low"] is None else f" [{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
+    return f"{r['drift']:+.3f}{bounds} on {r['drift_n']} prompts"
+
+
+def _drift_section(wh: Warehouse, run_id: str) -> list[str]:
+    """Drift of general ability per stage (with its 95% interval), and the prompts the last kept stage moved most."""
+    rows = drift_by_stage(wh, run_id)
+    if not rows:
+        return []
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.axhline(0, color="#9aa0a6", lw=0.8)
+    for kept, colour in ((True, "#2e9d5b"), (False, "#d64545")):
+        pts = [r for r in rows if (r["status"] == "done") == kept]
+        if pts:
+            low = [r["drift"] - r["drift_low"] if r["drift_low"] is not None else 0.0 for r in pts]
+            high = [r["drift_high"] - r["drift"] if r["drift_high"] is not None else 0.0 for r in pts]
+            ax.errorbar([r["stage"] for r in pts], [r["drift"] for r in pts], yerr=[low, high], fmt="o", color=colour,
+                        capsize=3, label="kept" if kept else "retried / discarded")
+    ax.set_xlabel("stage")
+    ax.set_ylabel("drift (nats / token)")
+    ax.legend(fontsize=7, frameon=False)
+    kept = [r["stage"] for r in rows if r["status"] == "done"]
+    moved = _rows(wh, "SELECT stage, prompt, answer, base_logprob, logprob, diff FROM drift_per_prompt WHERE run_id = ? "
+                      f"AND stage = {int(kept[-1])} ORDER BY diff LIMIT 5", run_id) if kept else []
+    return [
+        '<h2 id="drift">Drift of general ability</h2>',
+        f'<p class="meta">The base model\'s own greedy answers to {rows[0]["drift_n"]} neutral prompts (general knowledge, '
+        "everyday instructions), recorded at baseline; drift = their mean per-token log-likelihood on the stage's adapter "
+        "minus on the base model, with a 95% t interval over prompts. Negative: the adapter finds the base's answers "
+        "less likely.</p>",
+        _svg(fig),
+        _table([{**r, "interval": _interval_text(r)} for r in rows],
+               ["stage", "node_id", "kind", "status", "drift", "interval", "drift_s"]),
+        *(["<p>Prompts the last kept stage moved most:</p>",
+           _table(moved, ["stage", "prompt", "answer", "base_logprob", "logprob", "diff"])] if moved else []),
+    ]
+
+
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#202124}
 h1{font-size:22px}h2{font-size:17px;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px;width:100%}td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top}
@@ -168,6 +208,7 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         _table(node_scores, ["node_id", "stage", "score", "n_items", "pool", "ci_low", "ci_high", "method", "confidence",
                              "gate", "vs_gate"]),
         '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
+        *_drift_section(wh, run_id),
         '<h2 id="stages">Stages</h2>', _table(stages, list(stages[0]) if stages else []),
         '<h2 id="decisions">Decisions</h2>',
         _table(decisions, ["seq", "stage", "node_id", "action", "attempt", "score_before", "score_after", "n_items", "ci_low",
