@@ -161,3 +161,43 @@ def test_lint_warns_of_one_answer_probes_and_too_few_items(tmp_path: Path, monke
     graph.write_text(graph.read_text().replace("confidence: 0.95", "confidence: 0.6"))
     result = CliRunner().invoke(app, ["validate", str(graph)])
     assert result.exit_code == 0 and "warning:" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("case", ["alias_bomb", "deep_nesting"])
+def test_hostile_yaml_is_refused_in_under_a_second(case: str, broken_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curriculum.validate import check_curriculum
+
+    monkeypatch.chdir(broken_copy)
+    t0 = time.perf_counter()
+    loaded, problems = check_curriculum(f"{case}/graph.yaml")
+    elapsed = time.perf_counter() - t0
+    assert loaded is None and len(problems) == 1
+    assert elapsed < 1.0, f"{case} took {elapsed:.2f} s"
+
+
+def test_alias_bomb_of_any_size_stops_at_the_bound(tmp_path: Path) -> None:
+    """Twelve levels of nine aliases (9**12 values expanded) cost no more than nine levels."""
+    from curriculum.validate import check_curriculum
+
+    lines = ["curriculum: t", "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 9) + "]" for i in range(1, 13)]
+    (tmp_path / "g.yaml").write_text("\n".join(lines) + "\nnodes: {a: {layer: definition, data: d.jsonl}}\n")
+    t0 = time.perf_counter()
+    _, problems = check_curriculum(tmp_path / "g.yaml")
+    assert time.perf_counter() - t0 < 1.0
+    assert [p.message.split(" expands")[0] for p in problems] == ["YAML alias '*x4'"]
+
+
+def test_aliases_and_merge_keys_within_the_bound_still_work(tmp_path: Path) -> None:
+    from curriculum.validate import check_curriculum
+
+    (tmp_path / "d.jsonl").write_text('{"prompt": "p", "answer": "a"}\n')
+    (tmp_path / "g.yaml").write_text(
+        "curriculum: t\nmodel: {base: tiny-random}\n"
+        "defaults: {train: &t {epochs: 3, lr: 0.001}}\n"
+        "nodes:\n  a: {layer: definition, data: d.jsonl, train: *t}\n"
+        "  b: {layer: causality, data: d.jsonl, requires: [a], train: {<<: *t, epochs: 5}}\n")
+    loaded, problems = check_curriculum(tmp_path / "g.yaml")
+    assert problems == [] and loaded is not None
+    assert loaded.spec.train_config("a").epochs == 3 and loaded.spec.train_config("b").epochs == 5
+    assert loaded.spec.train_config("b").lr == 0.001
