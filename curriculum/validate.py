@@ -157,6 +157,7 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
         cyclic.remove_edge(*cycle[-1][:2])
     if found:
         return  # reachability is meaningless until the cycles are gone
+    _check_dead_branches(ck, parsed)
     roots = [n for n, node in parsed.items() if not node.requires and node.entered_by is None]
     unparsed = set(graph) - set(parsed)  # already reported; assume the best of them here
     if parsed and not roots and not unparsed:
@@ -180,6 +181,27 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
             ck.at(("nodes", node_id, "entered_by"), f"node '{node_id}' is entered by on_fail but no node's on_fail names it")
         elif all(r in parsed for r in node.requires):
             ck.at(("nodes", node_id), f"node '{node_id}' is unreachable from any root", key=True)
+
+
+def _check_dead_branches(ck: _Checker, parsed: dict[str, spec.Node]) -> None:
+    """A remedial node that requires, directly or through others, the node whose failed gate sends the run
+    to it can never run: that node is not mastered once its gate has failed."""
+    requires = nx.DiGraph()
+    requires.add_nodes_from(parsed)
+    requires.add_edges_from((r, n) for n, node in parsed.items() for r in node.requires if r in parsed)
+    for source, node in parsed.items():
+        target = node.on_fail
+        if target not in parsed:
+            continue
+        for i, req in enumerate(parsed[target].requires):
+            if req not in parsed or not nx.has_path(requires, source, req):
+                continue
+            chain = nx.shortest_path(requires, source, req)
+            via = f", which needs '{source}' ({' -> '.join(reversed(chain))})" if len(chain) > 1 else ""
+            ck.at(("nodes", target, "requires", i),
+                  f"'{target}' can never run: it requires '{req}'{via}, but the run enters it when '{source}' "
+                  f"fails its gate (on_fail), so '{source}' is never mastered first")
+            break
 
 
 def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any]) -> None:
