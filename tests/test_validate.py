@@ -201,3 +201,45 @@ def test_aliases_and_merge_keys_within_the_bound_still_work(tmp_path: Path) -> N
     assert problems == [] and loaded is not None
     assert loaded.spec.train_config("a").epochs == 3 and loaded.spec.train_config("b").epochs == 5
     assert loaded.spec.train_config("b").lr == 0.001
+
+
+def test_run_with_a_missing_base_exits_1_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import tiny_graph
+
+    work = tmp_path / "work"
+    work.mkdir()
+    graph = tiny_graph(work)
+    graph.write_text(graph.read_text().replace("base: tiny-random", "base: ./models/mine"))
+    monkeypatch.chdir(work)
+    before = _tree(work)
+    result = CliRunner().invoke(app, ["run", "graph.yaml", "--db", "w.duckdb", "--runs-dir", "runs"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert result.stderr.startswith("graph.yaml:2:15: model.base: './models/mine' is not a folder"), result.stderr
+    assert _tree(work) == before, "a run with an unusable base wrote something"
+
+
+def test_hub_id_outside_the_cache_online_is_a_warning_not_a_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import tiny_graph
+
+    graph = tiny_graph(tmp_path)
+    graph.write_text(graph.read_text().replace("base: tiny-random", "base: some-org/never-downloaded-model"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    result = CliRunner().invoke(app, ["validate", "graph.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "graph.yaml:2:15: warning: hub model 'some-org/never-downloaded-model' is not in the local cache" in result.stdout
+
+
+def test_validation_tokenizer_counts_what_training_counts() -> None:
+    """The cheap tokenizer validation loads (no torch import) gives the very ids training's AutoTokenizer gives."""
+    from curriculum.bases import TINY, tokenizer_for_checks
+    from curriculum.chat import pair_ids
+    from curriculum.models import load_tokenizer
+
+    cheap, training = tokenizer_for_checks(TINY), load_tokenizer(TINY)
+    for prompt, answer in [("What is fogwhisperfrost?", "A hush of frost in the fog."),
+                           ("Что такое кошка?", "Кошка — это зверь, который мурлычет. 🐱"),
+                           ("  spaces\tand\nnewlines  ", "<|im_end|> is only text here"),
+                           ("日本語のプロンプト", "العربية ✓ ñ ß ﬁ")]:
+        assert pair_ids(cheap, prompt, answer) == pair_ids(training, prompt, answer)
