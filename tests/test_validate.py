@@ -243,3 +243,65 @@ def test_validation_tokenizer_counts_what_training_counts() -> None:
                            ("  spaces\tand\nnewlines  ", "<|im_end|> is only text here"),
                            ("日本語のプロンプト", "العربية ✓ ñ ß ﬁ")]:
         assert pair_ids(cheap, prompt, answer) == pair_ids(training, prompt, answer)
+
+
+def _cyrillic_graph(root: Path) -> Path:
+    """Node ids in Russian, as the seeds are written: a chain, an on_fail branch, a profile, every probe kind."""
+    from helpers import write_jsonl
+
+    for name, word in (("def", "мурлыка"), ("cause", "мурлыка мурлыка"), ("far", "далеко"), ("fix", "снова")):
+        write_jsonl(root / f"{name}.jsonl", [{"prompt": f"Что такое кошка {i}?", "answer": f"Кошка {word} {i}."}
+                                             for i in range(4)])
+        write_jsonl(root / f"{name}_para.jsonl", [{"prompt": f"Скажи иначе {name} {i}.", "reference": "Пушистый зверь."}
+                                                  for i in range(2)])
+    write_jsonl(root / "mc.jsonl", [{"prompt": f"Кто мурлычет {i}?", "choices": ["кошка", "рыба"], "answer": i % 2}
+                                    for i in range(4)])
+    graph = root / "кошки.yaml"
+    graph.write_text(
+        "curriculum: кошки\nmodel: {base: tiny-random}\n"
+        "defaults:\n  train: {epochs: 1, lr: 0.01, batch_size: 4, max_length: 96, max_steps: 2}\n"
+        "  gate: {min_score: 0.0, max_attempts: 1}\n"
+        "profiles: {демо: [кошка.перенос]}\n"
+        "nodes:\n"
+        "  кошка.определение:\n    layer: definition\n    data: def.jsonl\n"
+        "    probes: [{kind: paraphrase, items: def_para.jsonl}, {kind: lmeval, items: mc.jsonl}]\n"
+        "  кошка.причина:\n    layer: causality\n    requires: [кошка.определение]\n    data: cause.jsonl\n"
+        "    probes: [{kind: transfer, items: mc.jsonl, scoring: raw}]\n"
+        "  кошка.перенос:\n    layer: transfer\n    requires: [кошка.причина]\n    data: far.jsonl\n"
+        "    on_fail: кошка.перенос.повтор\n    gate: {min_score: 1.0, keep_progress: false}\n"
+        "    probes: [{kind: paraphrase, items: far_para.jsonl}]\n"
+        "  кошка.перенос.повтор:\n    layer: analogy\n    entered_by: on_fail\n    data: fix.jsonl\n",
+        encoding="utf-8")
+    return graph
+
+
+def test_node_ids_in_any_script_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = _cyrillic_graph(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["validate", graph.name])
+    assert result.exit_code == 0, result.output
+    assert "valid — curriculum 'кошки', 4 nodes" in result.stdout
+    assert "кошка.перенос -> кошка.перенос.повтор" in result.stdout, result.stdout
+    demo = load_curriculum(graph, profile="демо")
+    assert list(demo.spec.nodes) == ["кошка.определение", "кошка.причина", "кошка.перенос", "кошка.перенос.повтор"]
+    assert demo.graph["кошка.перенос"]["кошка.перенос.повтор"]["kind"] == "on_fail"
+
+
+def test_a_run_keeps_node_ids_in_any_script(prefect_harness, tmp_path: Path) -> None:
+    """The ids reach the warehouse, the lm-eval task names, the Prefect task names and the report unchanged."""
+    from flows.curriculum_flow import curriculum
+    from warehouse.db import Warehouse
+
+    graph = _cyrillic_graph(tmp_path)
+    db = tmp_path / "w.duckdb"
+    run_id = curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="кошки-1")
+    wh = Warehouse(db)
+    _, stages = wh.query("SELECT DISTINCT node_id FROM stages WHERE node_id <> '*' ORDER BY 1")
+    assert stages == [("кошка.перенос",), ("кошка.перенос.повтор",)]  # the first two pass their 0.0 gate untrained
+    _, kinds = wh.query("SELECT DISTINCT node_id, probe_kind FROM probe_results WHERE node_id = ? ORDER BY 2",
+                        ["кошка.определение"])
+    assert kinds == [("кошка.определение", "lmeval"), ("кошка.определение", "paraphrase")]
+    _, branch = wh.query("SELECT reason FROM decisions WHERE node_id = ? AND action = 'branch'", ["кошка.перенос"])
+    assert branch and "taking remedial branch 'кошка.перенос.повтор'" in branch[0][0]
+    assert (tmp_path / "runs" / "кошки-1" / "stage-1" / "adapter_model.safetensors").is_file()
+    assert "кошка.перенос.повтор" in (tmp_path / "runs" / run_id / "report.html").read_text(encoding="utf-8")
