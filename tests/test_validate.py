@@ -305,3 +305,17 @@ def test_a_run_keeps_node_ids_in_any_script(prefect_harness, tmp_path: Path) -> 
     assert branch and "taking remedial branch 'кошка.перенос.повтор'" in branch[0][0]
     assert (tmp_path / "runs" / "кошки-1" / "stage-1" / "adapter_model.safetensors").is_file()
     assert "кошка.перенос.повтор" in (tmp_path / "runs" / run_id / "report.html").read_text(encoding="utf-8")
+
+
+def test_fresh_cache_validates_with_the_gguf_tokenizer_and_converts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the bundled model is converted, validation reads its tokenizer from the GGUF: same ids, nothing written."""
+    from curriculum.bases import BUNDLED, tokenizer_for_checks
+    from curriculum.chat import pair_ids
+    from curriculum.models import load_tokenizer
+
+    training = load_tokenizer(BUNDLED)  # from the converted cache
+    monkeypatch.setenv("CURRICULUM_CACHE", str(tmp_path / "cache"))
+    fresh = tokenizer_for_checks(BUNDLED)
+    assert not (tmp_path / "cache").exists()
+    for prompt, answer in [("What is emberlull?", "The hush after a fire."), ("Что такое кошка?", "Зверь. 🐱")]:
+        assert pair_ids(fresh, prompt, answer) == pair_ids(training, prompt, answer)
