@@ -319,3 +319,19 @@ def test_fresh_cache_validates_with_the_gguf_tokenizer_and_converts_nothing(tmp_
     assert not (tmp_path / "cache").exists()
     for prompt, answer in [("What is emberlull?", "The hush after a fire."), ("Что такое кошка?", "Зверь. 🐱")]:
         assert pair_ids(fresh, prompt, answer) == pair_ids(training, prompt, answer)
+
+
+def test_lengths_count_hyperwords_as_one_token_when_new_tokens_is_on(tmp_path: Path) -> None:
+    """A pair that fits only once each hyperword is one token: valid with new_tokens, too long without."""
+    from helpers import tiny_graph, write_jsonl
+    from curriculum.validate import check_curriculum
+
+    graph = tiny_graph(tmp_path, extra_yaml="lexicon:\n  - {word: zorblatquen, parts: [zor, blat, quen], gloss: a hum}\n")
+    write_jsonl(tmp_path / "a.jsonl", [{"prompt": "Say it.", "answer": " ".join(["zorblatquen"] * 24)}])
+    _, problems = check_curriculum(graph)
+    assert [p.message.split(":")[0] for p in problems] == ["example too long"], problems
+    assert problems[0].file.endswith("a.jsonl") and problems[0].line == 1
+    graph.write_text(graph.read_text().replace("model: {base: tiny-random}",
+                                               "model: {base: tiny-random, new_tokens: {from: lexicon}}"))
+    loaded, problems = check_curriculum(graph)
+    assert problems == [] and loaded is not None
