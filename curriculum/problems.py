@@ -14,7 +14,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {one_line(self.message)}"
+        return f"{one_line(self.file)}:{self.line}:{self.col}: {one_line(self.message)}"
 
 
 def one_line(text: str) -> str:
