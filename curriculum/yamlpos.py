@@ -6,6 +6,7 @@ into the line and column the user must edit.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,11 +99,23 @@ class _BoundedLoader(yaml.SafeLoader):
                            node.start_mark) from None
 
 
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+class _Positions:
+    """Line and column of a mark as editors count them: YAML also breaks lines at U+0085, U+2028 and U+2029,
+    which may sit inside a string; then the mark's character offset is mapped over newlines only."""
+
+    def __init__(self, text: str):
+        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"] \
+            if any(ch in text for ch in "\x85\u2028\u2029") else None
+
+    def __call__(self, mark: yaml.Mark) -> tuple[int, int]:
+        if self.starts is None:
+            return mark.line + 1, mark.column + 1
+        line = bisect_right(self.starts, mark.index)
+        return line, mark.index - self.starts[line - 1] + 1
 
 
-def _walk(node: yaml.Node, path: Path_, out: LocatedYaml, file: str, problems: list[Problem]) -> None:
+def _walk(node: yaml.Node, path: Path_, out: LocatedYaml, file: str, problems: list[Problem], pos: _Positions) -> None:
+    _mark = lambda n: pos(n.start_mark)  # noqa: E731
     out.values.setdefault(path, _mark(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -113,32 +126,32 @@ def _walk(node: yaml.Node, path: Path_, out: LocatedYaml, file: str, problems: l
                 problems.append(Problem(file, *_mark(key_node), f"{what} '{key}'"))
             seen.add(key)
             out.keys.setdefault(path + (key,), _mark(key_node))
-            _walk(value_node, path + (key,), out, file, problems)
+            _walk(value_node, path + (key,), out, file, problems, pos)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, path + (str(i),), out, file, problems)
+            _walk(item, path + (str(i),), out, file, problems, pos)
 
 
 def load_located(text: str, file: str) -> tuple[LocatedYaml | None, list[Problem]]:
     """Parse safely (nothing is constructed beyond plain data) plus positions; refuse what would hang."""
     located: LocatedYaml | None = None
     problems: list[Problem] = []
+    pos = _Positions(text)
     try:
         loader = _BoundedLoader(text)
         try:
             root = loader.get_single_node()
             if root is not None:  # walked before construction: merge keys rewrite the nodes they merge into
                 located = LocatedYaml(None)
-                _walk(root, (), located, file, problems)
+                _walk(root, (), located, file, problems, pos)
                 located.data = loader.construct_document(root)
         finally:
             loader.dispose()
     except _Refused as exc:
-        mark = exc.problem_mark
-        return None, [Problem(file, mark.line + 1, mark.column + 1, exc.problem)]
+        return None, [Problem(file, *pos(exc.problem_mark), exc.problem)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = pos(mark) if mark else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         return None, [Problem(file, line, col, f"YAML syntax error: {reason}")]
     except yaml.reader.ReaderError as exc:
