@@ -56,6 +56,13 @@ class _BoundedLoader(yaml.SafeLoader):
         self._aliased = 0
         self._shape: dict[int, tuple[int, int]] = {}  # id(node) -> (values expanded, height)
 
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        # the scanner looks ahead over every open bracket for a possible key, quadratic in their number:
+        # refuse before it reads thousands of them
+        if self.flow_level >= MAX_DEPTH:
+            raise _Refused(None, None, f"YAML nested deeper than {MAX_DEPTH} levels", self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
