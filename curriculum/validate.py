@@ -94,10 +94,15 @@ class _Checker:
 
     def records(self, rel: str, model: type[BaseModel], loc: tuple[Any, ...]) -> list[Record[Any]] | None:
         """A data file's records, read once per file; None when the file is unusable."""
-        target = (self.path.parent / rel).resolve()
+        try:
+            target = (self.path.parent / rel).resolve()
+            is_file = target.is_file()
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+            self.at(loc, f"file '{rel}' cannot be opened: {getattr(exc, 'strerror', None) or exc}")
+            return None
         cached = self._files.get((target, model))
         if cached is None:
-            if not target.is_file():
+            if not is_file:
                 self.at(loc, f"file '{rel}' not found (looked in {display_path(target.parent)})")
                 self._files[(target, model)] = ([], False)
                 return None

@@ -79,7 +79,8 @@ def curricula(draw) -> dict:
     nodes = {}
     for node_id in ids:
         node = {"layer": draw(st.sampled_from([layer.value for layer in spec.Layer]) | scalars),
-                "data": draw(st.sampled_from(["a.jsonl", "p.jsonl", "missing.jsonl"]) | scalars)}
+                "data": draw(st.sampled_from(["a.jsonl", "p.jsonl", "missing.jsonl", "a\x00.jsonl", "x" * 300,
+                                              ".", "/", "../", "~", "a.jsonl/"]) | scalars)}
         if draw(st.booleans()):
             node["requires"] = draw(st.lists(st.sampled_from(ids) | node_ids, max_size=3))
         if draw(st.booleans()):
@@ -93,7 +94,8 @@ def curricula(draw) -> dict:
         for key in draw(st.lists(st.sampled_from(["train", "gate", "facet", "description"]), max_size=2)):
             node[key] = draw(values)
         nodes[node_id] = node
-    doc = {"curriculum": draw(st.text(max_size=6) | scalars), "model": {"base": "tiny-random"}, "nodes": nodes}
+    base = draw(st.sampled_from(["tiny-random", "tiny-random", "./nowhere", "org/model", "x" * 300, "a\x00b", ".", ""]))
+    doc = {"curriculum": draw(st.text(max_size=6) | scalars), "model": {"base": base}, "nodes": nodes}
     for key in draw(st.lists(st.sampled_from(["defaults", "policy", "profiles", "lexicon", "model"]), max_size=2)):
         doc[key] = draw(values)
     return doc
