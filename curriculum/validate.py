@@ -6,10 +6,12 @@ problems are collected before reporting, and nothing is ever written.
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,12 @@ import networkx as nx
 from pydantic import BaseModel, ValidationError
 
 from curriculum import spec
+from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base, tokenizer_for_checks
 from curriculum.jsonl import Record, read_records
 from curriculum.problems import CurriculumError, Problem, decode_utf8, describe_error, display_path
 from curriculum.yamlpos import LocatedYaml, load_located
 
-NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+ID_RULE = "a node id is letters of any script, digits, '.', '_' or '-', starting with a letter or digit"
 _ALL_KEYS = sorted(
     {
         name
@@ -30,6 +33,22 @@ _ALL_KEYS = sorted(
         for name in model.model_fields
     } | {"from"}
 )
+
+
+def node_id_problem(node_id: object) -> str | None:
+    """Why a YAML key cannot be a node id, or None: Unicode letters (with their combining marks) and
+    decimal digits of any script, plus '.', '_' and '-'; composed (NFC) so one id has one spelling."""
+    if not isinstance(node_id, str) or not node_id:
+        return f"bad node id {node_id!r}: {ID_RULE}"
+    kinds = [unicodedata.category(ch) for ch in node_id]
+    if not (kinds[0][0] == "L" or kinds[0] == "Nd") or not all(
+            ch in "._-" or kind[0] in "LM" or kind == "Nd" for ch, kind in zip(node_id, kinds)):
+        return f"bad node id {node_id!r}: {ID_RULE}"
+    if unicodedata.normalize("NFC", node_id) != node_id:
+        marks = [f"U+{ord(ch):04X}" for ch, kind in zip(node_id, kinds) if kind[0] == "M"]
+        detail = f"{marks[0]} is a separate combining mark; " if marks else ""
+        return f"bad node id {node_id!r}: {detail}write the id composed (Unicode NFC), so it has one spelling"
+    return None
 
 
 @dataclass
@@ -57,6 +76,7 @@ class _Checker:
     file: str
     yml: LocatedYaml | None = None
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     _files: dict[tuple[Path, type], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
 
     def at(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
@@ -74,10 +94,15 @@ class _Checker:
 
     def records(self, rel: str, model: type[BaseModel], loc: tuple[Any, ...]) -> list[Record[Any]] | None:
         """A data file's records, read once per file; None when the file is unusable."""
-        target = (self.path.parent / rel).resolve()
+        try:
+            target = (self.path.parent / rel).resolve()
+            is_file = target.is_file()
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+            self.at(loc, f"file '{rel}' cannot be opened: {getattr(exc, 'strerror', None) or exc}")
+            return None
         cached = self._files.get((target, model))
         if cached is None:
-            if not target.is_file():
+            if not is_file:
                 self.at(loc, f"file '{rel}' not found (looked in {display_path(target.parent)})")
                 self._files[(target, model)] = ([], False)
                 return None
@@ -114,8 +139,8 @@ def _parse(ck: _Checker) -> tuple[spec.Curriculum | None, dict[str, spec.Node], 
         return None, {}, {}
     parsed: dict[str, spec.Node] = {}
     for node_id, body in raw_nodes.items():
-        if not isinstance(node_id, str) or not NODE_ID.match(node_id):
-            ck.at(("nodes", node_id), f"bad node id {node_id!r}: use letters, digits, '.', '_' or '-'", key=True)
+        if (problem := node_id_problem(node_id)) is not None:
+            ck.at(("nodes", node_id), problem, key=True)
             continue
         try:
             parsed[node_id] = spec.Node.model_validate(body)
@@ -157,6 +182,7 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
         cyclic.remove_edge(*cycle[-1][:2])
     if found:
         return  # reachability is meaningless until the cycles are gone
+    _check_dead_branches(ck, parsed)
     roots = [n for n, node in parsed.items() if not node.requires and node.entered_by is None]
     unparsed = set(graph) - set(parsed)  # already reported; assume the best of them here
     if parsed and not roots and not unparsed:
@@ -180,6 +206,27 @@ def _check_shape(ck: _Checker, graph: nx.DiGraph, parsed: dict[str, spec.Node]) 
             ck.at(("nodes", node_id, "entered_by"), f"node '{node_id}' is entered by on_fail but no node's on_fail names it")
         elif all(r in parsed for r in node.requires):
             ck.at(("nodes", node_id), f"node '{node_id}' is unreachable from any root", key=True)
+
+
+def _check_dead_branches(ck: _Checker, parsed: dict[str, spec.Node]) -> None:
+    """A remedial node that requires, directly or through others, the node whose failed gate sends the run
+    to it can never run: that node is not mastered once its gate has failed."""
+    requires = nx.DiGraph()
+    requires.add_nodes_from(parsed)
+    requires.add_edges_from((r, n) for n, node in parsed.items() for r in node.requires if r in parsed)
+    for source, node in parsed.items():
+        target = node.on_fail
+        if target not in parsed:
+            continue
+        for i, req in enumerate(parsed[target].requires):
+            if req not in parsed or not nx.has_path(requires, source, req):
+                continue
+            chain = nx.shortest_path(requires, source, req)
+            via = f", which needs '{source}' ({' -> '.join(reversed(chain))})" if len(chain) > 1 else ""
+            ck.at(("nodes", target, "requires", i),
+                  f"'{target}' can never run: it requires '{req}'{via}, but the run enters it when '{source}' "
+                  f"fails its gate (on_fail), so '{source}' is never mastered first")
+            break
 
 
 def _check_top(ck: _Checker, top: spec.Curriculum | None, known: dict[str, Any]) -> None:
@@ -214,22 +261,82 @@ def _check_drift(ck: _Checker, top: spec.Curriculum | None, parsed: dict[str, sp
             ck.at(loc, "max_drift needs drift measured: add a top-level `drift: {prompts: 32}`")
 
 
-def _check_tokens(ck: _Checker, top: spec.Curriculum) -> None:
-    """Single-token hyperwords need a lexicon the base tokenizer can take (loads the tokenizer only)."""
-    from curriculum.models import ModelError, load_tokenizer
-    from curriculum.tokens import token_plan, token_problems
+def _check_base(ck: _Checker, top: spec.Curriculum) -> Resolved | None:
+    """`model.base` resolves to files on this machine (or, online, to a hub id); cheap: nothing is loaded."""
+    try:
+        resolved = resolve_base(top.model.base)
+    except ModelError as exc:
+        ck.at(("model", "base"), f"model.base: {exc}")
+        return None
+    if not resolved.cached:
+        line, col = ck.yml.where(("model", "base")) if ck.yml else (1, 1)
+        ck.warnings.append(Problem(ck.file, line, col, f"warning: hub model '{resolved.source}' is not in the local "
+                                   "cache, so its tokenizer is not checked here (prompt lengths); the run downloads it"))
+        return None
+    return resolved
+
+
+@lru_cache(maxsize=8)
+def _base_tokenizer(base: str, source: str, stamp: float):
+    """The base's tokenizer, loaded once per process and folder state (validation runs again and again)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    return tokenizer_for_checks(base)
+
+
+def _tokenizer(ck: _Checker, top: spec.Curriculum, resolved: Resolved):
+    """The tokenizer training will use, hyperword tokens included; None (and a problem) when it cannot load."""
+    source = Path(resolved.source)
+    stamp = max((source / f).stat().st_mtime for f in TOKENIZER_FILES if (source / f).is_file()) \
+        if source.is_dir() else 0.0
+    try:
+        tokenizer = _base_tokenizer(top.model.base, resolved.source, stamp)
+    except Exception as exc:  # noqa: BLE001 (whatever a broken tokenizer folder raises, it is the user's to fix)
+        ck.at(("model", "base"), f"model.base: cannot load the tokenizer of '{top.model.base}': {exc}")
+        return None
+    if top.model.new_tokens is None or not top.lexicon:
+        return tokenizer
+    from curriculum.tokens import add_forms, token_plan, token_problems  # imports torch: only for new tokens
 
     plan = token_plan(top)
-    if plan is None:
-        ck.at(("model", "new_tokens"), "new_tokens comes from the lexicon, but the curriculum declares no 'lexicon'")
-        return
-    try:
-        tokenizer = load_tokenizer(top.model.base)
-    except (ModelError, OSError) as exc:
-        ck.at(("model", "base"), f"cannot load the tokenizer of '{top.model.base}' to check the lexicon: {exc}")
-        return
-    for loc, message in token_problems(tokenizer, plan["lexicon"]):
+    problems = token_problems(tokenizer, plan["lexicon"])
+    for loc, message in problems:
         ck.at(loc, message)
+    if problems:
+        return None
+    tokenizer = copy.deepcopy(tokenizer)
+    add_forms(tokenizer, plan)
+    return tokenizer
+
+
+def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict[str, list[Record[spec.TrainExample]]]) -> None:
+    """Every training pair fits its node's max_length, tokenized as training does (chat template, new tokens):
+    a pair that does not would only fail when its stage trains."""
+    from curriculum.chat import IGNORE, pair_ids
+
+    lengths: dict[tuple[str, str], tuple[int, int]] = {}
+    reported: set[tuple[str, int]] = set()
+    for node_id, records in examples.items():
+        limit = cur.train_config(node_id).max_length
+        for rec in records:
+            key = (rec.value.prompt, rec.value.answer)
+            if key not in lengths:
+                try:
+                    ids, labels = pair_ids(tokenizer, *key)
+                except ValueError as exc:  # the chat template renders the prompt differently with an answer
+                    ck.problems.append(Problem(rec.file, rec.line, 1, f"cannot tokenize this example: {exc}"))
+                    lengths[key] = (0, 0)
+                    continue
+                lengths[key] = (len(ids), labels.count(IGNORE))
+            total, prompt = lengths[key]
+            if total <= limit or (rec.file, rec.line) in reported:
+                continue
+            reported.add((rec.file, rec.line))
+            what = (f"its prompt alone is {prompt} tokens" if prompt >= limit
+                    else f"it is {total} tokens ({prompt} of them the prompt)")
+            ck.problems.append(Problem(rec.file, rec.line, 1, f"example too long: {what}, over max_length {limit} "
+                                       f"of node '{node_id}' (chat-templated with the tokenizer of '{cur.model.base}')"))
 
 
 def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
@@ -295,14 +402,19 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     _check_shape(ck, graph, parsed)
     _check_top(ck, top, known)
     _check_drift(ck, top, parsed)
-    if top is not None and top.model.new_tokens is not None and not ck.problems:
-        _check_tokens(ck, top)
+    resolved = _check_base(ck, top) if top is not None else None
+    if top is not None and top.model.new_tokens is not None and not top.lexicon:
+        ck.at(("model", "new_tokens"), "new_tokens comes from the lexicon, but the curriculum declares no 'lexicon'")
     examples, items = _check_files(ck, parsed)
+    if resolved is not None and top is not None and not ck.problems:  # tokenizing costs seconds: only when all else holds
+        tokenizer = _tokenizer(ck, top, resolved)
+        if tokenizer is not None:
+            _check_lengths(ck, top.model_copy(update={"nodes": parsed}), tokenizer, examples)
     if ck.problems or top is None:
         return None, list(dict.fromkeys(ck.problems))
     curriculum = top.model_copy(update={"nodes": parsed})
     sha = hashlib.sha256(raw).hexdigest()
-    warnings = lint(ck, curriculum, items)
+    warnings = ck.warnings + lint(ck, curriculum, items)
     return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items, warnings=warnings), []
 
 

@@ -96,10 +96,12 @@ def test_failed_stage_backs_off_and_the_run_goes_on(prefect_harness, tmp_path: P
 
     graph = tiny_graph(tmp_path)
     text = graph.read_text().replace("  a:\n    layer: definition\n", "  a:\n    layer: definition\n    gate: {min_score: 0.0}\n")
-    text = text.replace("    requires: [a]\n", "    requires: [a]\n    gate: {min_score: 1.0}\n    train: {max_length: 20}\n")
+    text = text.replace("    requires: [a]\n", "    requires: [a]\n    gate: {min_score: 1.0}\n")
     graph.write_text(text)
     db = tmp_path / "w.duckdb"
-    run_id = curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="fails")
+    # an over-long example is a validation error in the YAML; a run's override still makes one at training time
+    run_id = curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="fails",
+                        train_overrides={"max_length": 20})
     wh = Warehouse(db)
     _, stages = wh.query("SELECT stage, node_id, status FROM stages")
     assert stages == [(1, "b", "failed")]
