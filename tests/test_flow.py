@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from paths_graph import paths_graph
 from warehouse.db import Warehouse
 
