@@ -325,8 +325,11 @@ def curriculum(
             except Exception as also:  # the warehouse itself may be what failed: the first error is the one to raise
                 log.error("could not record the failure: %s", also)
             raise
-        except BaseException:  # Ctrl-C, SystemExit: not a failure of the run; resume will find it interrupted
-            records.set_run_status(wh, run_id, "interrupted")
+        except BaseException:  # Ctrl-C, SystemExit: not a failure of the run, an interruption
+            try:
+                records.set_run_status(wh, run_id, "interrupted")
+            except Exception:  # noqa: BLE001 -- what interrupted it is the one to raise
+                pass
             raise
     finally:
         runlock.release(run_dir)

@@ -270,3 +270,29 @@ def test_which_failures_are_transient() -> None:
     assert transient(ValueError("bad record")) is None
     assert transient(CurriculumError([Problem("a.jsonl", 1, 1, "too long")])) is None
     assert transient(RuntimeError("shape mismatch")) is None
+
+
+def test_run_lock_takes_over_dead_pids_and_refuses_live_or_foreign_ones(tmp_path: Path) -> None:
+    from flows import runlock
+
+    lock = tmp_path / "run.lock"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(json.dumps({"pid": dead.pid, "host": os.uname().nodename, "since": "then"}))
+    assert runlock.acquire(tmp_path, "r") == f"run 'r': taking over the stale lock of pid {dead.pid} (since then), no longer running"
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    runlock.release(tmp_path)
+    assert not lock.exists()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(json.dumps({"pid": live.pid, "host": os.uname().nodename, "since": "now"}))
+        with pytest.raises(runlock.RunLocked, match=f"^run 'r' is already running: pid {live.pid} on "):
+            runlock.acquire(tmp_path, "r")
+    finally:
+        live.kill()
+        live.wait()
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "now"}))
+    with pytest.raises(runlock.RunLocked, match="locked by pid 1 on host elsewhere .* if that process is gone, delete the file"):
+        runlock.acquire(tmp_path, "r")
+    runlock.release(tmp_path)  # not ours: left alone
+    assert json.loads(lock.read_text())["host"] == "elsewhere"
