@@ -26,7 +26,7 @@ from peft import PeftModel, get_peft_model
 from transformers import get_cosine_schedule_with_warmup
 
 from curriculum.chat import IGNORE, Example, pair_ids
-from curriculum.models import load_base
+from curriculum.models import Loaded, load_base
 from curriculum.problems import CurriculumError, Problem
 from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
@@ -230,6 +230,7 @@ def train_stage(
     check: CheckFn | None = None,
     budget: int | None = None,
     meta: dict[str, str] | None = None,
+    shared: Loaded | None = None,
 ) -> StageResult:
     """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir.
 
@@ -238,9 +239,11 @@ def train_stage(
     at a plateau or when `budget` steps are spent, and keeps the best round's weights.
     tokens: a hyperword token plan (curriculum.tokens); the new rows train with the stage.
     meta: what the folder belongs to ({run_id, inputs}), kept in stage.json so a resume reuses only its own stage.
+    shared: an already loaded base (the prober's, on a GPU: one copy in memory) to train on instead of loading
+        one; its LoRA layers are taken out again after saving, so it comes back as it was lent.
     """
     torch.manual_seed(cfg.seed)
-    loaded = load_base(base, device=device, tokens=tokens)
+    loaded = shared or load_base(base, device=device, tokens=tokens)
     tokenizer, device = loaded.tokenizer, str(loaded.model.device)
     mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
@@ -305,6 +308,8 @@ def train_stage(
                          reason if check is not None else None, check_s)
     _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
           token_plan=tokens, tokenizer=tokenizer, meta=meta or {})
+    if shared is not None:
+        model.unload().eval()  # the lent base without this stage's LoRA layers
     return result
 
 

@@ -9,12 +9,14 @@ is written twice.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -173,10 +175,12 @@ def stage_config(loaded: LoadedCurriculum, step: Step, stage: int, seed: int, ov
       retry_condition_fn=retry_if_transient)
 def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
                seed: int, progress: bool, deployment: str | None = None, check: CheckFn | None = None,
-               overrides: dict[str, Any] | None = None, run_id: str = "") -> dict[str, Any]:
+               overrides: dict[str, Any] | None = None, run_id: str = "",
+               lend: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
     deployment), or pick up the adapter this run saved for it (same run id, same inputs); a folder left by
-    anything else is moved aside. Out of memory and lost workers are retried (retry_if_transient)."""
+    anything else is moved aside. Out of memory and lost workers are retried (retry_if_transient).
+    lend: gives the prober's loaded base to train on (see share_base)."""
     log = get_run_logger()
     cur = loaded.spec
     cfg = stage_config(loaded, step, stage, seed, overrides)
@@ -209,7 +213,8 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
         else:
             result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
-                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta)
+                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta,
+                                 shared=lend() if lend else None)
     log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
              step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
              result.seconds, result.train_loss)
@@ -225,6 +230,13 @@ def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, s
     results = prober.probe(loaded, adapter, selection, gates)
     faults.reached("probe")
     return results
+
+
+def share_base() -> bool:
+    """Whether stages train on the prober's copy of the base (one model in memory, not two): on a GPU, where
+    memory is what runs out; $CURRICULUM_SHARE_BASE=1 or 0 says otherwise."""
+    value = os.environ.get("CURRICULUM_SHARE_BASE")
+    return value == "1" if value in ("0", "1") else torch.cuda.is_available()
 
 
 def _retrying(task_, retries: int, delay_s: float):
@@ -379,7 +391,8 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         out_dir = run_dir / f"stage-{stage}"
         started = time.perf_counter()
         attempt = train(loaded, step, stage, parent, out_dir, seed, progress, train_deployment,
-                        stage_check(loaded, st, step), settings.train_overrides, run_id, return_state=True)
+                        stage_check(loaded, st, step), settings.train_overrides, run_id,
+                        prober.lend_base if share_base() else None, return_state=True)
         if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
             exc = attempt.result(raise_on_failure=False)
             error = failure_reason(exc if isinstance(exc, BaseException) else None, attempt.message or "", retries)

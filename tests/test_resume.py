@@ -296,3 +296,27 @@ def test_run_lock_takes_over_dead_pids_and_refuses_live_or_foreign_ones(tmp_path
         runlock.acquire(tmp_path, "r")
     runlock.release(tmp_path)  # not ours: left alone
     assert json.loads(lock.read_text())["host"] == "elsewhere"
+
+
+def test_stages_trained_on_the_probers_base_match_stages_that_load_their_own(paths_run, tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    from flows.curriculum_flow import curriculum
+
+    ref_dir, ref_graph, run_id = paths_run
+    for f in ref_dir.glob("*.jsonl"):
+        shutil.copy(f, tmp_path)
+    graph = Path(shutil.copy(ref_graph, tmp_path))
+    monkeypatch.setenv("CURRICULUM_SHARE_BASE", "1")  # what a GPU does: one copy of the base for stages and probes
+    import curriculum.train as training
+
+    loads = []
+    monkeypatch.setattr(training, "load_base", lambda *a, **kw: loads.append(a))  # would fail the stage
+    curriculum(graph=str(graph), warehouse=str(tmp_path / "w.duckdb"), runs_dir=str(tmp_path / "runs"), run_id=run_id)
+    assert loads == []
+    want, got = warehouse_rows(ref_dir / "w.duckdb", run_id), warehouse_rows(tmp_path / "w.duckdb", run_id)
+    for table in TABLES:
+        assert got[table] == want[table], f"{table} differs from the run whose stages loaded their own base"
+    ref_adapters, our_adapters = adapters(ref_dir / "runs" / run_id), adapters(tmp_path / "runs" / run_id)
+    assert ref_adapters.keys() == our_adapters.keys()
+    for stage, tensors in ref_adapters.items():
+        assert all((tensors[k] == our_adapters[stage][k]).all() for k in tensors), f"{stage}'s adapter differs"
