@@ -63,20 +63,35 @@ def _offline_unless_hub(base: str) -> None:
 def run(
     graph: Path = typer.Argument(..., help="curriculum YAML"),
     policy: str | None = typer.Option(None, help="gated | greedy | bandit | random | flat | fixed (default: the YAML's)"),
-    seed: int = typer.Option(0, help="training and policy seed"),
+    seed: int | None = typer.Option(None, help="training and policy seed (default 0)"),
     max_stages: int | None = typer.Option(None, help="budget of training stages"),
     max_steps: int | None = typer.Option(None, help="every node's budget of optimizer steps (over the YAML's)"),
-    resume: str | None = typer.Option(None, help="continue a killed run by its id"),
+    resume: str | None = typer.Option(None, help="continue a killed run by its id, with the settings it was started with"),
     run_id: str | None = typer.Option(None, help="id for a new run (default: random)"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
-    runs_dir: Path = typer.Option(Path("runs"), help="where stage adapters are written"),
+    runs_dir: Path | None = typer.Option(None, help="where stage adapters are written (default runs)"),
     train_deployment: str | None = typer.Option(None, help="train stages on this deployment, e.g. train-stage/gpu"),
     profile: str | None = typer.Option(None, help="run only this profile of the YAML (e.g. demo)"),
     from_run: str | None = typer.Option(None, "--from", help="start from this finished run's end state: after editing "
                                         "the YAML, only new and changed nodes and their dependants train (see `diff`)"),
+    retries: int = typer.Option(2, min=0, help="retries of a stage that ran out of memory or lost its worker"),
 ) -> None:
     """Train the model through a curriculum (in this process) and print what it mastered."""
     loaded = _checked(graph)
+    given = {"policy": policy, "seed": seed, "max_stages": max_stages, "runs_dir": str(runs_dir) if runs_dir else None,
+             "profile": profile, "train_overrides": {"max_steps": max_steps} if max_steps else None}
+    from flows import runlock
+    from flows.resume import check_resume
+    from warehouse.db import Warehouse
+
+    if resume:  # every setting from the run's record; a flag that contradicts it, or changed data: one line, exit 1
+        try:
+            _, settings = check_resume(Warehouse(db), loaded, resume, given, run_id)
+        except ValueError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
+        profile, runs_dir = settings.profile, Path(settings.runs_dir)
+    runs_dir = runs_dir or Path("runs")
     if profile:
         try:
             loaded = select_profile(loaded, profile)
@@ -85,15 +100,27 @@ def run(
             raise typer.Exit(1) from None
     if from_run:
         _check_from(loaded, from_run, resume, policy, db)
+    locked = runs_dir / (resume or run_id) if resume or run_id else None
+    if locked is not None:
+        try:
+            taken = runlock.acquire(locked, resume or run_id)
+        except runlock.RunLocked as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
+        if taken:
+            err.print(taken, markup=False)
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
-    from warehouse.db import Warehouse
     from warehouse.records import mastery_table
 
-    state = curriculum_flow(graph=str(graph), policy=policy, seed=seed, max_stages=max_stages, resume=resume,
-                            run_id=run_id, warehouse=str(db) if db else None, runs_dir=str(runs_dir),
-                            train_deployment=train_deployment, profile=profile, return_state=True,
-                            train_overrides={"max_steps": max_steps} if max_steps else None, from_run=from_run)
+    try:
+        state = curriculum_flow(graph=str(graph), resume=resume, run_id=run_id, warehouse=str(db) if db else None,
+                                train_deployment=train_deployment, return_state=True, retries=retries,
+                                from_run=from_run,
+                                **given)
+    finally:
+        if locked is not None:
+            runlock.release(locked)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)

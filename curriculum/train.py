@@ -7,6 +7,7 @@ another process or on another machine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -25,7 +26,7 @@ from peft import PeftModel, get_peft_model
 from transformers import get_cosine_schedule_with_warmup
 
 from curriculum.chat import IGNORE, Example, pair_ids
-from curriculum.models import load_base
+from curriculum.models import Loaded, load_base
 from curriculum.problems import CurriculumError, Problem
 from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
@@ -228,6 +229,8 @@ def train_stage(
     tokens: Plan | None = None,
     check: CheckFn | None = None,
     budget: int | None = None,
+    meta: dict[str, str] | None = None,
+    shared: Loaded | None = None,
 ) -> StageResult:
     """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir.
 
@@ -235,9 +238,12 @@ def train_stage(
     rounds (curriculum.sizing), calls check(model, tokenizer) after each, stops when the gate is met,
     at a plateau or when `budget` steps are spent, and keeps the best round's weights.
     tokens: a hyperword token plan (curriculum.tokens); the new rows train with the stage.
+    meta: what the folder belongs to ({run_id, inputs}), kept in stage.json so a resume reuses only its own stage.
+    shared: an already loaded base (the prober's, on a GPU: one copy in memory) to train on instead of loading
+        one; its LoRA layers are taken out again after saving, so it comes back as it was lent.
     """
     torch.manual_seed(cfg.seed)
-    loaded = load_base(base, device=device, tokens=tokens)
+    loaded = shared or load_base(base, device=device, tokens=tokens)
     tokenizer, device = loaded.tokenizer, str(loaded.model.device)
     mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
@@ -301,7 +307,9 @@ def train_stage(
     result = StageResult(out_dir, step, seen, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
                          reason if check is not None else None, check_s)
     _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
-          token_plan=tokens, tokenizer=tokenizer)
+          token_plan=tokens, tokenizer=tokenizer, meta=meta or {})
+    if shared is not None:
+        model.unload().eval()  # the lent base without this stage's LoRA layers
     return result
 
 
@@ -317,6 +325,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         save_plan(produced_by["token_plan"], staging)
         produced_by["tokenizer"].save_pretrained(str(staging))
     record = {
+        **produced_by["meta"],
         "base": produced_by["base"],
         "parent_adapter": str(produced_by["parent_adapter"]) if produced_by["parent_adapter"] else None,
         "lora": produced_by["lora"].model_dump(),
@@ -346,6 +355,44 @@ def finished_stage(out_dir: Path) -> StageResult | None:
     checks = [Check(**c) for c in rec.get("checks", [])]
     return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log,
                        checks, rec.get("stop_reason"), rec.get("check_seconds", 0.0))
+
+
+def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Example],
+                 pools: Sequence[Sequence[Example]], lora: LoraConfig, cfg: TrainConfig, **more) -> str:
+    """sha256 of everything a stage's adapter is a function of: base, the parent adapter (by its own inputs
+    hash, so the chain is covered), the data, the settings, and whatever else is given (budget, token plan)."""
+    parent = None
+    if parent_adapter is not None:
+        record = Path(parent_adapter) / STAGE_FILE
+        parent = json.loads(record.read_text()).get("inputs") if record.exists() else str(parent_adapter)
+    doc = {"base": base, "parent": parent, "examples": [asdict(e) for e in examples],
+           "pools": [[asdict(e) for e in pool] for pool in pools], "lora": lora.model_dump(), "train": cfg.model_dump(),
+           **more}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stage_owner(out_dir: Path) -> dict[str, str] | None:
+    """{run_id, inputs} a finished stage folder records, {} for a folder without them, None when no folder."""
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return None
+    try:
+        rec = json.loads((out_dir / STAGE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not (out_dir / ADAPTER_FILE).exists():
+        return {}
+    return {k: rec[k] for k in ("run_id", "inputs") if k in rec}
+
+
+def set_aside(out_dir: Path) -> Path:
+    """Move a folder that is not this stage's out of the way (kept, never deleted): stage-N.aside-K."""
+    out_dir = Path(out_dir)
+    k = 1
+    while (target := out_dir.with_name(f"{out_dir.name}.aside-{k}")).exists():
+        k += 1
+    os.replace(out_dir, target)
+    return target
 
 
 def examples_from_records(records) -> list[Example]:

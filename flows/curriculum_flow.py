@@ -9,12 +9,14 @@ is written twice.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -26,11 +28,16 @@ from curriculum.problems import CurriculumError
 from curriculum.sizing import node_budget, round_length
 from curriculum.spec import TrainConfig
 from curriculum.tokens import token_plan
-from curriculum.train import CheckFn, examples_from_records, finished_stage, train_stage, with_replay
+from curriculum.inputs import input_files
+from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_inputs, stage_owner,
+                              train_stage, with_replay)
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from flows import inherit
 from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
+from flows import faults, runlock
+from flows.failures import WorkerLost, failure_reason, retry_if_transient
+from flows.resume import Settings, check_resume, new_settings
 from probes.calibrate import node_levels
 from probes.lm import DECODING
 from probes.prober import Prober
@@ -104,9 +111,11 @@ def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
         results = probe_nodes(model, tokenizer, loaded, selection, st.auto_gates)
         observed = {n: ev for n, ev in observe_rows(loaded, selection, as_rows(results)).items() if ev is not None}
         if not observed:
+            faults.reached("train")
             return 1.0, "pass", 0
         calls = [st.call(n, ev) for n, ev in observed.items()]
         verdict = "pass" if all(c.passed for c in calls) else "fail" if any(c.verdict == "fail" for c in calls) else "inconclusive"
+        faults.reached("train")
         return sum(c.score for c in calls) / len(calls), verdict, sum(c.n for c in calls)
 
     return check
@@ -140,7 +149,8 @@ def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observe
     return decisions
 
 
-def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, cfg, out_dir: Path, budget: int) -> None:
+def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, cfg, out_dir: Path, budget: int,
+                    meta: dict[str, str]) -> None:
     """Run the stage as a `train-stage` deployment (a worker of its pool picks it up) and wait."""
     from prefect.deployments import run_deployment
 
@@ -148,8 +158,10 @@ def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, 
               "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
               "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
               "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
-              "budget": budget}
+              "budget": budget, "meta": meta}
     child = run_deployment(deployment, parameters=params, timeout=None, poll_interval=1)
+    if child.state and child.state.is_crashed():  # the worker died under it: worth another try
+        raise WorkerLost(f"{deployment} run '{child.name}' crashed: {child.state.message}")
     if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child
         raise RuntimeError(f"{deployment} run '{child.name}' ended {child.state.type.value if child.state else 'unknown'}: "
                            f"{child.state.message if child.state else ''}")
@@ -163,12 +175,17 @@ def stage_config(loaded: LoadedCurriculum, step: Step, stage: int, seed: int, ov
     return cfg.model_copy(update=update)
 
 
-@task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE)
+@task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE,
+      retry_condition_fn=retry_if_transient)
 def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
                seed: int, progress: bool, deployment: str | None = None, check: CheckFn | None = None,
-               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+               overrides: dict[str, Any] | None = None, run_id: str = "",
+               lend: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
-    deployment), or pick up a saved adapter."""
+    deployment), or pick up the adapter this run saved for it (same run id, same inputs); a folder left by
+    anything else is moved aside. Out of memory and lost workers are retried (retry_if_transient).
+    lend: gives the prober's loaded base to train on (see share_base)."""
+    log = get_run_logger()
     cur = loaded.spec
     cfg = stage_config(loaded, step, stage, seed, overrides)
     examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
@@ -181,67 +198,99 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         budget = one_round
     else:
         budget = max(1, node_budget(n_items, cfg) - step.spent)
+    remote_budget = min(budget, one_round)
+    meta = {"run_id": run_id, "inputs": stage_inputs(
+        cur.model.base, parent, examples, pools, cur.model.lora, cfg, tokens=token_plan(cur), node=step.node_id,
+        kind=step.kind, attempt=step.attempt, budget=remote_budget if deployment else budget, checked=not deployment)}
+    owner = stage_owner(out_dir)
+    if owner is not None and owner != meta:
+        aside = set_aside(out_dir)
+        whose = f"run '{owner['run_id']}'" if owner.get("run_id") else "no recorded run"
+        log.warning("stage %d: %s holds an adapter of %s%s, not this stage's; moved aside to %s", stage, out_dir, whose,
+                    " with other inputs" if owner.get("run_id") == run_id else "", aside)
     result = finished_stage(out_dir)
     if result is None:
+        faults.reached("train-start")
         if deployment:  # no check runs on the worker: one round's length, and the gate decides after
-            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, min(budget, one_round))
+            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, remote_budget, meta)
             result = finished_stage(out_dir)
             if result is None:
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
         else:
             result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
-                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget)
-    get_run_logger().info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
-                          step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
-                          result.seconds, result.train_loss)
+                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta,
+                                 shared=lend() if lend else None)
+    log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
+             step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
+             result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
             "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
             "check_s": result.check_seconds, "budget": budget, "round_steps": one_round,
             "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
 
 
-@task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE)
+@task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, stage: int,
                selection: Selection, gates: dict[str, float]) -> dict[str, list[ItemResult]]:
-    return prober.probe(loaded, adapter, selection, gates)
+    results = prober.probe(loaded, adapter, selection, gates)
+    faults.reached("probe")
+    return results
+
+
+def share_base() -> bool:
+    """Whether stages train on the prober's copy of the base (one model in memory, not two): on a GPU, where
+    memory is what runs out; $CURRICULUM_SHARE_BASE=1 or 0 says otherwise."""
+    value = os.environ.get("CURRICULUM_SHARE_BASE")
+    return value == "1" if value in ("0", "1") else torch.cuda.is_available()
+
+
+def _retrying(task_, retries: int, delay_s: float):
+    """The task with `retries` Prefect retries of transient failures, each wait twice the last."""
+    return task_.with_options(retries=retries, retry_delay_seconds=[delay_s * 2 ** i for i in range(retries)] or 0)
 
 
 @flow(name="curriculum", flow_run_name="{graph}", validate_parameters=True)
 def curriculum(
     graph: str,
     policy: str | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     max_stages: int | None = None,
     run_id: str | None = None,
     resume: str | None = None,
     warehouse: str | None = None,
-    runs_dir: str = "runs",
+    runs_dir: str | None = None,
     progress: bool = False,
     train_deployment: str | None = None,
     profile: str | None = None,
-    final_probe: bool = True,
+    final_probe: bool | None = None,
     train_overrides: dict[str, Any] | None = None,
     from_run: str | None = None,
+    retries: int = 2,
+    retry_delay_s: float = 10.0,
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
     Args:
         graph: Path of the curriculum YAML (relative to the serving process's directory).
         policy: Overrides the YAML's policy: gated, greedy, bandit, random, flat or fixed.
-        seed: Seed of training and of the bandit and random policies.
+        seed: Seed of training and of the bandit and random policies (default 0).
         max_stages: Budget of training stages; empty for no limit.
         run_id: Id for a new run; empty for a random one.
-        resume: Id of a killed run to continue; no finished stage is trained again.
+        resume: Id of a killed run to continue; no finished stage is trained again. Every setting comes
+            from the run's record: a setting given here that contradicts it is an error.
         warehouse: DuckDB file; empty for $CURRICULUM_WAREHOUSE or warehouse/curriculum.duckdb.
-        runs_dir: Folder for the stages' adapters.
+        runs_dir: Folder for the stages' adapters (default runs).
         progress: Show a progress bar while training.
         train_deployment: Train each stage on this `train-stage` deployment (e.g. train-stage/gpu, served
             by workers of a GPU pool) instead of in this process; runs_dir must be shared storage.
         profile: Run only this profile of the YAML (e.g. demo): its nodes, what they require, their on_fail branches.
-        final_probe: End with every node probed on all its items on the run's final adapter (the end state).
+        final_probe: End with every node probed on all its items on the run's final adapter (default true).
         train_overrides: Training settings laid over every stage's (e.g. {"max_steps": 60} for a fixed budget).
         from_run: Start from this finished run's end state, on an edited graph: unchanged nodes keep their status,
             training continues from its last accepted adapter; new and changed nodes and their dependants train.
+        retries: Tries again of a stage or probe sweep that ran out of memory or lost its worker, before the
+            stage backs off (bad data backs off at once).
+        retry_delay_s: Wait before the first retry; each later one waits twice the last.
     """
     log = get_run_logger()
     try:
@@ -251,46 +300,82 @@ def curriculum(
             log.error("%s", problem)
         raise
     wh = Warehouse(warehouse)
-    cur = loaded.spec
     if resume and from_run:
         raise ValueError("--from starts a new run and --resume continues one: give one of them")
+    given = {"policy": policy, "seed": seed, "max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
+             "final_probe": final_probe, "train_overrides": train_overrides}
     if resume:
-        run = records.get_run(wh, resume)
-        if run is None:
-            raise ValueError(f"no run '{resume}' in {wh.path}")
-        if run["graph_hash"] != loaded.sha256:
-            raise ValueError(f"run '{resume}' was made from another version of {graph}; resume needs the same YAML")
-        run_id, policy_name, seed = resume, run["policy"], run["seed"]
-        config = json.loads(run["config"] or "{}")
-        profile, final_probe, train_overrides = config.get("profile"), config.get("final_probe", True), config.get("train_overrides")
+        run, settings = check_resume(wh, loaded, resume, given, run_id)
+        run_id = resume
     else:
+        run, settings = None, new_settings(given, loaded.spec.policy)
         run_id = run_id or uuid.uuid4().hex[:12]
         if records.get_run(wh, run_id) is not None:
             raise ValueError(f"run '{run_id}' already exists in {wh.path}; continue it with --resume {run_id}")
-        policy_name = policy or cur.policy
-        make_policy(policy_name)  # fail on a bad name before anything is written
-        if train_overrides:
-            TrainConfig(**train_overrides)  # and on a bad override
-    if profile:
-        loaded = select_profile(loaded, profile)  # an unknown profile fails here, before anything is written
-        cur = loaded.spec
-    lineage_config = inherit.prepare(wh, loaded, from_run, policy_name) if from_run and not resume else {}
-    if resume:
-        records.set_run_status(wh, run_id, "running")
-    else:  # a profile run records the nodes it walks, so the report draws those
-        records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
-                          graph_hash=loaded.sha256, policy=policy_name, seed=seed, base_model=cur.model.base,
-                          config={"max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
-                                  "nodes": list(cur.nodes) if profile else None, "decoding": DECODING,
-                                  "warnings": [str(w) for w in loaded.warnings], "final_probe": final_probe,
-                                  "train_overrides": train_overrides, **lineage_config},
-                          parent_run=from_run, files=file_rows(loaded))
+        make_policy(settings.policy)  # fail on a bad name before anything is written
+        if settings.train_overrides:
+            TrainConfig(**settings.train_overrides)  # and on a bad override
+    if settings.profile:
+        loaded = select_profile(loaded, settings.profile)  # an unknown profile fails here, before anything is written
+    lineage_config = inherit.prepare(wh, loaded, from_run, settings.policy) if from_run else {}
+    run_dir = Path(settings.runs_dir) / run_id
+    if taken := runlock.acquire(run_dir, run_id):  # a second live process on this run stops here
+        log.warning("%s", taken)
+    try:
+        if run is None:
+            cur = loaded.spec  # a profile run records the nodes it walks, so the report draws those
+            records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
+                              graph_hash=loaded.sha256, policy=settings.policy, seed=settings.seed,
+                              base_model=cur.model.base,
+                              config={"max_stages": settings.max_stages, "runs_dir": settings.runs_dir,
+                                      "profile": settings.profile, "nodes": list(cur.nodes) if settings.profile else None,
+                                      "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
+                                      "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
+                                      **lineage_config},
+                              parent_run=from_run, files=file_rows(loaded),
+                              texts=[(sha, text) for _, sha, text in input_files(loaded)])
+        else:
+            if run["status"] == "running":  # its lock was free (or stale): no process is running it
+                log.warning("run %s was interrupted (recorded as running, no live process holds it); resuming", run_id)
+                records.set_run_status(wh, run_id, "interrupted")
+            records.set_run_status(wh, run_id, "running")
+        try:
+            walk(wh, loaded, run_id, settings, run_dir, progress=progress, train_deployment=train_deployment,
+                 retries=retries, retry_delay_s=retry_delay_s)
+        except Exception as exc:
+            error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.error("run %s failed: %s", run_id, error)
+            try:
+                records.set_run_status(wh, run_id, "failed", error=f"{type(exc).__name__}: {error}")
+            except Exception as also:  # the warehouse itself may be what failed: the first error is the one to raise
+                log.error("could not record the failure: %s", also)
+            raise
+        except BaseException:  # Ctrl-C, SystemExit: not a failure of the run, an interruption
+            try:
+                records.set_run_status(wh, run_id, "interrupted")
+            except Exception:  # noqa: BLE001 -- what interrupted it is the one to raise
+                pass
+            raise
+    finally:
+        runlock.release(run_dir)
+    return run_id
+
+
+def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Settings, run_dir: Path, *,
+         progress: bool = False, train_deployment: str | None = None, retries: int = 2,
+         retry_delay_s: float = 10.0) -> None:
+    """The run itself, from its record on: baseline, then { pick -> train -> probe -> decide -> record },
+    the final sweep, the report; a resumed run replays what its record holds first."""
+    log = get_run_logger()
+    cur = loaded.spec
+    seed, max_stages = settings.seed, settings.max_stages
+    wh.before_commit = lambda: faults.reached("commit")
+    train, probe = _retrying(train_task, retries, retry_delay_s), _retrying(probe_task, retries, retry_delay_s)
     history = records.load_history(wh, run_id)
-    run_dir = Path(runs_dir) / run_id
-    pol = make_policy(policy_name, seed)
+    pol = make_policy(settings.policy, seed)
     prober = Prober(cur.model.base, token_plan(cur))
-    log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum, f" (profile {profile})" if profile else "",
-             policy_name, len(cur.nodes))
+    log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum,
+             f" (profile {settings.profile})" if settings.profile else "", settings.policy, len(cur.nodes))
 
     if history.has_baseline:  # resume: the recorded stages replayed through the same policy, nothing retrained
         st, stage = replay_state(wh, loaded, run_id, pol, history)
@@ -299,7 +384,7 @@ def curriculum(
         lineage = inherit.apply(wh, loaded, st, run_id, run_dir)  # --from: the parent's end state; else None
         started = time.perf_counter()
         plan = probe_plan(loaded, st, None, 0)
-        results = probe_task(prober, loaded, lineage.adapter if lineage else None, 0, plan, {})
+        results = probe(prober, loaded, lineage.adapter if lineage else None, 0, plan, {})
         baseline = observe_rows(loaded, list(plan), as_rows(results))
         decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
         if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
@@ -310,6 +395,7 @@ def curriculum(
     drift_answers = drift_baseline(wh, run_id, loaded, prober)  # drift: the base's own answers, once per run
 
     while (step := pol.next_step(st)) is not None:
+        faults.reached("stage")
         if max_stages is not None and stage > max_stages:
             log.info("budget of %d stages spent", max_stages)
             break
@@ -321,10 +407,12 @@ def curriculum(
                           "gate": st.gate(step.node_id) if step.node_id != FLAT else None}
         out_dir = run_dir / f"stage-{stage}"
         started = time.perf_counter()
-        attempt = train_task(loaded, step, stage, parent, out_dir, seed, progress, train_deployment,
-                             stage_check(loaded, st, step), train_overrides, return_state=True)
+        attempt = train(loaded, step, stage, parent, out_dir, seed, progress, train_deployment,
+                        stage_check(loaded, st, step), settings.train_overrides, run_id,
+                        prober.lend_base if share_base() else None, return_state=True)
         if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
-            error = str(attempt.message or "training failed").splitlines()[0]
+            exc = attempt.result(raise_on_failure=False)
+            error = failure_reason(exc if isinstance(exc, BaseException) else None, attempt.message or "", retries)
             log.error("stage %d %s failed: %s", stage, step.node_id, error)
             decisions = pol.stage_failed(st, step, stage, error)
             records.record_probes_and_decisions(wh, run_id, stage, [], [train_decision, *(asdict(d) for d in decisions)],
@@ -334,10 +422,10 @@ def curriculum(
             continue
         trained = attempt.result()
         probe_started = time.perf_counter()
-        results = probe_task(prober, loaded, out_dir, stage, plan, st.auto_gates)
+        results = probe(prober, loaded, out_dir, stage, plan, st.auto_gates)
         if step.kind != "flat":
             draw_until_clear(loaded, st, step.node_id, results,
-                             lambda sel: probe_task(prober, loaded, out_dir, stage, sel, st.auto_gates))
+                             lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
         trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy
         observed = observe_rows(loaded, plan, as_rows(results))
@@ -352,13 +440,13 @@ def curriculum(
                  ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
         stage += 1
 
-    if final_probe and st.accepted_stage is not None and stage not in history.stages:
-        final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}")
-    records.set_run_status(wh, run_id, "completed")
+    if settings.final_probe and st.accepted_stage is not None and stage not in history.stages:
+        final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}", probe)
+    records.set_run_status(wh, run_id, "completed")  # before the report, which shows it
+    faults.reached("report")
     report = write_report(wh, run_id, run_dir / "report.html")
     publish_results(wh, run_id, cur.curriculum, report)  # the mastery table and the report's link in the Prefect UI
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
-    return run_id
 
 
 def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, history: records.History | None = None
@@ -379,6 +467,10 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, hist
         step = pol.next_step(st)
         if step is None:
             break
+        if (step.node_id, step.attempt, step.kind) != (done["node_id"], done["attempt"], done["kind"]):
+            raise ValueError(f"run '{run_id}' stage {stage} was recorded as {done['kind']} of {done['node_id']} attempt "
+                             f"{done['attempt']}, but replaying its record picks {step.kind} of {step.node_id} attempt "
+                             f"{step.attempt}: the policy's code changed since, so this run cannot be resumed")
         if done["status"] == "failed":
             pol.stage_failed(st, step, stage, "(replayed)")
         else:
@@ -391,12 +483,12 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, hist
 
 
 def final_sweep(wh: Warehouse, run_id: str, prober: Prober, loaded: LoadedCurriculum, st: RunState, stage: int,
-                adapter: Path) -> None:
+                adapter: Path, probe=probe_task) -> None:
     """The end state, measured: every node on all its items, on the adapter the run ends with (a stage of
     kind 'final' that trains nothing). Statuses are the policy's and do not change here."""
     started = time.perf_counter()
     plan = probe_plan(loaded, st, None, stage)
-    results = probe_task(prober, loaded, adapter, stage, plan, st.auto_gates)
+    results = probe(prober, loaded, adapter, stage, plan, st.auto_gates)
     observed = observe_rows(loaded, plan, as_rows(results))
     row = {"node_id": FLAT, "attempt": 1, "kind": "final", "parent_stage": st.accepted_stage, "adapter_path": str(adapter),
            "status": "done", "steps": 0, "tokens": 0, "probe_s": time.perf_counter() - started}

@@ -20,7 +20,8 @@ from curriculum.train import train_stage
 @flow(name="train-stage", flow_run_name="{out_dir}")
 def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[str, str]], lora: dict[str, Any],
                      train: dict[str, Any], out_dir: str, replay_pools: list[list[dict[str, str]]] | None = None,
-                     tokens: dict[str, Any] | None = None, budget: int | None = None) -> str:
+                     tokens: dict[str, Any] | None = None, budget: int | None = None,
+                     meta: dict[str, str] | None = None) -> str:
     """Train one stage and write its adapter to out_dir; returns out_dir.
 
     Args:
@@ -33,9 +34,10 @@ def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[
         replay_pools: Earlier nodes' pairs to mix in, one list per mastered node.
         tokens: Hyperword token plan ({init, lexicon}) when the graph adds single-token hyperwords.
         budget: Optimizer steps of the stage (a remote stage runs without a check: one fixed length).
+        meta: {run_id, inputs} written into the stage's stage.json: what a resume checks before reusing it.
     """
     train_stage(base, Path(parent_adapter) if parent_adapter else None, [Example(**e) for e in examples],
                 LoraConfig(**lora), TrainConfig(**train), Path(out_dir),
                 replay_pools=[[Example(**e) for e in pool] for pool in replay_pools or []], progress=False, tokens=tokens,
-                budget=budget)
+                budget=budget, meta=meta)
     return out_dir

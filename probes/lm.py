@@ -41,12 +41,15 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     out: list[str] = [""] * len(prompts)
     pad = tokenizer.pad_token_id
     device = _device(model)
+    # the model's own end-of-turn tokens (often several, e.g. <|im_end|> and <|endoftext|>), not just the tokenizer's
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos = tokenizer.eos_token_id if eos is None else eos
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids, mask = _left_padded([encoded[i] for i in idx], pad, device)
         width = ids.size(1)
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             do_sample=False, pad_token_id=pad, eos_token_id=eos,
                              no_repeat_ngram_size=no_repeat_ngram_size)
         for row, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
@@ -59,8 +62,9 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
     """(sum log p, token count) of each option given its question's chat prompt.
 
     The prompt is most of every sequence, so it runs once per question: prompts go through
-    left-padded (RoPE attention depends only on relative positions), their KV cache is
-    repeated once per option, and only the short options run on top of it.
+    left-padded, with position ids counted from each prompt's first real token (so models with
+    absolute positions score the same as one at a time), their KV cache is repeated once per
+    option, and only the short options run on top of it.
     """
     device = _device(model)
     heads = [prompt_ids(tokenizer, prompt) for prompt, _ in questions]
@@ -71,8 +75,7 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids, mask = _left_padded([heads[i] for i in idx], pad, device)
-        width = ids.size(1)
-        prefix = model(input_ids=ids, attention_mask=mask, use_cache=True)
+        prefix = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
         first = torch.log_softmax(prefix.logits[:, -1].float(), -1)
         rows = [(row, tail) for row, i in enumerate(idx) for tail in tails[i]]
         owner = torch.tensor([row for row, _ in rows], device=device)
@@ -84,7 +87,7 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
         for r, (_, tail) in enumerate(rows):
             opt[r, : len(tail)] = torch.tensor(tail)
             opt_mask[r, : len(tail)] = 1
-        positions = torch.arange(width, width + length, device=device).expand(len(rows), -1)
+        positions = mask.sum(1)[owner, None] + torch.arange(length, device=device)
         logits = model(input_ids=opt.to(device), attention_mask=torch.cat([mask[owner], opt_mask.to(device)], 1),
                        past_key_values=cache, position_ids=positions).logits
         for r, (row, tail) in enumerate(rows):

@@ -42,6 +42,16 @@ class Prober:
         self._active = name
         return self._peft.eval()
 
+    def lend_base(self):
+        """The loaded base with no adapter in it, for a stage to train on (one copy of the model in memory);
+        the next probe loads its adapter again."""
+        if self._loaded is None:
+            self.model_for(None)
+        if self._peft is not None:
+            self._peft.unload()
+            self._peft, self._active = None, None
+        return self._loaded
+
     def probe(self, loaded: LoadedCurriculum, adapter: Path | None, selection: Selection,
               gates: dict[str, float] | None = None) -> dict[str, list[ItemResult]]:
         model = self.model_for(adapter)

@@ -1,18 +1,9 @@
-"""The curriculum flow on the tiny model: every decision path, rows in DuckDB, kill -9 and resume."""
+"""The curriculum flow on the tiny model: every decision path, rows in DuckDB."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import duckdb
-import pytest
-
-from conftest import ROOT
 from paths_graph import paths_graph
 from warehouse.db import Warehouse
 
@@ -110,78 +101,4 @@ def test_failed_stage_backs_off_and_the_run_goes_on(prefect_harness, tmp_path: P
     assert "longer than max_length 20" in decisions[-1][3] and "b.jsonl:1:1" in decisions[-1][3]
     assert wh.query("SELECT status FROM runs WHERE run_id = ?", [run_id])[1] == [("completed",)]
 
-
-def _stage_state(db: Path, run_id: str) -> int:
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error:
-        return -1  # the writer holds it right now
-    try:
-        return con.execute("SELECT count(*) FROM stages WHERE run_id = ?", [run_id]).fetchone()[0]
-    except duckdb.Error:
-        return -1
-    finally:
-        con.close()
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "curriculum.cli", "run", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            assert proc.poll() is None, f"run ended before the kill point:\n{proc.stdout.read()}"
-            assert time.monotonic() < deadline, "kill point never reached"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def _adapter_mtimes(runs: Path) -> dict[str, int]:
-    return {str(p.relative_to(runs)): p.stat().st_mtime_ns for p in runs.rglob("adapter_model.safetensors")}
-
-
-@pytest.mark.timeout(900)
-def test_kill_minus_nine_and_resume(tmp_path: Path) -> None:
-    graph = paths_graph(tmp_path, epochs=30)  # slow stages, so the kills land mid-stage
-    db, runs, run_id = tmp_path / "w.duckdb", tmp_path / "runs", "killme"
-    common = [str(graph), "--db", str(db), "--runs-dir", str(runs)]
-
-    # 1: kill during stage 3's training (2 stages recorded, stage 3's adapter not saved yet)
-    proc = _start([*common, "--run-id", run_id], ROOT)
-    _kill_when(proc, lambda: _stage_state(db, run_id) == 2 and not (runs / run_id / "stage-3").exists())
-    before = _adapter_mtimes(runs)
-    assert set(before) == {f"{run_id}/stage-1/adapter_model.safetensors", f"{run_id}/stage-2/adapter_model.safetensors"}
-    assert Warehouse(db).query("SELECT status FROM runs")[1] == [("running",)]
-
-    # 2: resume, then kill after a stage's adapter is saved but before its rows commit (probing)
-    proc = _start([*common, "--resume", run_id], ROOT)
-    _kill_when(proc, lambda: (runs / run_id / "stage-5").exists() and _stage_state(db, run_id) == 4)
-    middle = _adapter_mtimes(runs)
-    assert all(middle[k] == v for k, v in before.items()), "a finished stage was retrained"
-
-    # 3: resume to the end
-    proc = _start([*common, "--resume", run_id], ROOT)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    after = _adapter_mtimes(runs)
-    assert all(after[k] == v for k, v in middle.items()), "a finished stage was retrained"
-    wh = Warehouse(db)
-    _, stages = wh.query("SELECT stage FROM stages ORDER BY stage")
-    assert [s for (s,) in stages] == list(range(1, len(stages) + 1)) and len(stages) >= 6
-    _, seqs = wh.query("SELECT seq FROM decisions ORDER BY seq")
-    assert [s for (s,) in seqs] == list(range(1, len(seqs) + 1))
-    _, trains = wh.query("SELECT stage, count(*) FROM decisions WHERE action = 'train' GROUP BY stage HAVING count(*) > 1")
-    assert trains == []
-    _, dup = wh.query("SELECT count(*) - count(DISTINCT (stage, node_id, probe_index, item)) FROM probe_results")
-    assert dup == [(0,)]
-    _, steps = wh.query("SELECT s.stage FROM stages s JOIN train_steps t USING (run_id, stage) GROUP BY s.stage, s.steps "
-                        "HAVING count(*) <> s.steps")
-    assert steps == []
-    assert wh.query("SELECT status FROM runs")[1] == [("completed",)]
-    assert "killme" in out and "warehouse:" in out
+# kill -9 and resume: tests/test_resume.py

@@ -131,3 +131,46 @@ def test_sql_command_prints_table_and_fails_cleanly(tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
     missing = runner.invoke(app, ["sql", "SELECT 1", "--db", str(tmp_path / "none.duckdb")])
     assert missing.exit_code == 1 and not (tmp_path / "none.duckdb").exists()
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    import duckdb
+    con = duckdb.connect(sys.argv[1])  # an interactive session left open on the file
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    con.close()
+""")
+
+
+def test_writer_waits_for_an_open_session_and_says_so(tmp_path: Path, monkeypatch, caplog) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).write("runs", [])
+    monkeypatch.setattr("warehouse.db.WAIT_MESSAGE_EVERY_S", 0.5)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        started = time.monotonic()
+        with caplog.at_level("WARNING", logger="warehouse.db"):
+            Warehouse(path).write("probe_results", [_probe("r", 0, "a", 1, 0.5)])
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert waited > 1.5
+    assert any("waiting" in r.message and f"PID {holder.pid}" in r.message for r in caplog.records), caplog.text
+    assert Warehouse(path).query("SELECT count(*) FROM probe_results")[1] == [(1,)]
+
+
+def test_writer_gives_up_after_its_timeout_with_a_clear_message(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).write("runs", [])
+    monkeypatch.setenv("CURRICULUM_LOCK_TIMEOUT", "0.5")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(duckdb.IOException, match=r"gave up after \d+ s waiting .*CURRICULUM_LOCK_TIMEOUT.*PID"):
+            Warehouse(path).write("probe_results", [_probe("r", 0, "a", 1, 0.5)])
+    finally:
+        holder.kill()
+        holder.wait()

@@ -2,14 +2,17 @@
 
 DuckDB lets one process write a file, or many read it, never both at once. So the writer
 opens the file for each transaction and closes it after; a reader in another process gets
-in between. Both sides retry while the other holds the lock.
+in between. Both sides wait while the other holds the lock, with backoff, saying what they
+wait for ($CURRICULUM_LOCK_TIMEOUT seconds, default 600: an open interactive session must
+not crash a run that took hours).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -19,12 +22,27 @@ import duckdb
 import pyarrow as pa
 
 DEFAULT_PATH = Path("warehouse") / "curriculum.duckdb"
-LOCK_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_S = 600.0
+WAIT_MESSAGE_EVERY_S = 10.0
+log = logging.getLogger(__name__)
+
+
+def lock_timeout() -> float:
+    """How long to wait for another process's lock: $CURRICULUM_LOCK_TIMEOUT seconds, else LOCK_TIMEOUT_S."""
+    value = os.environ.get("CURRICULUM_LOCK_TIMEOUT")
+    return float(value) if value else LOCK_TIMEOUT_S
 
 
 def default_path() -> Path:
     """`CURRICULUM_WAREHOUSE` when set, else warehouse/curriculum.duckdb under the cwd."""
     return Path(os.environ.get("CURRICULUM_WAREHOUSE", DEFAULT_PATH))
+
+
+def _holder(exc: duckdb.Error) -> str:
+    """Who holds the file, as DuckDB says it ("Conflicting lock is held in PROGRAM (PID N) by user U")."""
+    text = " ".join(str(exc).split())
+    at = text.find("Conflicting lock")
+    return text[at:].split(". See")[0].rstrip(".") if at >= 0 else text
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -33,22 +51,31 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 
 
 @contextmanager
-def connect(path: str | Path, *, read_only: bool = False, timeout: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the file, waiting while another process holds it; always closed on exit."""
+def connect(path: str | Path, *, read_only: bool = False, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the file, waiting (with backoff, logging what holds it) while another process holds it; always
+    closed on exit. timeout: seconds to wait, default lock_timeout()."""
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"{path}: no warehouse here yet (run a curriculum first)")
-    deadline = time.monotonic() + timeout
-    delay = 0.005
+    timeout = lock_timeout() if timeout is None else timeout
+    started = time.monotonic()
+    delay, told = 0.005, started
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
+            waited = time.monotonic() - started
+            if not _is_lock_error(exc):
                 raise
+            if waited > timeout:
+                raise duckdb.IOException(f"{path}: gave up after {waited:.0f} s waiting for another process's lock "
+                                         f"(raise $CURRICULUM_LOCK_TIMEOUT to wait longer): {_holder(exc)}") from exc
+            if time.monotonic() - told >= WAIT_MESSAGE_EVERY_S:
+                told = time.monotonic()
+                log.warning("%s: waiting %.0f s so far (of %.0f) for %s to release it", path, waited, timeout, _holder(exc))
             time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, 0.2 if waited < 5 else 1.0)
     try:
         yield con
     finally:
@@ -111,6 +138,7 @@ class Warehouse:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else default_path()
         self._migrated = False
+        self.before_commit: Callable[[], None] | None = None  # a hook the flow's kill tests stop the process in
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -123,6 +151,8 @@ class Warehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
+                if self.before_commit is not None:
+                    self.before_commit()
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

@@ -36,14 +36,16 @@ def _next_seq(con, run_id: str) -> int:
 
 def start_run(wh: Warehouse, run_id: str, *, curriculum: str, graph_path: str, yaml_text: str, graph_hash: str,
               policy: str, seed: int, base_model: str, config: dict[str, Any], parent_run: str | None = None,
-              files: Sequence[dict[str, Any]] = ()) -> None:
-    """The graph snapshot (once per distinct YAML), the run's row (with the run it continues, if any) and
-    the hashes of its data and probe files."""
+              files: Sequence[dict[str, Any]] = (), texts: Sequence[tuple[str, str]] = ()) -> None:
+    """The graph snapshot (once per distinct YAML), the run's row (with the run it continues, if any), the
+    hashes of its data and probe files per node, and their texts (sha256, text; once per distinct content)."""
     with wh.transaction() as con:
         con.execute(
             "INSERT INTO graph_snapshots (graph_hash, curriculum, path, yaml_text) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [graph_hash, curriculum, graph_path, yaml_text],
         )
+        for sha, text in texts:
+            con.execute("INSERT INTO file_snapshots (sha256, text) VALUES (?, ?) ON CONFLICT DO NOTHING", [sha, text])
         con.execute(
             "INSERT INTO runs (run_id, curriculum, graph_hash, policy, seed, base_model, status, config, parent_run) "
             "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
@@ -59,10 +61,17 @@ def get_run(wh: Warehouse, run_id: str) -> dict[str, Any] | None:
     return dict(zip(cols, rows[0])) if rows else None
 
 
-def set_run_status(wh: Warehouse, run_id: str, status: str) -> None:
+def run_files(wh: Warehouse, run_id: str) -> dict[str, str]:
+    """path -> sha256 of every data and probe file the run was made from (empty for runs recorded before)."""
+    return dict(wh.query("SELECT DISTINCT path, sha256 FROM run_files WHERE run_id = ? ORDER BY path", [run_id])[1])
+
+
+def set_run_status(wh: Warehouse, run_id: str, status: str, error: str | None = None) -> None:
+    """running | completed | failed (with its error) | interrupted (found dead at resume: counted)."""
     with wh.transaction() as con:
-        con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                    [status, _now() if status != "running" else None, run_id])
+        con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ?, "
+                    "interruptions = coalesce(interruptions, 0) + ? WHERE run_id = ?",
+                    [status, _now() if status != "running" else None, error, int(status == "interrupted"), run_id])
 
 
 def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_rows: Sequence[dict],

@@ -1,0 +1,46 @@
+"""Which failures are worth another try: out of memory and lost workers are; bad data is not."""
+
+from __future__ import annotations
+
+import gc
+
+import torch
+
+from curriculum.problems import CurriculumError
+
+
+class WorkerLost(ConnectionError):
+    """A remote stage's worker crashed or vanished before it finished."""
+
+
+def transient(exc: BaseException) -> str | None:
+    """Why a failure may pass on its own ('out of memory', 'lost worker'), or None when retrying cannot help."""
+    if isinstance(exc, (CurriculumError, ValueError, TypeError, KeyError)):
+        return None
+    if isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return "out of memory"
+    if isinstance(exc, (ConnectionError, TimeoutError, EOFError)):
+        return "lost worker"
+    return None
+
+
+def retry_if_transient(task, task_run, state) -> bool:
+    """Prefect's retry_condition_fn: retry transient failures only, after freeing what memory can be freed."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None or transient(exc) is None:
+        return False
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return True
+
+
+def failure_reason(exc: BaseException | None, message: str, retries: int) -> str:
+    """The one line a failed stage's back-off records: what failed, and whether it was retried."""
+    text = (str(exc) if exc is not None else message or "").strip()
+    line = text.splitlines()[0] if text else type(exc).__name__ if exc is not None else "training failed"
+    why = transient(exc) if exc is not None else None
+    if why is not None:
+        return f"{line} ({why}: still failing after {retries} retr{'y' if retries == 1 else 'ies'})"
+    kind = "data error" if isinstance(exc, (CurriculumError, ValueError)) else "error"
+    return f"{line} ({kind}: not retried)"
