@@ -96,7 +96,10 @@ def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tm
                                                "  a:\n    layer: definition\n    gate: {max_drift: 0.0}\n"))
     wh = Warehouse(tmp_path / "w.duckdb")
     kw = {"graph": str(graph), "warehouse": str(wh.path), "runs_dir": str(tmp_path / "runs")}
-    curriculum(run_id="d", max_stages=0, train_overrides={"max_steps": 4}, **kw)
+    monkeypatch.setenv("CURRICULUM_FAIL_AT", "stage:data")  # the run dies after its baseline, before stage 1
+    with pytest.raises(ValueError, match="CURRICULUM_FAIL_AT"):
+        curriculum(run_id="d", train_overrides={"max_steps": 4}, **kw)
+    monkeypatch.delenv("CURRICULUM_FAIL_AT")
     answers = _runs(wh, "SELECT item, prompt, answer, tokens FROM drift_answers ORDER BY item")
     assert len(answers) == 6 and _runs(wh, "SELECT count(*) FROM drift_items WHERE stage = 0") == [(6,)]
 
