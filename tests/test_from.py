@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -114,23 +116,20 @@ def test_from_refuses_what_it_cannot_continue(family) -> None:
 def test_from_killed_then_resumed_reaches_the_same_end(family, monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.settings import PREFECT_API_URL
 
-    from test_flow import _kill_when, _stage_state, _start  # the kill harness of the plain resume test
+    from test_resume import _finish, _run  # the kill harness of the plain resume test
 
     tmp, edited, db, runs = family
     monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())  # the subprocess talks to the harness's server
     common = [str(edited), "--db", str(db), "--runs-dir", str(runs)]
     wh = Warehouse(db)
-
-    def baseline_recorded() -> bool:
-        if _stage_state(db, "killed") != 0:
-            return False
-        try:
-            return bool(wh.query("SELECT count(*) FROM decisions WHERE run_id = 'killed' AND stage = 0")[1][0][0])
-        except Exception:  # the writer holds the file right now
-            return False
-
-    proc = _start([*common, "--from", "parent", "--run-id", "killed"], ROOT)
-    _kill_when(proc, baseline_recorded)  # killed after the first probe on the inherited adapter, before stage 1 lands
+    # SIGKILL between stages, the first time: after the first probe on the inherited adapter, before stage 1
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CURRICULUM_KILL_AT": "stage:1"}
+    log = tmp / "killed.log"
+    proc = _run([*common, "--from", "parent", "--run-id", "killed"], env, log)
+    _finish(proc, log)
+    assert proc.returncode == -signal.SIGKILL, log.read_text()
+    assert wh.query("SELECT count(*) FROM decisions WHERE run_id = 'killed' AND stage = 0")[1][0][0] > 0
+    assert wh.query("SELECT count(*) FROM stages WHERE run_id = 'killed'")[1] == [(0,)]
     assert wh.query("SELECT status FROM runs WHERE run_id = 'killed'")[1] == [("running",)]
     assert (runs / "killed" / "stage-0" / "adapter_model.safetensors").exists()
     from flows.curriculum_flow import curriculum
