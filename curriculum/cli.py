@@ -234,10 +234,16 @@ def _print_drift(wh, run_id: str) -> None:
     rows = drift_by_stage(wh, run_id)
     if not rows:
         return
-    table = Table("stage", "node", "status", "drift [95%]", "n", title="drift of general ability")
+    from rich import box
+
+    prompts = sorted({r["drift_n"] for r in rows})  # the same prompts every stage: one count, in the title
+    table = Table(title=f"drift of general ability, on {'/'.join(map(str, prompts))} prompts", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1), collapse_padding=True)
+    for header in ("stage", "node", "status", "drift", "95% interval"):
+        table.add_column(header, no_wrap=True, justify="left" if header in ("node", "status") else "right")
     for r in rows:
-        bounds = "" if r["drift_low"] is None else f" [{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
-        table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}{bounds}", str(r["drift_n"]))
+        bounds = "" if r["drift_low"] is None else f"[{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
+        table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}", bounds)
     out.print(table)
     out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral prompts, on the "
               "stage's adapter minus on the base (negative: general answers became less likely)", style="dim")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT
 from helpers import write_jsonl
 from warehouse.db import Warehouse
 
