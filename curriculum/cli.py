@@ -245,8 +245,9 @@ def _print_drift(wh, run_id: str) -> None:
         bounds = "" if r["drift_low"] is None else f"[{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
         table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}", bounds)
     out.print(table)
-    out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral prompts, on the "
-              "stage's adapter minus on the base (negative: general answers became less likely)", style="dim")
+    out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral\n"
+              "prompts, on the stage's adapter minus on the base (negative: they became less likely)",
+              style="dim", markup=False)
 
 
 @app.command()

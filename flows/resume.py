@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from curriculum.inputs import changed_files, input_files
-from curriculum.validate import LoadedCurriculum
+from curriculum.validate import LoadedCurriculum, select_profile
 from warehouse import records
 from warehouse.db import Warehouse
 
@@ -72,7 +72,8 @@ def check_resume(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, given: di
     if run["graph_hash"] != loaded.sha256:
         raise ValueError(f"run '{run_id}' was made from another version of {loaded.path}; resume needs the same YAML")
     recorded = records.run_files(wh, run_id)  # empty for runs recorded before files were
-    changed = changed_files(recorded, input_files(loaded)) if recorded else []
+    walked = select_profile(loaded, settings.profile) if settings.profile else loaded  # the files it recorded
+    changed = changed_files(recorded, input_files(walked)) if recorded else []
     if changed:
         raise ValueError(f"run '{run_id}' was made from other versions of {', '.join(changed)} "
                          f"(beside {loaded.path}); resume needs the same files")

@@ -320,3 +320,30 @@ def test_stages_trained_on_the_probers_base_match_stages_that_load_their_own(pat
     assert ref_adapters.keys() == our_adapters.keys()
     for stage, tensors in ref_adapters.items():
         assert all((tensors[k] == our_adapters[stage][k]).all() for k in tensors), f"{stage}'s adapter differs"
+
+
+def test_a_profile_run_resumes_and_an_older_warehouse_reads(tmp_path: Path) -> None:
+    """A profile run records only the files of the nodes it walks: resume compares those, not the whole graph's
+    (the demo's own resume was refused); a warehouse written before run_files existed reads as "no files"."""
+    import duckdb
+
+    from curriculum.inputs import input_files
+    from curriculum.lineage import file_rows
+    from curriculum.validate import load_curriculum, select_profile
+    from flows.resume import check_resume
+    from warehouse import records
+
+    loaded = load_curriculum(ROOT / "graphs" / "hyperwords.yaml")
+    walked = select_profile(loaded, "demo")
+    wh = Warehouse(tmp_path / "w.duckdb")
+    records.start_run(wh, "p", curriculum="hyperwords", graph_path="graphs/hyperwords.yaml", yaml_text=loaded.text,
+                      graph_hash=loaded.sha256, policy="gated", seed=0, base_model=loaded.spec.model.base,
+                      config={"profile": "demo", "runs_dir": str(tmp_path / "runs")}, files=file_rows(walked),
+                      texts=[(sha, text) for _, sha, text in input_files(walked)])
+    assert len(records.run_files(wh, "p")) < len(input_files(loaded))  # the profile's files only
+    _, settings = check_resume(wh, loaded, "p", {})
+    assert settings.profile == "demo"
+    with duckdb.connect(str(wh.path)) as con:  # as a warehouse from before the migration that added it
+        con.execute("DROP TABLE run_files")
+    assert records.run_files(wh, "p") == {}
+    assert check_resume(wh, loaded, "p", {})[1].profile == "demo"

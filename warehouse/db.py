@@ -174,6 +174,10 @@ class Warehouse:
         with self.transaction() as con:
             return self.append(con, table, rows)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the file has this table yet: a warehouse written before its migration is read, not migrated."""
+        return bool(self.query("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[1][0][0])
+
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Read-only query: (column names, rows). Never blocks the writer for long."""
         with connect(self.path, read_only=True) as con:

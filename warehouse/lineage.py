@@ -18,7 +18,8 @@ def run_snapshot(wh: Warehouse, run_id: str) -> dict[str, Any] | None:
     if not rows:
         return None
     run = dict(zip(cols, rows[0]))
-    _, files = wh.query("SELECT node_id, file_key, sha256 FROM run_files WHERE run_id = ?", [run_id])
+    files = wh.query("SELECT node_id, file_key, sha256 FROM run_files WHERE run_id = ?", [run_id])[1] \
+        if wh.has_table("run_files") else []
     by_node: dict[str, dict[str, str | None]] = {}
     for node, key, sha in files:
         by_node.setdefault(node, {})[key] = sha

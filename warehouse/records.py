@@ -63,6 +63,8 @@ def get_run(wh: Warehouse, run_id: str) -> dict[str, Any] | None:
 
 def run_files(wh: Warehouse, run_id: str) -> dict[str, str]:
     """path -> sha256 of every data and probe file the run was made from (empty for runs recorded before)."""
+    if not wh.has_table("run_files"):
+        return {}
     return dict(wh.query("SELECT DISTINCT path, sha256 FROM run_files WHERE run_id = ? ORDER BY path", [run_id])[1])
 
 
