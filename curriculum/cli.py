@@ -246,7 +246,7 @@ def _print_drift(wh, run_id: str) -> None:
         table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}", bounds)
     out.print(table)
     out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral\n"
-              "prompts, on the stage's adapter minus on the base (negative: they became less likely)",
+              "prompts, on the stage's adapter minus on the base (negative: less likely now)",
               style="dim", markup=False)
 
 

@@ -127,7 +127,7 @@ def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tm
     _print_drift(wh, "d")  # what `curriculum run` prints after the mastery table
     printed = capsys.readouterr().out
     assert "drift of general ability, on 6 prompts" in printed and f"{drift:+.3f}  [{low:+.3f}, {high:+.3f}]" in printed
-    assert max(len(line) for line in printed.splitlines()) <= 80  # an 80-column terminal, ids unfolded
+    assert max(len(line) for line in printed.splitlines()) <= 80, printed  # an 80-column terminal, ids unfolded
 
 
 def test_max_drift_needs_drift_measured(tmp_path: Path) -> None:
