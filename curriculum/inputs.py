@@ -17,6 +17,7 @@ def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str]]:
     for node in loaded.spec.nodes.values():
         names.append(node.data)
         names.extend(p.items for p in node.probes if p.items is not None)
+        names.extend(p.task for p in node.probes if p.task is not None and p.task.endswith((".yaml", ".yml")))
     out = []
     for name in dict.fromkeys(names):
         raw = (loaded.path.parent / name).read_bytes()

@@ -88,9 +88,10 @@ def _sha(path) -> str | None:
 
 
 def file_keys(node: spec.Node) -> dict[str, str]:
-    """file key -> path as the YAML writes it: the node's data and each probe's items file."""
+    """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML)."""
     keys = {"data": node.data}
-    keys.update({f"probes[{i}]": p.items for i, p in enumerate(node.probes) if p.items is not None})
+    keys.update({f"probes[{i}]": p.items or p.task for i, p in enumerate(node.probes) if p.items is not None
+                 or (p.task is not None and p.task.endswith((".yaml", ".yml")))})
     return keys
 
 

@@ -131,3 +131,16 @@ def test_an_inherited_node_that_no_longer_holds_is_rehearsed(three: Path) -> Non
     assert st.status["a"] == "forgotten" and st.pending_rehearsal == ["a"]
     step = pol.next_step(st)  # a's data rides along with the first stage the run trains
     assert (step.node_id, step.rehearse_nodes) == ("c", ["a"])
+
+
+def test_task_yamls_are_in_the_file_snapshot(tmp_path: Path) -> None:
+    """An lm-eval task YAML kept beside the curriculum is one of its probe files: hashed for resume and --from."""
+    from curriculum.inputs import input_files
+    from curriculum.lineage import file_rows
+    from curriculum.validate import load_curriculum
+    from helpers import probe_kinds_graph
+
+    loaded = load_curriculum(probe_kinds_graph(tmp_path))
+    names = [name for name, _, _ in input_files(loaded)]
+    assert {"tasks/arc.yaml", "tasks/gen.yaml", "tasks/ll.yaml"} <= set(names)
+    assert {r["path"] for r in file_rows(loaded) if r["node_id"] == "t"} >= {"tasks/arc.yaml", "tasks/gen.yaml"}
