@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import hashlib
 
+from curriculum.lineage import file_keys
 from curriculum.validate import LoadedCurriculum
 
 
 def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str]]:
     """(path as the YAML names it, sha256 of its bytes, text) of each data and probe file, once each."""
-    names = []
-    for node in loaded.spec.nodes.values():
-        names.append(node.data)
-        names.extend(p.items for p in node.probes if p.items is not None)
-        names.extend(p.task for p in node.probes if p.task is not None and p.task.endswith((".yaml", ".yml")))
+    names = [rel for node in loaded.spec.nodes.values() for rel in file_keys(node).values()]
     out = []
     for name in dict.fromkeys(names):
         raw = (loaded.path.parent / name).read_bytes()

@@ -95,10 +95,12 @@ def file_keys(node: spec.Node) -> dict[str, str]:
     return keys
 
 
-def file_rows(loaded: LoadedCurriculum) -> list[dict[str, Any]]:
-    """Every data and probe file of the walked nodes with the sha256 of its bytes: the run's file snapshot."""
+def file_rows(loaded: LoadedCurriculum, hashes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every data and probe file of the walked nodes with the sha256 of its bytes: the run's file snapshot.
+    hashes: path -> sha256 already read (curriculum.inputs.input_files), so no file is read twice."""
     root = loaded.path.parent
-    return [{"node_id": n, "file_key": key, "path": rel, "sha256": _sha(root / rel)}
+    sha = hashes.get if hashes is not None else (lambda rel: _sha(root / rel))
+    return [{"node_id": n, "file_key": key, "path": rel, "sha256": sha(rel)}
             for n, node in loaded.spec.nodes.items() for key, rel in file_keys(node).items()]
 
 

@@ -324,6 +324,7 @@ def curriculum(
     try:
         if run is None:
             cur = loaded.spec  # a profile run records the nodes it walks, so the report draws those
+            inputs = input_files(loaded)  # each data and probe file read once: its hash per node, its text
             records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
                               graph_hash=loaded.sha256, policy=settings.policy, seed=settings.seed,
                               base_model=cur.model.base,
@@ -332,8 +333,8 @@ def curriculum(
                                       "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
                                       "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
                                       **lineage_config},
-                              parent_run=from_run, files=file_rows(loaded),
-                              texts=[(sha, text) for _, sha, text in input_files(loaded)])
+                              parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
+                              texts=[(sha, text) for _, sha, text in inputs])
         else:
             if run["status"] == "running":  # its lock was free (or stale): no process is running it
                 log.warning("run %s was interrupted (recorded as running, no live process holds it); resuming", run_id)
