@@ -134,6 +134,22 @@ def draw_until_clear(loaded: LoadedCurriculum, st: RunState, node_id: str, resul
         draws += 1
 
 
+def out_of_reach(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[str]:
+    """Written paraphrase gates above what the node's own training answers score: said at the start of a run,
+    since such a gate is likely never held whatever the policy (a hand-written 0.5 often is, under key facts)."""
+    notes = []
+    for n in st.order:
+        written = loaded.spec.gate_config(n).min_score
+        if written == "auto":
+            continue
+        ev = baseline.get(n)
+        levels = node_levels(loaded, n, ev.score if ev else None)
+        if levels.kind == "paraphrase" and levels.recite is not None and written > levels.recite:
+            notes.append(f"{n}: gate {written:.3f} is above {levels.recite:.3f}, what the node's own training answers "
+                         f"score: likely out of reach (`min_score: auto` would be {levels.suggested_gate():.3f})")
+    return notes
+
+
 def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[Decision]:
     """`min_score: auto`: the gate `curriculum calibrate` suggests, fixed from the data and the base model."""
     decisions = []
@@ -388,6 +404,8 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         results = probe(prober, loaded, lineage.adapter if lineage else None, 0, plan, {})
         baseline = observe_rows(loaded, list(plan), as_rows(results))
         decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
+        for note in out_of_reach(loaded, st, baseline):
+            log.warning(note)
         if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
             decisions = lineage.decisions + decisions + lineage.recheck(st, pol, baseline)
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],

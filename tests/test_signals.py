@@ -134,3 +134,22 @@ def test_calibrate_prints_levels_and_writes_gates_that_auto_reproduces(prefect_h
     _, rows = Warehouse(tmp_path / "w.duckdb").query("SELECT node_id, gate, reason FROM decisions WHERE action = 'gate' ORDER BY node_id")
     assert [(n, g) for n, g, _ in rows] == [(n, pytest.approx(suggested[n])) for n in ("a", "b")]
     assert all("min_score auto" in reason for *_, reason in rows)
+
+
+def test_a_written_gate_above_the_datas_own_level_is_called_out_of_reach(tmp_path: Path) -> None:
+    from curriculum.policies import RunState
+    from flows.curriculum_flow import out_of_reach
+    from helpers import tiny_graph
+    from probes.calibrate import recite_level
+
+    graph = tiny_graph(tmp_path)
+    loaded = load_curriculum(graph)
+    level = recite_level(loaded, "a")
+    assert level is not None and 0 < level < 0.95
+    for gate, flagged in ((0.95, True), (round(level - 0.01, 3), False)):
+        graph.write_text(graph.read_text().replace("min_score: 0.5,", f"min_score: {gate},").replace("min_score: 0.95,", f"min_score: {gate},"))
+        loaded = load_curriculum(graph)
+        notes = out_of_reach(loaded, RunState.start(loaded.spec, loaded.graph), {})
+        assert [n.split(":")[0] for n in notes] == (["a", "b"] if flagged else [])  # a and b: same data
+        if flagged:
+            assert f"gate {gate:.3f} is above {level:.3f}" in notes[0] and "min_score: auto" in notes[0]
