@@ -193,7 +193,8 @@ class GatedPolicy:
         if n in st.continue_from:
             reason = f"attempt {attempt}, continuing stage {parent} ({st.spent.get(n, 0)} steps spent)"
         folded = [m for m in st.pending_rehearsal if m != n]
-        replay = [m for m in learned if m != n and m not in folded] if st.cur.train_config(n).replay else []
+        held = [m for m in st.order if st.status[m] in SETTLED]  # mastered, forgotten, or kept below its gate
+        replay = [m for m in held if m != n and m not in folded] if st.cur.train_config(n).replay else []
         if folded:
             reason += f"; rehearsing {', '.join(folded)} in the same stage"
         return Step("train", n, attempt, [n, *folded], replay, reason=reason, signals={"ready": ready, **signals},

@@ -118,7 +118,7 @@ class TrainConfig(Strict):
     max_steps: int | None = Field(None, ge=1, description="the node's budget in optimizer steps; caps max_epochs when set")
     min_delta: float = Field(0.02, ge=0, description="a round improves when its check score gains at least this")
     patience: int = Field(2, ge=1, description="rounds without improvement before the stage stops at a plateau")
-    lr: float = Field(2.0e-4, ge=0, description="peak learning rate (0 trains nothing: a null stage)")
+    lr: float = Field(1.0e-3, ge=0, description="peak learning rate of the LoRA adapter (0 trains nothing: a null stage)")
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
     max_length: int = Field(128, ge=8)
@@ -126,8 +126,8 @@ class TrainConfig(Strict):
     weight_decay: float = Field(0.0, ge=0)
     seed: int = 0
     replay: UnitFloat = Field(
-        0.0, description="replay share: about this fraction of the node's examples is drawn again from mastered "
-        "nodes, at least one example from each mastered node")
+        0.25, description="replay share: about this fraction of the node's examples is drawn again from the nodes "
+        "the run has learned (mastered, or kept below their gate), at least one example from each; 0: none")
 
 
 class GateConfig(Strict):

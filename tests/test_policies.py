@@ -149,6 +149,23 @@ def test_rehearsal_folds_into_the_next_normal_stage(tmp_path: Path) -> None:
     assert [(d.node_id, d.action) for d in decisions] == [("x", "pass"), ("z", "pass")] and st.status["z"] == "mastered"
 
 
+def test_replay_covers_nodes_kept_below_their_gate(tmp_path: Path) -> None:
+    """A node kept below its gate is part of what the adapter holds: the next stages replay its data (by default,
+    a quarter of the node's examples), or sequential training wipes it out where one flat stage would not."""
+    loaded, pol, st = _start(tmp_path, "gated")
+    assert loaded.spec.train_config("y").replay == 0.25
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    pol.observe(st, pol.next_step(st), 1, {"z": binary([0] * 8)}, {"steps": 48, "stop_reason": "budget", "budget": 48})
+    st.status.update(z="trained", x="skipped", y="locked")  # as a `keep` leaves it (tested below)
+    step = pol.next_step(st)
+    assert step.node_id == "y" and step.replay_nodes == ["z"]
+    off = RunState.start(loaded.spec.model_copy(update={"defaults": loaded.spec.defaults.model_copy(update={
+        "train": loaded.spec.defaults.train.model_copy(update={"replay": 0.0})})}), loaded.graph)
+    pol.baseline(off, {n: binary([0] * 8) for n in "zyxw"})
+    pol.observe(off, pol.next_step(off), 1, {"z": binary([1] * 8)}, {"steps": 8, "stop_reason": "gate-met"})
+    assert pol.next_step(off).replay_nodes == []  # replay: 0 turns it off
+
+
 def test_greedy_ranks_by_scores_on_the_kept_adapter(tmp_path: Path) -> None:
     _, pol, st = _start(tmp_path, "greedy")
     assert pol.probes_ready

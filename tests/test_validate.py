@@ -194,13 +194,13 @@ def test_aliases_and_merge_keys_within_the_bound_still_work(tmp_path: Path) -> N
     (tmp_path / "d.jsonl").write_text('{"prompt": "p", "answer": "a"}\n')
     (tmp_path / "g.yaml").write_text(
         "curriculum: t\nmodel: {base: tiny-random}\n"
-        "defaults: {train: &t {epochs: 3, lr: 0.001}}\n"
+        "defaults: {train: &t {epochs: 3, lr: 0.003}}\n"
         "nodes:\n  a: {layer: definition, data: d.jsonl, train: *t}\n"
         "  b: {layer: causality, data: d.jsonl, requires: [a], train: {<<: *t, epochs: 5}}\n")
     loaded, problems = check_curriculum(tmp_path / "g.yaml")
     assert problems == [] and loaded is not None
     assert loaded.spec.train_config("a").epochs == 3 and loaded.spec.train_config("b").epochs == 5
-    assert loaded.spec.train_config("b").lr == 0.001
+    assert loaded.spec.train_config("b").lr == 0.003
 
 
 def test_run_with_a_missing_base_exits_1_and_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
