@@ -14,7 +14,7 @@ from curriculum.validate import LoadedCurriculum
 
 def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str]]:
     """(path as the YAML names it, sha256 of its bytes, text) of each data and probe file, once each."""
-    names = [rel for node in loaded.spec.nodes.values() for rel in file_keys(node).values()]
+    names = [rel for node in loaded.spec.nodes.values() for rel in file_keys(node, loaded.path.parent).values()]
     out = []
     for name in dict.fromkeys(names):
         raw = (loaded.path.parent / name).read_bytes()

@@ -144,3 +144,30 @@ def test_task_yamls_are_in_the_file_snapshot(tmp_path: Path) -> None:
     names = [name for name, _, _ in input_files(loaded)]
     assert {"tasks/arc.yaml", "tasks/gen.yaml", "tasks/ll.yaml"} <= set(names)
     assert {r["path"] for r in file_rows(loaded) if r["node_id"] == "t"} >= {"tasks/arc.yaml", "tasks/gen.yaml"}
+
+
+def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
+    """Its `data_files` and `include:` YAMLs too: an edited data file of an lm-eval probe is a changed probe for
+    resume and --from, as an edited items file is."""
+    from curriculum.inputs import changed_files, input_files
+    from curriculum.lineage import file_rows, task_reads
+    from curriculum.validate import load_curriculum
+    from helpers import probe_kinds_graph
+
+    graph = probe_kinds_graph(tmp_path)
+    tasks = tmp_path / "tasks"
+    (tasks / "base.yaml").write_text("dataset_path: json\ndataset_kwargs:\n  data_files: [gen.jsonl, ../k.jsonl]\n"
+                                     "process_docs: !function utils.docs\n")
+    (tasks / "ll.yaml").write_text("include: base.yaml\n" + (tasks / "ll.yaml").read_text().replace(
+        "dataset_kwargs:\n  data_files: {test: gen.jsonl}\n", ""))
+    assert task_reads(tmp_path, "tasks/ll.yaml") == {"include": ["tasks/base.yaml"], "data_files": ["tasks/gen.jsonl", "k.jsonl"]}
+    assert task_reads(tmp_path, "tasks/arc.yaml") == {"data_files": ["tasks/arc.jsonl"]}
+    loaded = load_curriculum(graph)
+    rows = {(r["node_id"], r["file_key"]): r["path"] for r in file_rows(loaded)}
+    arc = next(k for (n, k), path in rows.items() if path == "tasks/arc.yaml")
+    assert rows[("t", f"{arc} data_files[0]")] == "tasks/arc.jsonl"
+    before = {name: sha for name, sha, _ in input_files(loaded)}
+    assert {"tasks/arc.jsonl", "tasks/gen.jsonl", "tasks/base.yaml", "k.jsonl"} <= set(before)
+    with (tasks / "arc.jsonl").open("a") as f:
+        f.write('{"question": "What is cold?", "choices": {"text": ["frost", "sun"], "label": ["A", "B"]}, "answerKey": "A"}\n')
+    assert changed_files(before, input_files(load_curriculum(graph))) == ["tasks/arc.jsonl"]
