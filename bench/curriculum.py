@@ -44,7 +44,7 @@ from curriculum.validate import load_curriculum
 from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
-from warehouse.records import end_state, policy_summary
+from warehouse.records import end_state, get_run, policy_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ["flat-rounds", "flat-budget", "fixed", "random"]
@@ -134,9 +134,12 @@ def main() -> None:
         if run_id in done or args.summary_only:
             return done.get(run_id)
         t0 = time.perf_counter()
-        curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs), run_id=run_id,
-                   profile=args.profile, **kw)
+        killed = db.exists() and get_run(Warehouse(db), run_id) is not None  # a benchmark killed mid-run: continue it
+        curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs),
+                   **({"resume": run_id} if killed else {"run_id": run_id}), profile=args.profile, **kw)
         row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0), **(extra or {})}
+        if killed:
+            row["resumed"] = True  # its wall time counts the resumed part only
         with done_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(name, seed, json.dumps({k: v for k, v in row.items() if k != "end"}), flush=True)
