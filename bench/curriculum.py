@@ -138,8 +138,8 @@ def main() -> None:
         curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs),
                    **({"resume": run_id} if killed else {"run_id": run_id}), profile=args.profile, **kw)
         row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0), **(extra or {})}
-        if killed:
-            row["resumed"] = True  # its wall time counts the resumed part only
+        if killed:  # its wall time would count the resumed part only, its train and probe time the whole run
+            row |= {"resumed": True, "wall_s": None, "overhead_s": None}
         with done_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(name, seed, json.dumps({k: v for k, v in row.items() if k != "end"}), flush=True)
@@ -203,7 +203,7 @@ def main() -> None:
     if "fixed" in per_seed:
         steps = paired(ratio, "fixed", "steps_to_all")
         summary |= {"adaptive_steps_over_fixed": steps["mean"], "adaptive_steps_over_fixed_ci": steps["ci"]}
-    every_run = [r for rows in per_seed.values() for r in rows]
+    every_run = [r for rows in per_seed.values() for r in rows if r["overhead_s"] is not None]
     summary["overhead_fraction"] = sum(r["overhead_s"] for r in every_run) / max(sum(r["train_s"] for r in every_run), 1e-9)
     summary["end_scores"] = {name: [r["end"] for r in rows] for name, rows in per_seed.items()}
 

@@ -12,17 +12,34 @@ from curriculum.lineage import file_keys
 from curriculum.validate import LoadedCurriculum
 
 
-def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str]]:
-    """(path as the YAML names it, sha256 of its bytes, text) of each data and probe file, once each."""
-    names = [rel for node in loaded.spec.nodes.values() for rel in file_keys(node, loaded.path.parent).values()]
+def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str | None]]:
+    """(path as the YAML names it, sha256 of its bytes, text) of each data and probe file, once each. The text
+    is kept for UTF-8 files up to SNAPSHOT_LIMIT (a task YAML's data may be parquet or a large eval set): None
+    otherwise, and only the hash is recorded."""
+    root = loaded.path.parent
+    names = [rel for node in loaded.spec.nodes.values() for rel in file_keys(node, root).values()]
     out = []
     for name in dict.fromkeys(names):
-        raw = (loaded.path.parent / name).read_bytes()
-        out.append((name, hashlib.sha256(raw).hexdigest(), raw.decode("utf-8")))
+        raw = (root / name).read_bytes()
+        out.append((name, hashlib.sha256(raw).hexdigest(), _text(raw)))
     return out
 
 
-def changed_files(recorded: dict[str, str], current: list[tuple[str, str, str]]) -> list[str]:
-    """The recorded files whose content is not what it was (or that are gone), and files new since."""
+SNAPSHOT_LIMIT = 8 << 20  # bytes of one file's text kept in the warehouse
+
+
+def _text(raw: bytes) -> str | None:
+    if len(raw) > SNAPSHOT_LIMIT:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def changed_files(recorded: dict[str, str], current: list[tuple[str, str, str | None]]) -> list[str]:
+    """The recorded files whose content is not what it was, or that are gone. A file read now but not recorded
+    is new only if the YAML or a task YAML changed, which their own hashes say; or the run was recorded before
+    task YAMLs' data files were part of the snapshot, so it is not a change."""
     now = {name: sha for name, sha, _ in current}
-    return sorted(name for name in recorded.keys() | now.keys() if recorded.get(name) != now.get(name))
+    return sorted(name for name in recorded if recorded[name] != now.get(name))

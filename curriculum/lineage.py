@@ -9,7 +9,6 @@ and nothing it requires is scheduled again.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from curriculum import spec
+from curriculum.taskfiles import task_reads
 from curriculum.validate import LoadedCurriculum
 
 COSMETIC = ("layer", "facet", "description")  # fields no stage or probe reads: reported, never retrain a node
@@ -89,62 +89,19 @@ def _sha(path) -> str | None:
         return None
 
 
-def file_keys(node: spec.Node, root: Path | None = None) -> dict[str, str]:
-    """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML).
-    root: the curriculum's folder, to add what a task YAML there reads besides itself (its `include:` YAMLs and
-    local `data_files`, as `probes[i] data_files[j]`): an edit there is an edit of the probe."""
+def file_keys(node: spec.Node, root: Path) -> dict[str, str]:
+    """file key -> path from the curriculum's folder (root): the node's data, each probe's items file or task
+    YAML, and what a task YAML reads besides itself (`probes[i] include[j]`, `probes[i] data_files[j]`): an
+    edit there is an edit of the probe."""
     keys = {"data": node.data}
     for i, p in enumerate(node.probes):
         if p.items is not None:
             keys[f"probes[{i}]"] = p.items
         elif p.task is not None and p.task.endswith((".yaml", ".yml")):
             keys[f"probes[{i}]"] = p.task
-            if root is not None:
-                keys.update({f"probes[{i}] {kind}[{j}]": rel for kind, paths in task_reads(root, p.task).items()
-                             for j, rel in enumerate(paths)})
+            keys.update({f"probes[{i}] {kind}[{j}]": rel for kind, paths in task_reads(root, p.task).items()
+                         for j, rel in enumerate(paths)})
     return keys
-
-
-class _AnyTag(yaml.SafeLoader):
-    """Reads a task YAML for its file names only: lm-eval's `!function` tags are kept as plain text."""
-
-
-_AnyTag.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
-def task_reads(root: Path, task: str, depth: int = 0) -> dict[str, list[str]]:
-    """The local files an lm-eval task YAML reads (its includes, recursively, and their `data_files`), as paths
-    from the curriculum's folder. Only files that exist: a missing one is lm-eval's error to report."""
-    path = root / task
-    try:
-        config = yaml.load(path.read_text(encoding="utf-8"), Loader=_AnyTag) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return {}
-    if not isinstance(config, dict) or depth > 8:
-        return {}
-    out: dict[str, list[str]] = {"include": [], "data_files": []}
-    include = config.get("include")
-    for inc in [include] if isinstance(include, str) else []:
-        rel = _rel(root, path.parent / inc)
-        if rel is not None:
-            out["include"].append(rel)
-            for kind, paths in task_reads(root, rel, depth + 1).items():
-                out[kind] += paths
-    kwargs = config.get("dataset_kwargs")
-    files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
-    flat = files if isinstance(files, list) else list(files.values()) if isinstance(files, dict) else [files]
-    for f in [x for v in flat for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]:
-        rel = _rel(root, path.parent / f)
-        if rel is not None:
-            out["data_files"].append(rel)
-    return {k: list(dict.fromkeys(v)) for k, v in out.items() if v}
-
-
-def _rel(root: Path, path: Path) -> str | None:
-    """A file's path as seen from the curriculum's folder (POSIX, `..` allowed), or None when it is not a file."""
-    if not path.is_file():
-        return None
-    return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
 
 
 def file_rows(loaded: LoadedCurriculum, hashes: dict[str, str] | None = None) -> list[dict[str, Any]]:

@@ -178,10 +178,10 @@ class GatedPolicy:
 
     def next_step(self, st: RunState) -> Step | None:
         ready = st.ready()
-        learned = [m for m in st.order if st.status[m] in ("mastered", "forgotten")]  # what replay keeps alive
+        held = [m for m in st.order if st.status[m] in SETTLED]  # mastered, forgotten, or kept below its gate
         if st.pending_rehearsal and not ready:  # nothing to fold it into: consolidate, every learned node's data at once
             n, others = st.pending_rehearsal[0], st.pending_rehearsal[1:]
-            rest = [m for m in learned if m not in st.pending_rehearsal]
+            rest = [m for m in held if m not in st.pending_rehearsal]
             return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n, *others, *rest], [],
                         f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); consolidating with "
                         f"all {1 + len(others) + len(rest)} learned nodes' data", parent=st.accepted_stage, rehearse_nodes=others)
@@ -193,7 +193,6 @@ class GatedPolicy:
         if n in st.continue_from:
             reason = f"attempt {attempt}, continuing stage {parent} ({st.spent.get(n, 0)} steps spent)"
         folded = [m for m in st.pending_rehearsal if m != n]
-        held = [m for m in st.order if st.status[m] in SETTLED]  # mastered, forgotten, or kept below its gate
         replay = [m for m in held if m != n and m not in folded] if st.cur.train_config(n).replay else []
         if folded:
             reason += f"; rehearsing {', '.join(folded)} in the same stage"
@@ -403,6 +402,7 @@ class FlatPolicy:
     name: str = "flat"
     done: bool = False
     probes_ready: bool = False
+    gates: bool = True  # its end state is judged against every gate
 
     def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
         st.record(0, observed)

@@ -38,7 +38,7 @@ from flows.drift_step import drift_baseline, stage_drift
 from flows import faults, runlock
 from flows.failures import WorkerLost, failure_reason, retry_if_transient
 from flows.resume import Settings, check_resume, new_settings
-from probes.calibrate import node_levels
+from probes.calibrate import node_levels, out_of_reach
 from probes.lm import DECODING
 from probes.prober import Prober
 from probes.results import ItemResult
@@ -132,22 +132,6 @@ def draw_until_clear(loaded: LoadedCurriculum, st: RunState, node_id: str, resul
             return draws
         results[node_id] += probe({node_id: more_items(loaded, node_id, ev.items)})[node_id]
         draws += 1
-
-
-def out_of_reach(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[str]:
-    """Written paraphrase gates above what the node's own training answers score: said at the start of a run,
-    since such a gate is likely never held whatever the policy (a hand-written 0.5 often is, under key facts)."""
-    notes = []
-    for n in st.order:
-        written = loaded.spec.gate_config(n).min_score
-        if written == "auto":
-            continue
-        ev = baseline.get(n)
-        levels = node_levels(loaded, n, ev.score if ev else None)
-        if levels.kind == "paraphrase" and levels.recite is not None and written > levels.recite:
-            notes.append(f"{n}: gate {written:.3f} is above {levels.recite:.3f}, what the node's own training answers "
-                         f"score: likely out of reach (`min_score: auto` would be {levels.suggested_gate():.3f})")
-    return notes
 
 
 def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[Decision]:
@@ -350,7 +334,7 @@ def curriculum(
                                       "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
                                       **lineage_config},
                               parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
-                              texts=[(sha, text) for _, sha, text in inputs])
+                              texts=[(sha, text) for _, sha, text in inputs if text is not None])
         else:
             if run["status"] == "running":  # its lock was free (or stale): no process is running it
                 log.warning("run %s was interrupted (recorded as running, no live process holds it); resuming", run_id)
@@ -404,8 +388,10 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         results = probe(prober, loaded, lineage.adapter if lineage else None, 0, plan, {})
         baseline = observe_rows(loaded, list(plan), as_rows(results))
         decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
-        for note in out_of_reach(loaded, st, baseline):
-            log.warning(note)
+        if pol.gates:  # a gate written out of reach of the node's own data: say so before training toward it
+            waiting = [n for n in st.order if st.status[n] in ("locked", "dormant")]
+            for note in out_of_reach(loaded, waiting, {n: ev.score for n, ev in baseline.items() if ev is not None}):
+                log.warning(note)
         if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
             decisions = lineage.decisions + decisions + lineage.recheck(st, pol, baseline)
         records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from curriculum.calibration import Levels, choice_levels
 from curriculum.spec import CONTINUOUS_PROBE_KINDS
 from curriculum.validate import LoadedCurriculum
 from probes.kinds import item_facts
 from probes.scoring import fact_recall, meaning
-from probes.similarity import cosine_best
+from probes.similarity import cosine_grid
 
 
 def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
@@ -23,9 +24,9 @@ def recite_level(loaded: LoadedCurriculum, node_id: str) -> float | None:
              for rec in loaded.probe_items[node_id][i]]
     if not items or not answers:
         return None
-    sims = cosine_best(answers * len(items), [it.all_references() for it in items for _ in answers])  # one encode call
-    best = [max(meaning(sims[k * len(answers) + j], fact_recall(a, item_facts(it))) for j, a in enumerate(answers))
-            for k, it in enumerate(items)]
+    grid = cosine_grid(answers, [it.all_references() for it in items])
+    best = [max(meaning(sims[j], fact_recall(a, item_facts(it))) for j, a in enumerate(answers))
+            for it, sims in zip(items, grid)]
     return math.fsum(best) / len(best)
 
 
@@ -38,6 +39,22 @@ def node_levels(loaded: LoadedCurriculum, node_id: str, base: float | None) -> L
     chance, bias = choice_levels(choice) if choice and not has_paraphrase else (None, None)
     return Levels("paraphrase" if has_paraphrase else "choice", items, base=base, chance=chance, bias=bias,
                   recite=recite_level(loaded, node_id) if has_paraphrase else None)
+
+
+def out_of_reach(loaded: LoadedCurriculum, nodes: Sequence[str], base: dict[str, float | None]) -> list[str]:
+    """Written gates of paraphrase-only nodes above what the node's own training answers score: said at the
+    start of a run, since such a gate is likely never held whatever the policy (a hand-written 0.5 often is,
+    under key facts). A node with choice items too is left alone: those can score 1."""
+    notes = []
+    for n in nodes:
+        written, probes = loaded.spec.gate_config(n).min_score, loaded.spec.nodes[n].probes
+        if written == "auto" or not probes or any(p.kind not in CONTINUOUS_PROBE_KINDS for p in probes):
+            continue
+        levels = node_levels(loaded, n, base.get(n))
+        if levels.recite is not None and written > levels.recite:
+            notes.append(f"{n}: gate {written:.3f} is above {levels.recite:.3f}, what the node's own training answers "
+                         f"score: likely out of reach (`min_score: auto` would be {levels.suggested_gate():.3f})")
+    return notes
 
 
 def calibrate(loaded: LoadedCurriculum) -> dict[str, Levels]:

@@ -32,3 +32,16 @@ def cosine_best(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> 
 def cosine_pairs(outputs: Sequence[str], references: Sequence[str]) -> list[float]:
     """Cosine similarity of each output with its one reference."""
     return cosine_best(outputs, [[r] for r in references])
+
+
+def cosine_grid(outputs: Sequence[str], references: Sequence[Sequence[str]]) -> list[list[float]]:
+    """For each reference set, every output's cosine with its closest reference: each text encoded once, so
+    a node's many training answers against its probe items cost one encode of each, not one per pair."""
+    texts = list(dict.fromkeys([*outputs, *(r for refs in references for r in refs)]))
+    if not outputs or not texts:
+        return [[] for _ in references]
+    emb = sentence_model().encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True)
+    at = {t: i for i, t in enumerate(texts)}
+    out_emb = emb[[at[o] for o in outputs]]
+    return [(emb[[at[r] for r in refs]] @ out_emb.T).max(dim=0).values.clamp(-1.0, 1.0).tolist() if refs
+            else [0.0] * len(outputs) for refs in references]

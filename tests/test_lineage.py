@@ -150,7 +150,8 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     """Its `data_files` and `include:` YAMLs too: an edited data file of an lm-eval probe is a changed probe for
     resume and --from, as an edited items file is."""
     from curriculum.inputs import changed_files, input_files
-    from curriculum.lineage import file_rows, task_reads
+    from curriculum.lineage import file_rows
+    from curriculum.taskfiles import task_reads
     from curriculum.validate import load_curriculum
     from helpers import probe_kinds_graph
 
@@ -171,3 +172,34 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     with (tasks / "arc.jsonl").open("a") as f:
         f.write('{"question": "What is cold?", "choices": {"text": ["frost", "sun"], "label": ["A", "B"]}, "answerKey": "A"}\n')
     assert changed_files(before, input_files(load_curriculum(graph))) == ["tasks/arc.jsonl"]
+    # a binary data file is hashed, its text not kept; a run recorded before such files were read resumes
+    (tasks / "extra.parquet").write_bytes(b"PAR1\x00\xff\xfe")
+    (tasks / "base.yaml").write_text((tasks / "base.yaml").read_text().replace("../k.jsonl]", "../k.jsonl, extra.parquet]"))
+    now = {name: text for name, _, text in input_files(load_curriculum(graph))}
+    assert "tasks/extra.parquet" in now and now["tasks/extra.parquet"] is None and now["tasks/gen.jsonl"] is not None
+    older = {name: sha for name, sha, _ in input_files(load_curriculum(graph)) if not name.endswith(".parquet")}
+    assert changed_files(older, input_files(load_curriculum(graph))) == []
+
+
+def test_task_reads_follows_lm_evals_merge(tmp_path: Path) -> None:
+    """Includes (a name or a list, from another folder) merged first, the file's own keys over them, and the
+    merged `data_files` read from the top task YAML's folder, as the bridge reads them; globs expanded."""
+    from curriculum.taskfiles import task_reads
+    from probes.lmeval_bridge import file_task
+
+    (tmp_path / "common").mkdir()
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "common" / "base.yaml").write_text("dataset_path: json\ndataset_kwargs: {data_files: {test: d.jsonl}}\n")
+    (tmp_path / "common" / "more.yaml").write_text("output_type: multiple_choice\n")
+    for name in ("d.jsonl", "e1.jsonl", "e2.jsonl"):
+        (tmp_path / "tasks" / name).write_text("{}\n")
+    (tmp_path / "tasks" / "t.yaml").write_text("include: [../common/base.yaml, ../common/more.yaml]\ntask: t\n")
+    assert task_reads(tmp_path, "tasks/t.yaml") == {"include": ["common/base.yaml", "common/more.yaml"],
+                                                    "data_files": ["tasks/d.jsonl"]}
+    read = file_task(tmp_path / "tasks" / "t.yaml")["dataset_kwargs"]["data_files"]["test"]
+    assert Path(read).resolve() == (tmp_path / "tasks" / "d.jsonl").resolve()  # the file the probe reads
+    (tmp_path / "tasks" / "u.yaml").write_text("include: ../common/base.yaml\ntask: u\n"
+                                               "dataset_kwargs: {data_files: 'e*.jsonl'}\n")
+    assert task_reads(tmp_path, "tasks/u.yaml") == {"include": ["common/base.yaml"],
+                                                    "data_files": ["tasks/e1.jsonl", "tasks/e2.jsonl"]}
+    assert task_reads(tmp_path, "tasks/missing.yaml") == {}

@@ -137,19 +137,22 @@ def test_calibrate_prints_levels_and_writes_gates_that_auto_reproduces(prefect_h
 
 
 def test_a_written_gate_above_the_datas_own_level_is_called_out_of_reach(tmp_path: Path) -> None:
-    from curriculum.policies import RunState
-    from flows.curriculum_flow import out_of_reach
     from helpers import tiny_graph
-    from probes.calibrate import recite_level
+    from probes.calibrate import out_of_reach, recite_level
 
     graph = tiny_graph(tmp_path)
+    mixed = graph.read_text()
+    para_only = "\n".join(line for line in mixed.splitlines() if "kind: transfer" not in line) + "\n"
+    graph.write_text(para_only)
     loaded = load_curriculum(graph)
-    level = recite_level(loaded, "a")
-    assert level is not None and 0 < level < 0.95
-    for gate, flagged in ((0.95, True), (round(level - 0.01, 3), False)):
-        graph.write_text(graph.read_text().replace("min_score: 0.5,", f"min_score: {gate},").replace("min_score: 0.95,", f"min_score: {gate},"))
-        loaded = load_curriculum(graph)
-        notes = out_of_reach(loaded, RunState.start(loaded.spec, loaded.graph), {})
-        assert [n.split(":")[0] for n in notes] == (["a", "b"] if flagged else [])  # a and b: same data
+    levels = {n: recite_level(loaded, n) for n in ("a", "b")}
+    assert all(v is not None and 0 < v < 0.95 for v in levels.values())
+    for gate, flagged in ((0.95, ["a", "b"]), (round(min(levels.values()) - 0.01, 3), [])):
+        graph.write_text(para_only.replace("min_score: 0.5,", f"min_score: {gate},"))
+        notes = out_of_reach(load_curriculum(graph), ["a", "b"], {})
+        assert [n.split(":")[0] for n in notes] == flagged
         if flagged:
-            assert f"gate {gate:.3f} is above {level:.3f}" in notes[0] and "min_score: auto" in notes[0]
+            assert f"gate 0.950 is above {levels['a']:.3f}" in notes[0] and "min_score: auto" in notes[0]
+    # a node with choice items too can score 1 on those: never called out of reach
+    graph.write_text(mixed.replace("min_score: 0.5,", "min_score: 0.95,"))
+    assert out_of_reach(load_curriculum(graph), ["a", "b"], {}) == []
