@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from curriculum.lineage import file_keys
+from curriculum.lineage import node_files
 from curriculum.validate import LoadedCurriculum
 
 
@@ -17,7 +17,7 @@ def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str | None]]:
     is kept for UTF-8 files up to SNAPSHOT_LIMIT (a task YAML's data may be parquet or a large eval set): None
     otherwise, and only the hash is recorded."""
     root = loaded.path.parent
-    names = [rel for node in loaded.spec.nodes.values() for rel in file_keys(node, root).values()]
+    names = [rel for node in loaded.spec.nodes.values() for rel in node_files(node, root).values()]
     out = []
     for name in dict.fromkeys(names):
         raw = (root / name).read_bytes()

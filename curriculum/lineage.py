@@ -89,18 +89,22 @@ def _sha(path) -> str | None:
         return None
 
 
-def file_keys(node: spec.Node, root: Path) -> dict[str, str]:
-    """file key -> path from the curriculum's folder (root): the node's data, each probe's items file or task
-    YAML, and what a task YAML reads besides itself (`probes[i] include[j]`, `probes[i] data_files[j]`): an
-    edit there is an edit of the probe."""
+def file_keys(node: spec.Node) -> dict[str, str]:
+    """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML)."""
     keys = {"data": node.data}
+    keys.update({f"probes[{i}]": p.items or p.task for i, p in enumerate(node.probes) if p.items is not None
+                 or (p.task is not None and p.task.endswith((".yaml", ".yml")))})
+    return keys
+
+
+def node_files(node: spec.Node, root: Path) -> dict[str, str]:
+    """file_keys, and what each task YAML there reads besides itself (`probes[i] include[j]`, `probes[i]
+    data_files[j]`, read from the curriculum's folder `root`): an edit there is an edit of the probe."""
+    keys = file_keys(node)
     for i, p in enumerate(node.probes):
-        if p.items is not None:
-            keys[f"probes[{i}]"] = p.items
-        elif p.task is not None and p.task.endswith((".yaml", ".yml")):
-            keys[f"probes[{i}]"] = p.task
-            keys.update({f"probes[{i}] {kind}[{j}]": rel for kind, paths in task_reads(root, p.task).items()
-                         for j, rel in enumerate(paths)})
+        if p.items is None and f"probes[{i}]" in keys:  # a task YAML kept beside the curriculum
+            keys.update({f"probes[{i}] {kind}[{j}]": dep for kind, paths in task_reads(root, p.task).items()
+                         for j, dep in enumerate(paths)})
     return keys
 
 
@@ -110,7 +114,7 @@ def file_rows(loaded: LoadedCurriculum, hashes: dict[str, str] | None = None) ->
     root = loaded.path.parent
     sha = hashes.get if hashes is not None else (lambda rel: _sha(root / rel))
     return [{"node_id": n, "file_key": key, "path": rel, "sha256": sha(rel)}
-            for n, node in loaded.spec.nodes.items() for key, rel in file_keys(node, root).items()]
+            for n, node in loaded.spec.nodes.items() for key, rel in node_files(node, root).items()]
 
 
 def _node_fields(cur: spec.Curriculum, n: str) -> dict[str, Any]:
@@ -188,9 +192,9 @@ def diff_graphs(parent: Snapshot, loaded: LoadedCurriculum) -> GraphDiff:
         if gate:
             out.gates[n] = gate
         if parent.files is not None:
-            before, paths = parent.files.get(n, {}), file_keys(old.nodes[n], root)
-            files = [Change(f"file {key}", before[key], sha) for key, rel in file_keys(new.nodes[n], root).items()
-                     if key in before and paths.get(key) == rel and before[key] != (sha := _sha(root / rel))]
+            before, paths = parent.files.get(n, {}), file_keys(old.nodes[n])  # (a task YAML's reads: by hash alone)
+            files = [Change(f"file {key}", before[key], sha) for key, rel in node_files(new.nodes[n], root).items()
+                     if key in before and paths.get(key, rel) == rel and before[key] != (sha := _sha(root / rel))]
             if files:
                 out.files[n] = files
                 changes += files
