@@ -22,7 +22,7 @@ from curriculum.taskfiles import task_reads
 from curriculum.validate import LoadedCurriculum
 
 COSMETIC = ("layer", "facet", "description")  # fields no stage or probe reads: reported, never retrain a node
-KEEP_STATUSES = ("mastered", "trained", "forgotten", "failed", "skipped", "dormant")  # end states a kept node carries
+KEEP_STATUSES = ("mastered", "trained", "forgotten", "below-gate", "failed", "skipped", "dormant")  # end states a kept node carries
 BLOCKED_BY = ("failed", "skipped")  # a scheduled node requiring one of these can never unlock
 
 

@@ -9,8 +9,9 @@ same state machine and lands exactly where it stopped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import networkx as nx
 
@@ -21,7 +22,8 @@ from curriculum.spec import Curriculum
 
 FLAT = "*"
 Observed = dict[str, Evidence | None]  # node -> its items at this stage (None: the node has no probes)
-SETTLED = ("mastered", "trained", "forgotten")  # statuses whose node has been learned (once): its children may go
+SETTLED = ("mastered", "trained", "forgotten", "below-gate")  # statuses whose node has been trained (once): its
+# children may go. `below-gate`: its budget is spent under its gate; it stays in replay and the graph goes on
 Outcome = str  # what becomes of a stage's adapter: done (the run goes on from it) | retried (the retry continues
 # it, the run does not) | discarded
 
@@ -30,7 +32,7 @@ Outcome = str  # what becomes of a stage's adapter: done (the run goes on from i
 class Step:
     """A stage to run: train `node_id` (or every node, for flat) on these nodes' data."""
 
-    kind: str  # train | rehearse | flat
+    kind: str  # train | rehearse | flat | mix
     node_id: str
     attempt: int
     data_nodes: list[str]
@@ -40,6 +42,9 @@ class Step:
     parent: int | None = None  # the stage whose adapter it continues (None: the base model)
     spent: int = 0  # optimizer steps the node has spent on this chain of attempts (its budget counts them)
     rehearse_nodes: list[str] = field(default_factory=list)  # forgotten nodes whose data is folded into this stage
+    mixture: dict[str, int] = field(default_factory=dict)  # mix: examples drawn from each node for this stage
+    weights: dict[str, float] = field(default_factory=dict)  # mix: each node's share of the mixture
+    budget: int | None = None  # mix: the stage's optimizer steps (the policy sizes it from the nodes' budgets)
 
 
 @dataclass
@@ -88,13 +93,16 @@ class RunState:
     trained: set[str] = field(default_factory=set)
     mastered_on: dict[str, Evidence] = field(default_factory=dict)  # the items each node was last mastered on
     auto_gates: dict[str, float] = field(default_factory=dict)  # gates of `min_score: auto`, fixed at baseline
+    sizes: dict[str, int] = field(default_factory=dict)  # training examples per node (mix sizes its stages by them)
+    budgets: dict[str, int] = field(default_factory=dict)  # optimizer steps each node may spend (curriculum.sizing)
 
     @classmethod
-    def start(cls, cur: Curriculum, graph: nx.DiGraph) -> RunState:
+    def start(cls, cur: Curriculum, graph: nx.DiGraph, sizes: dict[str, int] | None = None,
+              budgets: dict[str, int] | None = None) -> RunState:
         requires = nx.subgraph_view(graph, filter_edge=lambda u, v: graph[u][v]["kind"] == "requires")
         order = list(nx.lexicographical_topological_sort(requires, key=list(cur.nodes).index))
         status = {n: "dormant" if cur.nodes[n].entered_by == "on_fail" else "locked" for n in order}
-        return cls(cur, order, status)
+        return cls(cur, order, status, sizes=dict(sizes or {}), budgets=dict(budgets or {}))
 
     def gate(self, node_id: str) -> float:
         value = self.cur.gate_config(node_id).min_score
@@ -142,6 +150,21 @@ class RunState:
         for node_id, ev in observed.items():
             if ev is not None:
                 self.evidence.setdefault(node_id, []).append((stage, ev))
+
+
+class Policy(Protocol):
+    """What the flow asks of a policy: the same calls, live and when a resumed run replays its record."""
+
+    name: str
+    gates: bool  # its end state is judged against the gates (and gate warnings apply)
+    probes_ready: bool  # the flow probes ready nodes after each kept stage (a chooser ranks them)
+
+    def baseline(self, st: RunState, observed: Observed) -> list[Decision]: ...
+    def next_step(self, st: RunState) -> Step | None: ...
+    def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
+                trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]: ...
+    def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]: ...
+    def recheck(self, st: RunState, observed: Observed) -> list[Decision]: ...
 
 
 @dataclass
@@ -260,6 +283,8 @@ class GatedPolicy:
             return "discarded", [Decision.on(n, "branch", f"{verdict}; {why}; taking remedial branch '{on_fail}', "
                                              "then one more attempt", call, gate, attempt=step.attempt, before=before,
                                              signals=signals)]
+        if not st.cur.gate_config(n).required:  # an unmet gate does not end the graph: the node goes on below it
+            return self._below_gate(st, step, stage, observed, call, before_ev, f"{verdict}; {why}", signals)
         gain = paired_drop(ev, before_ev) if ev is not None and before_ev is not None else None  # did it go up?
         if st.cur.gate_config(n).keep_progress and gain is not None and gain.significant(st.confidence(n)):
             st.status[n] = "trained"
@@ -271,6 +296,27 @@ class GatedPolicy:
         return "discarded", self._back_off(st, n, Decision.on(n, "back-off", f"{verdict}; {why}; adapter discarded, "
                                                               "parent's kept", call, gate, attempt=step.attempt,
                                                               before=before, signals=signals))
+
+    def _below_gate(self, st: RunState, step: Step, stage: int, observed: Observed, call: GateCall | None,
+                    before_ev: Evidence | None, why: str, signals: dict[str, Any]) -> tuple[Outcome, list[Decision]]:
+        """A node whose budget is spent under its gate (not `required`): recorded `below-gate` with its score, kept
+        in replay, its dependants go on. Its adapter is kept unless the stage made the model significantly worse on
+        what it held (its own items, or a mastered node's, below the gate), or `keep_progress: false`."""
+        n, gate = step.node_id, st.gate(step.node_id)
+        worse = worse_on_held(st, observed, before_ev, n)
+        keep = st.cur.gate_config(n).keep_progress and not worse
+        st.status[n] = "below-gate"
+        before = before_ev.score if before_ev else None
+        extra = below_gate_dependants(st, n)
+        if keep:
+            st.keep(stage)
+            decisions = [Decision.on(n, "keep", f"{why}; adapter kept below its gate, dependants go on", call, gate,
+                                     attempt=step.attempt, before=before, signals=signals)]
+            return "done", decisions + extra + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
+        cause = f"it made {', '.join(worse)} significantly worse" if worse else "keep_progress: false"
+        return "discarded", [Decision.on(n, "back-off", f"{why}; adapter discarded ({cause}), parent's kept; the node "
+                                         "stays below its gate in replay, dependants go on", call, gate,
+                                         attempt=step.attempt, before=before, signals=signals), *extra]
 
     def _drifted(self, st: RunState, step: Step, stage: int, trained: dict[str, Any]) -> list[Decision] | None:
         """`max_drift`: a stage that cost the base model's own answers clearly more than the node's gate allows
@@ -350,16 +396,7 @@ class GatedPolicy:
         return decisions
 
     def _back_off(self, st: RunState, n: str, decision: Decision) -> list[Decision]:
-        st.status[n] = "failed"
-        decisions = [decision]
-        for d in st.descendants(n):
-            if st.status[d] in ("locked", "dormant", "waiting"):
-                st.status[d] = "skipped"
-                decisions.append(Decision(d, "skip", f"requires '{n}', which failed"))
-        for waiting, remedial in ((w, st.cur.nodes[w].on_fail) for w in st.order if st.status[w] == "waiting"):
-            if remedial == n:
-                decisions += self._back_off(st, waiting, Decision(waiting, "back-off", f"its remedial branch '{n}' failed"))
-        return decisions
+        return back_off(st, n, decision)
 
     def _forgetting(self, st: RunState, observed: Observed, exclude: str) -> list[Decision]:
         """A mastered node is rehearsed when its items dropped significantly since it was mastered (a paired
@@ -388,6 +425,64 @@ class GatedPolicy:
         return decisions
 
 
+def back_off(st: RunState, n: str, decision: Decision) -> list[Decision]:
+    """The node failed for good: everything that requires it is skipped (a `required` gate, or a stage that raised)."""
+    st.status[n] = "failed"
+    decisions = [decision]
+    for d in st.descendants(n):
+        if st.status[d] in ("locked", "dormant", "waiting"):
+            st.status[d] = "skipped"
+            decisions.append(Decision(d, "skip", f"requires '{n}', which failed"))
+    for waiting, remedial in ((w, st.cur.nodes[w].on_fail) for w in st.order if st.status[w] == "waiting"):
+        if remedial == n:
+            decisions += back_off(st, waiting, Decision(waiting, "back-off", f"its remedial branch '{n}' failed"))
+    return decisions
+
+
+def below_gate_dependants(st: RunState, n: str) -> list[Decision]:
+    """Origins waiting on `n` as their remedial branch go on below their gate too (the branch did not save them)."""
+    decisions = []
+    for w in st.order:
+        if st.status[w] == "waiting" and st.cur.nodes[w].on_fail == n:
+            st.status[w] = "below-gate"
+            decisions.append(Decision(w, "below-gate", f"its remedial branch '{n}' ended below its gate; "
+                                      "it stays below its own, dependants go on", gate=st.gate(w)))
+    return decisions
+
+
+def worse_on_held(st: RunState, observed: Observed, before_ev: Evidence | None, n: str | None) -> list[str]:
+    """Nodes this stage made significantly worse (a paired test on the same items): the trained node against its
+    score before the stage, and every mastered node, below its gate, against the items it was mastered on."""
+    worse = []
+    if n is not None and before_ev is not None and (ev := observed.get(n)) is not None:
+        drop = paired_drop(before_ev, ev)
+        if drop.significant(st.confidence(n)):
+            worse.append(n)
+    for m, ev in observed.items():
+        if m == n or ev is None or st.status.get(m) != "mastered" or m not in st.mastered_on:
+            continue
+        drop = paired_drop(st.mastered_on[m], ev)
+        if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
+            worse.append(m)
+    return worse
+
+
+def final_verdicts(st: RunState, observed: Observed) -> list[Decision]:
+    """The final sweep is evidence too: a node the policy holds as mastered whose full-pool score is clearly under
+    its gate (the upper bound below it) is not reported mastered; it ends `below-gate`."""
+    decisions = []
+    for n, ev in observed.items():
+        if ev is None or st.status.get(n) != "mastered":
+            continue
+        call = st.call(n, ev)
+        if call.verdict == "fail":
+            st.status[n] = "below-gate"
+            decisions.append(Decision.on(n, "below-gate", f"final sweep on all items: "
+                                         f"{call.describe(st.gate(n), st.confidence(n))}; not reported mastered",
+                                         call, st.gate(n)))
+    return decisions
+
+
 def _drop_text(drop: Drop, moved: str = "fell") -> str:
     """A paired comparison in words; for a gain the test ran with the stages swapped, so the numbers are too."""
     then, now = (drop.before, drop.after) if moved == "fell" else (drop.after, drop.before)
@@ -414,6 +509,9 @@ class FlatPolicy:
         nodes = [n for n in st.order if st.status[n] != "dormant"]
         return Step("flat", FLAT, 1, nodes, reason="baseline: all nodes' data in one stage")
 
+    def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
+        return []
+
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         raise RuntimeError(f"the flat stage failed, so there is nothing to compare: {error}")
 
@@ -435,18 +533,25 @@ class FlatPolicy:
         return "done", decisions
 
 
-def make_policy(name: str, seed: int = 0):
-    """The policy named in the YAML or on the command line."""
-    if name == "gated":
-        return GatedPolicy("gated", first_in_order)
-    if name == "greedy":
-        return GatedPolicy("greedy", largest_gap)
-    if name == "bandit":
-        return GatedPolicy("bandit", Exp3S(seed))
-    if name == "random":
-        return GatedPolicy("random", RandomOrder(seed))
-    if name == "fixed":
-        return GatedPolicy("fixed", first_in_order, gates=False)
-    if name == "flat":
-        return FlatPolicy()
-    raise ValueError(f"unknown policy '{name}' (expected gated, greedy, bandit, random, flat or fixed)")
+def _mix(seed: int) -> Policy:
+    from curriculum.mix import MixPolicy  # it builds on this module's state and decisions
+
+    return MixPolicy()
+
+
+POLICIES: dict[str, Callable[[int], Policy]] = {
+    "gated": lambda seed: GatedPolicy("gated", first_in_order),
+    "greedy": lambda seed: GatedPolicy("greedy", largest_gap),
+    "bandit": lambda seed: GatedPolicy("bandit", Exp3S(seed)),
+    "random": lambda seed: GatedPolicy("random", RandomOrder(seed)),
+    "fixed": lambda seed: GatedPolicy("fixed", first_in_order, gates=False),
+    "flat": lambda seed: FlatPolicy(),
+    "mix": _mix,
+}
+
+
+def make_policy(name: str, seed: int = 0) -> Policy:
+    """The policy named in the YAML or on the command line (a new policy is one class and one line above)."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy '{name}' (expected one of {', '.join(POLICIES)})")
+    return POLICIES[name](seed)

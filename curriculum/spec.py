@@ -24,7 +24,7 @@ class Layer(str, Enum):
 
 
 Facet = Literal["lexical", "logical", "narrative", "philosophical"]
-Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed"]
+Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed", "mix"]
 ProbeKind = Literal["paraphrase", "transfer", "lmeval", "analogy", "analogy_generative"]
 CONTINUOUS_PROBE_KINDS = frozenset({"paraphrase", "analogy_generative"})  # scored by meaning; the others right or wrong
 
@@ -144,8 +144,13 @@ class GateConfig(Strict):
                               "the last attempt's adapter while the node's budget lasts)")
     max_rehearsals: int = Field(2, ge=0, description="times a forgotten node is rehearsed before it is left forgotten")
     keep_progress: bool = Field(
-        True, description="a node that ends below its gate but significantly above where it started (a paired test on "
-        "the same items) keeps its adapter as 'trained' and its dependants go on; false: it backs off")
+        True, description="a node whose budget is spent below its gate keeps its last stage's adapter unless that stage "
+        "made the model significantly worse on what it held; false: that adapter is discarded (the node still ends "
+        "'below-gate' and its dependants go on, unless `required`)")
+    required: bool = Field(
+        False, description="the strict gate: a node that ends below it backs off (unless it significantly learned and "
+        "keep_progress holds) and every node that requires it is skipped; false: it ends 'below-gate', stays in "
+        "replay, and its dependants go on")
     max_drift: float | None = Field(
         None, ge=0, description="needs `drift:`: a stage whose drift (mean per-token log-likelihood of the base "
         "model's own answers, adapted minus base) is clearly below -max_drift (its upper bound at `confidence`) is "

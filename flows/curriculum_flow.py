@@ -23,7 +23,9 @@ from prefect.cache_policies import NO_CACHE
 from curriculum.draws import first_items, more_items, pool_keys, regression_items
 from curriculum.evidence import evidence_from
 from curriculum.lineage import file_rows
-from curriculum.policies import FLAT, Decision, Observed, RunState, Step, make_policy
+from curriculum.chat import Example, pair_ids
+from curriculum.mix import MIX_ROUNDS, draw_mixture
+from curriculum.policies import FLAT, Decision, Observed, Policy, RunState, Step, final_verdicts, make_policy
 from curriculum.problems import CurriculumError
 from curriculum.sizing import node_budget, round_length
 from curriculum.spec import TrainConfig
@@ -54,6 +56,13 @@ def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage:
     node was mastered on (is it back?), and, for policies that rank ready nodes, a first draw of each."""
     if step is None or step.kind == "flat":
         return {n: None for n in st.order if st.status[n] != "dormant"}
+    if step.kind == "mix":  # the frontier's first draws; held nodes as after any stage
+        plan = {n: first_items(loaded, n) for n in step.data_nodes}
+        for m in step.replay_nodes:
+            if m in st.mastered_on:
+                plan[m] = (sorted(st.mastered_on[m].items) if st.status[m] == "forgotten"
+                           else regression_items(loaded, m, sorted(st.mastered_on[m].items), stage))
+        return plan
     plan: dict[str, list | None] = {step.node_id: first_items(loaded, step.node_id)}
     for m in st.order:
         if m == step.node_id or m not in st.mastered_on:
@@ -105,7 +114,9 @@ def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
     """The cheap look after each training round: the trained node's first draw (every node's items for
     flat), scored as the gate will be; "pass" when every gate call on it passes."""
     selection: Selection = ({n: None for n in step.data_nodes} if step.kind == "flat"
+                            else {n: first_items(loaded, n) for n in step.data_nodes} if step.kind == "mix"
                             else {step.node_id: first_items(loaded, step.node_id)})
+    one_is_enough = step.kind == "mix"  # a frontier node that passes ends the stage: the mixture moves
 
     def check(model, tokenizer) -> tuple[float, str, int]:
         results = probe_nodes(model, tokenizer, loaded, selection, st.auto_gates)
@@ -114,7 +125,8 @@ def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
             faults.reached("train")
             return 1.0, "pass", 0
         calls = [st.call(n, ev) for n, ev in observed.items()]
-        verdict = "pass" if all(c.passed for c in calls) else "fail" if any(c.verdict == "fail" for c in calls) else "inconclusive"
+        verdict = ("pass" if (any if one_is_enough else all)(c.passed for c in calls)
+                   else "fail" if any(c.verdict == "fail" for c in calls) else "inconclusive")
         faults.reached("train")
         return sum(c.score for c in calls) / len(calls), verdict, sum(c.n for c in calls)
 
@@ -167,6 +179,31 @@ def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, 
                            f"{child.state.message if child.state else ''}")
 
 
+def mix_examples(loaded: LoadedCurriculum, step: Step, seed: int) -> list[Example]:
+    """A mix stage's examples: the policy's counts drawn from each node's data (seeded per stage)."""
+    pools = {n: examples_from_records(loaded.examples[n]) for n in step.mixture}
+    return draw_mixture(pools, step.mixture, seed)
+
+
+def mixture_rows(loaded: LoadedCurriculum, step: Step, seed: int, tokenizer) -> list[dict[str, Any]]:
+    """The warehouse's stage_mixture rows: each node's weight, examples drawn and their tokens."""
+    tokens: dict[str, int] = {}
+    for n in step.mixture:
+        drawn = draw_mixture({n: examples_from_records(loaded.examples[n])}, {n: step.mixture[n]}, seed)
+        tokens[n] = sum(len(pair_ids(tokenizer, ex.prompt, ex.answer)[0]) for ex in drawn)
+    return [{"node_id": n, "role": "frontier" if n in step.data_nodes else "replay", "weight": step.weights[n],
+             "examples": step.mixture[n], "tokens": tokens[n]} for n in step.mixture]
+
+
+def start_state(loaded: LoadedCurriculum, overrides: dict[str, Any] | None) -> RunState:
+    """The policy's state before the baseline, with each node's data size and step budget (the run's overrides laid
+    over its training settings, as its stages will be)."""
+    cur = loaded.spec
+    sizes = {n: len(loaded.examples.get(n, [])) for n in cur.nodes}
+    budgets = {n: node_budget(sizes[n], cur.train_config(n).model_copy(update=overrides or {})) for n in cur.nodes}
+    return RunState.start(cur, loaded.graph, sizes, budgets)
+
+
 def stage_config(loaded: LoadedCurriculum, step: Step, stage: int, seed: int, overrides: dict[str, Any] | None) -> TrainConfig:
     """The node's training settings (the curriculum's defaults for flat), seeded per stage, with the run's overrides."""
     cur = loaded.spec
@@ -188,11 +225,16 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
     log = get_run_logger()
     cur = loaded.spec
     cfg = stage_config(loaded, step, stage, seed, overrides)
-    examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
-    pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
+    if step.kind == "mix":  # the policy's mixture, replay included
+        examples, pools = mix_examples(loaded, step, cfg.seed), []
+    else:
+        examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
+        pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
     n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
     one_round = round_length(n_items, cfg)
-    if step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
+    if step.kind == "mix":  # until a frontier node would overspend its budget, and a few rounds at most
+        budget = min(step.budget or one_round, MIX_ROUNDS * one_round)
+    elif step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
         budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
     elif step.kind == "rehearse":  # upkeep, not learning: one round of every learned node's data
         budget = one_round
@@ -379,9 +421,9 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
              f" (profile {settings.profile})" if settings.profile else "", settings.policy, len(cur.nodes))
 
     if history.has_baseline:  # resume: the recorded stages replayed through the same policy, nothing retrained
-        st, stage = replay_state(wh, loaded, run_id, pol, history)
+        st, stage = replay_state(wh, loaded, run_id, pol, history, settings.train_overrides)
     else:
-        st, stage = RunState.start(cur, loaded.graph), 1
+        st, stage = start_state(loaded, settings.train_overrides), 1
         lineage = inherit.apply(wh, loaded, st, run_id, run_dir)  # --from: the parent's end state; else None
         started = time.perf_counter()
         plan = probe_plan(loaded, st, None, 0)
@@ -428,9 +470,8 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         trained = attempt.result()
         probe_started = time.perf_counter()
         results = probe(prober, loaded, out_dir, stage, plan, st.auto_gates)
-        if step.kind != "flat":
-            draw_until_clear(loaded, st, step.node_id, results,
-                             lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))
+        for n in step.data_nodes if step.kind == "mix" else [step.node_id] if step.kind != "flat" else []:
+            draw_until_clear(loaded, st, n, results, lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
         trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy
         observed = observe_rows(loaded, plan, as_rows(results))
@@ -440,13 +481,14 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         records.record_probes_and_decisions(
             wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
             [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"],
-            node_scores=score_rows(st, observed), node_status=status_rows(st))
+            node_scores=score_rows(st, observed), node_status=status_rows(st),
+            mixture=mixture_rows(loaded, step, seed + stage, prober.tokenizer) if step.kind == "mix" else ())
         log.info("stage %d %s: %s", stage, step.node_id,
                  ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
         stage += 1
 
     if settings.final_probe and st.accepted_stage is not None and stage not in history.stages:
-        final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}", probe)
+        final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}", probe, pol.gates)
     records.set_run_status(wh, run_id, "completed")  # before the report, which shows it
     faults.reached("report")
     try:  # the run is complete and recorded: a report or artifact that fails is logged, not the run's failure
@@ -458,12 +500,12 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
 
 
-def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, history: records.History | None = None
-                 ) -> tuple[RunState, int]:
+def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Policy,
+                 history: records.History | None = None, overrides: dict[str, Any] | None = None) -> tuple[RunState, int]:
     """The policy's state after a run's recorded stages, replayed through the same state machine from the
     warehouse's rows (nothing is trained or probed), and the next stage's number."""
     history = history or records.load_history(wh, run_id)
-    st = RunState.start(loaded.spec, loaded.graph)
+    st = start_state(loaded, overrides)
     lineage = inherit.apply(wh, loaded, st, run_id)  # a --from run starts from its parent's end state
     nodes = list(probe_plan(loaded, st, None, 0))
     baseline = observe_rows(loaded, nodes, history.item_scores.get(0, {}))
@@ -492,14 +534,16 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol, hist
 
 
 def final_sweep(wh: Warehouse, run_id: str, prober: Prober, loaded: LoadedCurriculum, st: RunState, stage: int,
-                adapter: Path, probe=probe_task) -> None:
+                adapter: Path, probe=probe_task, pol_gates: bool = True) -> None:
     """The end state, measured: every node on all its items, on the adapter the run ends with (a stage of
-    kind 'final' that trains nothing). Statuses are the policy's and do not change here."""
+    kind 'final' that trains nothing). It is evidence too: a node held as mastered whose score on all its items is
+    clearly under its gate ends `below-gate` (policies.final_verdicts)."""
     started = time.perf_counter()
     plan = probe_plan(loaded, st, None, stage)
     results = probe(prober, loaded, adapter, stage, plan, st.auto_gates)
     observed = observe_rows(loaded, plan, as_rows(results))
+    decisions = final_verdicts(st, observed) if pol_gates else []
     row = {"node_id": FLAT, "attempt": 1, "kind": "final", "parent_stage": st.accepted_stage, "adapter_path": str(adapter),
            "status": "done", "steps": 0, "tokens": 0, "probe_s": time.perf_counter() - started}
-    records.record_probes_and_decisions(wh, run_id, stage, [r.row() for rs in results.values() for r in rs], [], row,
-                                        node_scores=score_rows(st, observed), node_status=status_rows(st))
+    records.record_probes_and_decisions(wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
+                                        [asdict(d) for d in decisions], row, node_scores=score_rows(st, observed), node_status=status_rows(st))

@@ -18,7 +18,7 @@ from typing import Any
 from curriculum.draws import pool_keys
 from curriculum.evidence import evidence_from
 from curriculum.lineage import GraphDiff, Snapshot, diff_graphs
-from curriculum.policies import Decision, Observed, RunState
+from curriculum.policies import Decision, Observed, Policy, RunState
 from curriculum.validate import LoadedCurriculum
 from warehouse import lineage as rows
 from warehouse import records
@@ -67,7 +67,7 @@ class Lineage:
     mastered_at: dict[str, tuple[str, int]]
     decisions: list[Decision] = field(default_factory=list)  # recorded at stage 0, before the baseline's own
 
-    def recheck(self, st: RunState, pol, baseline: Observed) -> list[Decision]:
+    def recheck(self, st: RunState, pol: Policy, baseline: Observed) -> list[Decision]:
         """After the first probe: each kept node with its score on the inherited adapter, and the policy's
         forgetting test on the mastered ones (rehearsed when they no longer hold)."""
         out = []
@@ -83,9 +83,8 @@ class Lineage:
             out.append(Decision.on(n, "inherit", reason, call, st.gate(n) if call else None, signals={
                 "parent_run": self.parent, "status": p["status"],
                 **({"mastered_on": {"run": where[0], "stage": where[1]}} if where and n in st.mastered_on else {})}))
-        recheck = getattr(pol, "recheck", None)
         prefix = f"inherited from run '{self.parent}', re-checked on its adapter: "
-        return out + [replace(d, reason=prefix + d.reason) for d in (recheck(st, baseline) if recheck else [])]
+        return out + [replace(d, reason=prefix + d.reason) for d in pol.recheck(st, baseline)]
 
 
 def apply(wh: Warehouse, loaded: LoadedCurriculum, st: RunState, run_id: str, run_dir: Path | None = None

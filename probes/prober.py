@@ -42,6 +42,13 @@ class Prober:
         self._active = name
         return self._peft.eval()
 
+    @property
+    def tokenizer(self):
+        """The run's tokenizer (the base model is loaded for it once, as for any probe)."""
+        if self._loaded is None:
+            self.model_for(None)
+        return self._loaded.tokenizer
+
     def lend_base(self):
         """The loaded base with no adapter in it, for a stage to train on (one copy of the model in memory);
         the next probe loads its adapter again."""

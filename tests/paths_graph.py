@@ -52,7 +52,7 @@ nodes:
     requires: [learn]
     data: hard.jsonl
     on_fail: remedial
-    gate: {{min_score: 1.0, keep_progress: false}}  # what it learns does not save it: the back-off path
+    gate: {{min_score: 1.0, keep_progress: false, required: true}}  # a strict gate: the back-off path
     probes: [{{kind: paraphrase, items: hard_para.jsonl}}]
   remedial:
     layer: analogy

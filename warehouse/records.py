@@ -79,7 +79,8 @@ def set_run_status(wh: Warehouse, run_id: str, status: str, error: str | None = 
 def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_rows: Sequence[dict],
                                 decisions: Sequence[dict], stage_row: dict | None = None,
                                 steps: Sequence[dict] = (), baseline_probe_s: float | None = None,
-                                node_scores: Sequence[dict] = (), node_status: Sequence[dict] = ()) -> None:
+                                node_scores: Sequence[dict] = (), node_status: Sequence[dict] = (),
+                                mixture: Sequence[dict] = ()) -> None:
     """One stage (or the baseline, stage 0) in one transaction."""
     with wh.transaction() as con:
         if baseline_probe_s is not None:
@@ -90,6 +91,7 @@ def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_ro
         wh.append(con, "probe_results", [{**r, "run_id": run_id, "stage": stage} for r in probe_rows])
         wh.append(con, "node_scores", [{**r, "run_id": run_id, "stage": stage} for r in node_scores])
         wh.append(con, "node_status", [{**r, "run_id": run_id, "stage": stage} for r in node_status])
+        wh.append(con, "stage_mixture", [{**r, "run_id": run_id, "stage": stage} for r in mixture])
         wh.append(con, "decisions", _decision_rows(run_id, _next_seq(con, run_id), stage, decisions))
 
 

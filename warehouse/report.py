@@ -22,8 +22,8 @@ import yaml  # noqa: E402
 from warehouse.db import Warehouse  # noqa: E402
 from warehouse.drift import drift_by_stage  # noqa: E402
 
-STATUS_COLOURS = {"mastered": "#2e9d5b", "trained": "#7cc08f", "forgotten": "#f2994a", "failed": "#d64545",
-                  "skipped": "#9aa0a6", "locked": "#f2c94c", "waiting": "#bb6bd9", "dormant": "#e8eaed"}
+STATUS_COLOURS = {"mastered": "#2e9d5b", "trained": "#7cc08f", "below-gate": "#c9b458", "forgotten": "#f2994a",
+                  "failed": "#d64545", "skipped": "#9aa0a6", "locked": "#f2c94c", "waiting": "#bb6bd9", "dormant": "#e8eaed"}
 
 
 def _svg(fig) -> str:
