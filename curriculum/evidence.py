@@ -92,6 +92,8 @@ class GateCall:
             side = "≥" if self.passed else "<"
             return (f"score {band} straddles gate {gate:.3f} at {confidence:.0%} with every item drawn; "
                     f"decided on the point estimate ({self.score:.3f} {side} {gate:.3f})")
+        if self.verdict == "inconclusive":  # items left to draw, and none drawn: a call the gate could not make
+            return f"score {band} straddles gate {gate:.3f} at {confidence:.0%}"
         side = "lower bound clears" if self.passed else "upper bound is below"
         return f"score {band}: its {confidence:.0%} {side} gate {gate:.3f}"
 

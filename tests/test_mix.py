@@ -1,0 +1,178 @@
+"""policy: mix — the mixture's weights by hand, the frontier moving as nodes pass or spend their budgets, and a mix
+run through the flow on the tiny model: its recorded mixture, and a kill and resume that changes no row."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from curriculum.evidence import Evidence
+from curriculum.mix import draw_counts, draw_mixture, mixture_shares, skill_it_step
+from curriculum.policies import make_policy
+from curriculum.validate import load_curriculum
+from flows.curriculum_flow import start_state
+from helpers import write_jsonl
+
+
+def binary(right: list[int], pool: int | None = None) -> Evidence:
+    return Evidence({(0, i + 1): float(v) for i, v in enumerate(right)}, True, pool or len(right))
+
+
+def _chain(root: Path, gate: str = "{min_score: 0.5}") -> Path:
+    """z -> y -> x, plus an independent w; 4 training pairs and 8 two-way choice items a node."""
+    for n in "zyxw":
+        write_jsonl(root / f"{n}.jsonl", [{"prompt": f"{n} {i}?", "answer": f"{n} answer {i}."} for i in range(4)])
+        write_jsonl(root / f"{n}_mc.jsonl", [{"prompt": f"{n} pick {i}", "choices": ["yes", "no"], "answer": 0}
+                                             for i in range(8)])
+    graph = root / "chain.yaml"
+    graph.write_text("curriculum: chain\nmodel: {base: tiny-random}\npolicy: mix\ndefaults:\n"
+                     "  train: {epochs: 1, lr: 0.005, batch_size: 4, max_length: 64, max_steps: 8}\n"
+                     f"  gate: {gate}\nnodes:\n" + "".join(
+                         f"  {n}:\n    layer: definition\n    data: {n}.jsonl\n" + (f"    requires: [{r}]\n" if r else "")
+                         + f"    probes: [{{kind: transfer, items: {n}_mc.jsonl}}]\n"
+                         for n, r in (("z", None), ("y", "z"), ("x", "y"), ("w", None))), encoding="utf-8")
+    return graph
+
+
+def _start(root: Path, gate: str = "{min_score: 0.5}"):
+    loaded = load_curriculum(_chain(root, gate))
+    return loaded, make_policy("mix"), start_state(loaded, None)
+
+
+def test_the_weights_follow_skill_its_update_on_the_graph(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path)
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    # every gap is 0.5; z's weight also carries y's gap (y requires z), w's only its own:
+    # log w_z = 1.0 * (0.5 + 0.5), log w_w = 0.5; softmax; 8 frontier examples, no held node to replay
+    assert step.kind == "mix" and step.data_nodes == ["z", "w"] and step.replay_nodes == []
+    assert step.signals["log_w"] == {"z": 1.0, "w": 0.5}
+    share_z = math.exp(1.0) / (math.exp(1.0) + math.exp(0.5))
+    assert step.weights == pytest.approx({"z": share_z, "w": 1 - share_z})
+    assert step.mixture == {"z": round(8 * share_z), "w": round(8 * (1 - share_z))} == {"z": 5, "w": 3}
+    # the budgets: max_steps 8 a node; the stage ends when the first node would overspend at its share (z: 8 / (5/8))
+    assert st.budgets == {n: 8 for n in "zyxw"} and step.budget == math.ceil(8 * 8 / 5)
+    # the pure parts, on their own
+    assert skill_it_step({"a": 0.2}, ["a", "b"], {"a": 0.1, "b": 0.4, "c": 0.3}, {"a": ["c"]}, eta=2.0) == \
+        pytest.approx({"a": 0.2 + 2.0 * 0.4, "b": 0.8})
+    shares = mixture_shares({"a": 0.0, "b": 0.0}, ["a", "b"], ["m", "f"], ["f"], 0.3)
+    assert shares == pytest.approx({"a": 0.35, "b": 0.35, "m": 0.1, "f": 0.2}) and sum(shares.values()) == pytest.approx(1)
+    assert draw_counts(shares, {"a": 7, "b": 7, "m": 3, "f": 3}, ["a", "b"]) == {"a": 7, "b": 7, "m": 2, "f": 4}
+
+
+def test_a_node_that_passes_drops_to_replay_and_its_dependants_join(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path)
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1] * 8), "w": binary([0] * 8)},
+                                     {"steps": 4, "stop_reason": "gate-met", "round_steps": 2})
+    assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "pass")]
+    assert st.status["z"] == "mastered" and st.spent == {"z": round(4 * 5 / 8), "w": round(4 * 3 / 8)}
+    step = pol.next_step(st)
+    assert step.data_nodes == ["y", "w"] and step.replay_nodes == ["z"]
+    # z leaves the frontier at the replay share (0.25, the default); y and w split the rest by their log weights:
+    # y = 0 + (0.5 + x's 0.5), w = 0.5 + 0.5 (its gap on stage 1's adapter)
+    assert step.signals["log_w"] == {"z": 1.0, "w": 1.0, "y": 1.0}
+    assert step.weights == pytest.approx({"y": 0.375, "w": 0.375, "z": 0.25})
+    assert step.mixture == {"y": 4, "w": 4, "z": 3}
+
+
+def test_a_node_below_its_gate_at_the_end_of_its_budget_does_not_hold_back_its_dependants(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path)
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), "w": binary([0] * 8)},
+                                     {"steps": step.budget, "stop_reason": "budget", "round_steps": 2})
+    assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "below-gate")]
+    assert "its budget is spent" in decisions[0].reason and st.status["z"] == "below-gate"
+    nxt = pol.next_step(st)
+    assert nxt.data_nodes == ["y", "w"] and nxt.replay_nodes == ["z"]  # still replayed, y joins
+    # a required gate: the strict back-off, everything that requires it skipped
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    _, pol, st = _start(strict, "{min_score: 0.5, required: true}")
+    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    step = pol.next_step(st)
+    _, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), "w": binary([0] * 8)},
+                               {"steps": step.budget, "stop_reason": "budget", "round_steps": 2})
+    assert [(d.node_id, d.action) for d in decisions] == [("z", "back-off"), ("y", "skip"), ("x", "skip")]
+    assert pol.next_step(st).data_nodes == ["w"]
+
+
+def test_a_mix_stage_that_made_what_the_run_held_worse_is_discarded(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path)
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([1] * 8)})
+    assert st.status["w"] == "mastered"
+    step = pol.next_step(st)
+    assert step.data_nodes == ["z"] and step.replay_nodes == ["w"]
+    # z learned nothing, w fell from 8/8 to 2/8 on the same items: the adapter is discarded, the budget still spent
+    outcome, decisions = pol.observe(st, step, 1, {"z": binary([0] * 8), "w": binary([1, 1] + [0] * 6)},
+                                     {"steps": 2, "stop_reason": "plateau", "round_steps": 2})
+    assert outcome == "discarded" and decisions[0].action == "back-off" and "made w significantly worse" in decisions[0].reason
+    assert st.accepted_stage is None and st.status["w"] == "mastered" and st.spent["z"] == 2
+    # the same fall with z significantly better: kept, w forgotten and replayed at twice the weight
+    _, pol, st = _start(tmp_path)
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([1] * 8)})
+    outcome, decisions = pol.observe(st, pol.next_step(st), 1, {"z": binary([1] * 5 + [0] * 3, pool=16), "w": binary([1, 1] + [0] * 6)},
+                                     {"steps": 2, "stop_reason": "plateau", "round_steps": 2})
+    assert outcome == "done" and ("w", "rehearse") in [(d.node_id, d.action) for d in decisions]
+    assert st.status["w"] == "forgotten" and pol.next_step(st).weights["w"] == pytest.approx(0.25)
+
+
+def test_draws_are_whole_passes_then_a_sample() -> None:
+    from curriculum.chat import Example
+
+    pool = [Example(f"p{i}", f"a{i}", f"f:{i}") for i in range(4)]
+    drawn = draw_mixture({"n": pool}, {"n": 10}, seed=3)
+    assert len(drawn) == 10 and all(drawn[:8].count(ex) == 2 for ex in pool)
+    assert drawn == draw_mixture({"n": pool}, {"n": 10}, seed=3)  # seeded
+
+
+@pytest.mark.timeout(900)
+def test_a_mix_run_records_its_mixture_and_resumes_to_the_same_rows(prefect_harness, tmp_path: Path) -> None:
+    import prefect.settings
+
+    from flows.curriculum_flow import curriculum
+    from test_resume import TABLES, _finish, _run, warehouse_rows
+    from warehouse.db import Warehouse
+
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    graph = _chain(ref)
+    curriculum(graph=str(graph), warehouse=str(ref / "w.duckdb"), runs_dir=str(ref / "runs"), run_id="mx")
+    wh = Warehouse(ref / "w.duckdb")
+    _, stages = wh.query("SELECT stage, kind FROM stages ORDER BY stage")
+    assert [k for _, k in stages[:-1]] == ["mix"] * (len(stages) - 1) and stages[-1][1] == "final" and len(stages) >= 3
+    # what each stage was fed: its weights add up to 1, its examples to what the stage trained on
+    _, mixture = wh.query("SELECT stage, sum(weight), sum(examples), count(*) FILTER (WHERE role = 'frontier') "
+                          "FROM stage_mixture GROUP BY stage ORDER BY stage")
+    for stage, weight, examples, frontier in mixture:
+        record = __import__("json").loads((ref / "runs" / "mx" / f"stage-{stage}" / "stage.json").read_text())
+        assert weight == pytest.approx(1.0) and examples == record["examples"] and frontier >= 1
+    _, ends = wh.query("SELECT node_id, status FROM final_status WHERE run_id = 'mx' ORDER BY node_id")
+    assert {s for _, s in ends} <= {"mastered", "below-gate", "forgotten"}  # every node was reached
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ref.glob("*.jsonl"):
+        shutil.copy(f, run)
+    graph = Path(shutil.copy(ref / "chain.yaml", run))
+    common = [str(graph), "--db", str(run / "w.duckdb"), "--runs-dir", str(run / "runs")]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value()}
+    proc = _run([*common, "--run-id", "mx"], {**env, "CURRICULUM_KILL_AT": "stage:2"}, run / "killed.log")
+    out = _finish(proc, run / "killed.log")
+    assert proc.returncode == -signal.SIGKILL, out
+    proc = _run([*common, "--resume", "mx"], env, run / "resumed.log")
+    out = _finish(proc, run / "resumed.log")
+    assert proc.returncode == 0, out
+    want, got = warehouse_rows(ref / "w.duckdb", "mx"), warehouse_rows(run / "w.duckdb", "mx")
+    for table in [*TABLES, "stage_mixture"]:
+        if table == "stage_mixture":
+            want[table] = Warehouse(ref / "w.duckdb").query("SELECT * FROM stage_mixture ORDER BY stage, node_id")[1]
+            got[table] = Warehouse(run / "w.duckdb").query("SELECT * FROM stage_mixture ORDER BY stage, node_id")[1]
+        assert got[table] == want[table], f"{table} differs from the uninterrupted run"
