@@ -47,7 +47,7 @@ from warehouse.db import Warehouse
 from warehouse.records import end_state, get_run, policy_summary
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINES = ["flat-rounds", "flat-budget", "fixed", "random"]
+BASELINES = ["flat-rounds", "flat-budget", "fixed", "random", "gated"]
 FIGURES = ["gates_held", "final_score", "bwt", "steps_to_all", "tokens_to_all", "total_steps", "wall_s", "probe_s", "train_s"]
 
 
@@ -106,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graph", default=str(ROOT / "graphs" / "hyperwords.yaml"))
     ap.add_argument("--profile", default=None, help="a profile of the YAML (e.g. demo); default the whole graph")
+    ap.add_argument("--policy", default=None, help="the adaptive policy (default: the YAML's), e.g. mix")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated subset of " + ", ".join(BASELINES))
@@ -119,7 +120,7 @@ def main() -> None:
     baselines = [b for b in args.baselines.split(",") if b]
     loaded = load_curriculum(args.graph, args.profile)
     targets = [n for n, node in loaded.spec.nodes.items() if node.entered_by is None and node.probes]
-    adaptive = loaded.spec.policy
+    adaptive = args.policy or loaded.spec.policy
     _warm_up()
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-curriculum-"))
     work.mkdir(parents=True, exist_ok=True)
