@@ -77,8 +77,11 @@ def test_null_stages_never_rehearse_nor_change_a_gate_call(prefect_harness, tmp_
     curriculum(graph=str(graph), warehouse=str(db), runs_dir=str(tmp_path / "runs"), run_id="null")
     wh = Warehouse(db)
     _, actions = wh.query("SELECT stage, node_id, action FROM decisions WHERE action <> 'train' ORDER BY seq")
-    # plateaus, retries that continue them, then back-off: nothing was learned, so nothing is kept
-    assert actions == [(0, "a", "pass"), (1, "b", "retry"), (2, "b", "retry"), (3, "b", "back-off")]
+    # plateaus, retries that continue them, then the budget ends below the gate: nothing learned and nothing made
+    # worse, so the node stays below its gate with its (unchanged) adapter
+    assert actions == [(0, "a", "pass"), (1, "b", "retry"), (2, "b", "retry"), (3, "b", "keep")]
+    _, status = wh.query("SELECT node_id, status FROM final_status ORDER BY node_id")
+    assert status == [("a", "mastered"), ("b", "below-gate")]
     _, why = wh.query("SELECT stop_reason, parent_stage FROM stages ORDER BY stage")
     assert why == [("plateau", None), ("plateau", 1), ("plateau", 2)]
     # the unchanged model gives every item the score it had at baseline: same items, same numbers
