@@ -154,6 +154,10 @@ def test_a_mix_run_records_its_mixture_and_resumes_to_the_same_rows(prefect_harn
     for stage, weight, examples, frontier in mixture:
         record = __import__("json").loads((ref / "runs" / "mx" / f"stage-{stage}" / "stage.json").read_text())
         assert weight == pytest.approx(1.0) and examples == record["examples"] and frontier >= 1
+    from warehouse.report import render_report
+
+    page = render_report(wh, "mx")  # the report draws it
+    assert 'id="mixture"' in page and all(f"<td>{n}</td><td>frontier</td>" in page for n in "zyxw")
     _, ends = wh.query("SELECT node_id, status FROM final_status WHERE run_id = 'mx' ORDER BY node_id")
     assert {s for _, s in ends} <= {"mastered", "below-gate", "forgotten"}  # every node was reached
 

@@ -145,6 +145,39 @@ def _drift_section(wh: Warehouse, run_id: str) -> list[str]:
     ]
 
 
+def _mixture_section(wh: Warehouse, run_id: str) -> list[str]:
+    """policy: mix — what the model was fed, stage by stage: examples drawn from each node (frontier solid, replay
+    hatched), and the weights behind them."""
+    if not wh.has_table("stage_mixture"):
+        return []
+    rows = _rows(wh, "SELECT x.stage, x.node_id, x.role, x.weight, x.examples, x.tokens, s.status FROM stage_mixture x "
+                     "JOIN stages s USING (run_id, stage) WHERE run_id = ? ORDER BY x.stage, x.node_id", run_id)
+    if not rows:
+        return []
+    stages = sorted({r["stage"] for r in rows})
+    nodes = list(dict.fromkeys(r["node_id"] for r in sorted(rows, key=lambda r: (r["stage"], r["node_id"]))))
+    colours = plt.get_cmap("tab20")
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(stages) + 3), 3.2))
+    bottom = [0] * len(stages)
+    for i, node in enumerate(nodes):
+        for role, hatch in (("frontier", None), ("replay", "///")):
+            got = {r["stage"]: r["examples"] for r in rows if r["node_id"] == node and r["role"] == role}
+            heights = [got.get(s, 0) for s in stages]
+            if any(heights):
+                ax.bar(range(len(stages)), heights, bottom=bottom, color=colours(i % 20), hatch=hatch, edgecolor="white",
+                       label=node if role == "frontier" or not any(r["node_id"] == node and r["role"] == "frontier"
+                                                                    for r in rows) else None)
+                bottom = [b + h for b, h in zip(bottom, heights)]
+    ax.set_xticks(range(len(stages)), [str(s) for s in stages], fontsize=7)
+    ax.set_xlabel("stage")
+    ax.set_ylabel("examples drawn")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+    return ['<h2 id="mixture">What the model was fed, stage by stage</h2>',
+            '<p class="meta">Each mix stage trains the ready nodes weighted by their gap to the gate (solid) and every '
+            "held node at the replay weight (hatched); weights add up to 1 per stage.</p>",
+            _svg(fig), _table(rows, ["stage", "node_id", "role", "weight", "examples", "tokens", "status"])]
+
+
 CSS = """body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#202124}
 h1{font-size:22px}h2{font-size:17px;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px;width:100%}td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top}
@@ -208,6 +241,7 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         _table(node_scores, ["node_id", "stage", "score", "n_items", "pool", "ci_low", "ci_high", "method", "confidence",
                              "gate", "vs_gate"]),
         '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
+        *_mixture_section(wh, run_id),
         *_drift_section(wh, run_id),
         '<h2 id="stages">Stages</h2>', _table(stages, list(stages[0]) if stages else []),
         '<h2 id="decisions">Decisions</h2>',
