@@ -37,14 +37,14 @@ from typing import Any
 for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(key, "1")
 
-from scipy import stats
-
 import flows  # noqa: F401  (Prefect defaults)
 from curriculum.validate import load_curriculum
 from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
-from warehouse.records import end_state, get_run, policy_summary
+from flows.compare import flat_budget, mean_ci
+from flows.compare import summarise as run_figures
+from warehouse.records import get_run
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ["flat-rounds", "flat-budget", "fixed", "random", "gated"]
@@ -57,36 +57,9 @@ def _warm_up() -> None:
 
 
 def summarise(wh: Warehouse, run_id: str, targets: list[str], wall: float) -> dict[str, Any]:
-    """One run's figures, from its end state and its recorded statuses."""
-    s = policy_summary(wh, run_id)
-    end = end_state(wh, run_id)
-    held = [n for n in targets if n in end and end[n]["score"] >= end[n]["gate"]]
-    steps_to_all = tokens_to_all = None
-    if len(held) == len(targets):  # every gate holds at the end: when did the policy first hold them all?
-        first = next((stage for stage, mastered in s["mastered_after"] if set(targets) <= set(mastered)), None)
-        if first is not None:
-            steps_to_all = sum(steps for stage, steps, _ in s["per_stage"] if stage <= first)
-            tokens_to_all = sum(tokens for stage, _, tokens in s["per_stage"] if stage <= first)
-    scores = [end[n]["score"] for n in targets if n in end]
-    return {
-        "gates_held": len(held), "targets": len(targets), "final_score": sum(scores) / len(scores) if scores else None,
-        "bwt": s["bwt"], "steps_to_all": steps_to_all, "tokens_to_all": tokens_to_all, "total_steps": s["steps"],
-        "total_tokens": s["tokens"], "stages": s["stages"], "wall_s": wall, "probe_s": s["probe_s"], "train_s": s["train_s"],
-        "overhead_s": wall - s["train_s"] - s["probe_s"],
-        "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
-    }
-
-
-def mean_ci(values: list[float | None]) -> dict[str, Any]:
-    """Mean and 95 % t interval of the seeds that gave a value (n says how many)."""
-    xs = [float(v) for v in values if v is not None]
-    if not xs:
-        return {"mean": None, "ci": None, "n": 0}
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2 or stats.tstd(xs) == 0:
-        return {"mean": mean, "ci": [mean, mean] if len(xs) >= 2 else None, "n": len(xs)}
-    low, high = stats.t.interval(0.95, len(xs) - 1, loc=mean, scale=stats.sem(xs))
-    return {"mean": mean, "ci": [float(low), float(high)], "n": len(xs)}
+    """One run's figures (flows.compare's, as `curriculum compare` reads them), with its wall time."""
+    row = run_figures(wh, run_id, targets)
+    return {**row, "wall_s": wall, "overhead_s": wall - row["train_s"] - row["probe_s"]}
 
 
 def fmt(agg: dict[str, Any], digits: int = 3) -> str:
@@ -160,8 +133,7 @@ def main() -> None:
                 row = run(name, seed, {"budget": cap}, policy="flat", train_overrides={
                     "epochs": 1, **every, "max_steps": cap, "max_epochs": 10**6, "patience": 10**6})
             elif name == "flat-budget":
-                row = run(name, seed, policy="flat", train_overrides={
-                    "max_steps": budget, "round_steps": budget, "max_epochs": 10**6, "patience": 10**6})
+                row = run(name, seed, policy="flat", train_overrides=flat_budget(budget))
             else:
                 row = run(name, seed, policy=name, **capped)
             if row is not None:

@@ -152,6 +152,44 @@ def _check_from(loaded, from_run: str, resume: str | None, policy: str | None, d
 
 
 @app.command()
+def compare(
+    graph: Path = typer.Argument(..., help="curriculum YAML"),
+    policies: str = typer.Option("mix,gated,flat", help="comma-separated; the first is the one under test, `flat` "
+                                 "gets its steps (same seed)"),
+    seeds: int = typer.Option(3, min=1, help="seeds 0..N-1 (runs already in the warehouse are read, not trained again)"),
+    profile: str | None = typer.Option(None, help="run only this profile of the YAML (e.g. demo)"),
+    max_steps: int | None = typer.Option(None, help="every node's budget of optimizer steps (over the YAML's)"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+    runs_dir: Path = typer.Option(Path("runs"), help="where the runs and the comparison page are written"),
+) -> None:
+    """Does the curriculum pay off on your graph? Policies side by side on the same items, paired by seed."""
+    loaded = _checked(graph)
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    from curriculum.policies import POLICIES
+
+    unknown = [p for p in names if p not in POLICIES]
+    if unknown or not names or len(set(names)) != len(names):
+        err.print(f"--policies: {', '.join(unknown) or policies} (expected distinct names among {', '.join(POLICIES)})",
+                  markup=False)
+        raise typer.Exit(1)
+    if profile:
+        try:
+            select_profile(loaded, profile)
+        except CurriculumError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
+    _offline_unless_hub(loaded.spec.model.base)
+    from flows.compare import compare as run_comparison, comparison_lines, write_comparison
+
+    cmp = run_comparison(str(graph), names, list(range(seeds)), profile=profile, max_steps=max_steps,
+                         warehouse=str(db) if db else None, runs_dir=str(runs_dir),
+                         log=lambda line: err.print(line, markup=False))
+    for line in comparison_lines(cmp):
+        out.print(line, markup=False)
+    out.print(f"comparison: {write_comparison(cmp, runs_dir)}", markup=False)
+
+
+@app.command()
 def diff(
     run_id: str = typer.Argument(..., help="the finished run to compare with"),
     graph: Path = typer.Argument(..., help="the edited curriculum YAML"),

@@ -226,8 +226,8 @@ class GatedPolicy:
                 trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
         """Digest a stage's probe items: what becomes of its adapter, and the decisions taken.
 
-        trained: the stage's `steps` and `stop_reason` (why its rounds stopped: gate-met, plateau, budget), and
-        its `budget` and `round_steps` (a retry needs at least one round left).
+        trained: the stage's record (its `stages` row, the same live and on resume): `steps` and `stop_reason` (why
+        its rounds stopped: gate-met, plateau, budget), `budget` and `round_steps` (a retry needs one round left).
         """
         n = step.node_id
         trained = trained or {}
@@ -529,7 +529,8 @@ class FlatPolicy:
             st.status[n] = "mastered" if passed else "failed"
             verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
             decisions.append(Decision.on(n, "pass" if passed else "fail", f"flat stage; {verdict}", call, st.gate(n),
-                                         attempt=1, signals={"stage": stage, **(trained or {})}))
+                                         attempt=1, signals={"stage": stage, **{k: (trained or {}).get(k) for k in (
+                                             "steps", "tokens", "rounds", "stop_reason", "budget", "train_loss")}}))
         return "done", decisions
 
 

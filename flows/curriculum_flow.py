@@ -461,10 +461,10 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
             exc = attempt.result(raise_on_failure=False)
             error = failure_reason(exc if isinstance(exc, BaseException) else None, attempt.message or "", retries)
             log.error("stage %d %s failed: %s", stage, step.node_id, error)
-            decisions = pol.stage_failed(st, step, stage, error)
+            stage_row.update(status="failed", train_wall_s=time.perf_counter() - started)
+            _, decisions, _ = advance(pol, st, loaded, step, stage, {**stage_row, "error": error}, {})
             records.record_probes_and_decisions(wh, run_id, stage, [], [train_decision, *(asdict(d) for d in decisions)],
-                                                {**stage_row, "status": "failed", "train_wall_s": time.perf_counter() - started},
-                                                node_status=status_rows(st))
+                                                stage_row, node_status=status_rows(st))
             stage += 1
             continue
         trained = attempt.result()
@@ -474,10 +474,10 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
             draw_until_clear(loaded, st, n, results, lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
         trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy
-        observed = observe_rows(loaded, plan, as_rows(results))
-        outcome, decisions = pol.observe(st, step, stage, observed, trained)
-        stage_row.update(adapter_path=str(out_dir), status=outcome, **timing,
+        stage_row.update(adapter_path=str(out_dir), status="trained", **timing,
                          **{k: v for k, v in trained.items() if k != "log"})
+        outcome, decisions, observed = advance(pol, st, loaded, step, stage, stage_row, as_rows(results))
+        stage_row["status"] = outcome
         records.record_probes_and_decisions(
             wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
             [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"],
@@ -498,6 +498,18 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         log.error("run %s completed, but its report or Prefect artifacts failed: %s", run_id, exc)
         report = None
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
+
+
+def advance(pol: Policy, st: RunState, loaded: LoadedCurriculum, step: Step, stage: int, record: dict[str, Any],
+            rows: Rows) -> tuple[str, list[Decision], Observed]:
+    """A stage's outcome from its record: its stage row (as the warehouse holds it) and its probe rows. The live
+    loop and a resumed run's replay both come through here, so the policy is advanced by the same inputs either way
+    (a key it reads is never there live and missing on resume)."""
+    if record["status"] == "failed":
+        return "failed", pol.stage_failed(st, step, stage, record.get("error") or "(replayed)"), {}
+    observed = observe_rows(loaded, probe_plan(loaded, st, step, stage, pol.probes_ready), rows)
+    outcome, decisions = pol.observe(st, step, stage, observed, record)
+    return outcome, decisions, observed
 
 
 def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Policy,
@@ -522,13 +534,7 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Poli
             raise ValueError(f"run '{run_id}' stage {stage} was recorded as {done['kind']} of {done['node_id']} attempt "
                              f"{done['attempt']}, but replaying its record picks {step.kind} of {step.node_id} attempt "
                              f"{step.attempt}: the policy's code changed since, so this run cannot be resumed")
-        if done["status"] == "failed":
-            pol.stage_failed(st, step, stage, "(replayed)")
-        else:
-            plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
-            pol.observe(st, step, stage, observe_rows(loaded, plan, history.item_scores.get(stage, {})),
-                                     {k: done[k] for k in ("steps", "stop_reason", "budget", "round_steps",
-                                                         "drift", "drift_n", "drift_sd")})
+        advance(pol, st, loaded, step, stage, done, history.item_scores.get(stage, {}))
         stage += 1
     return st, stage
 

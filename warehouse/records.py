@@ -192,7 +192,9 @@ def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
     _, statuses = wh.query("SELECT stage, list(node_id ORDER BY node_id) FILTER (WHERE status = 'mastered') "
                            "FROM node_status WHERE run_id = $1 GROUP BY stage ORDER BY stage", [run_id])
     _, checks = wh.query("SELECT stage, checks FROM stages WHERE run_id = $1 AND kind = 'flat'", [run_id])
-    return {"per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "train_wall_s": train_wall_s,
+    _, drift = wh.query("SELECT s.drift FROM stages f JOIN stages s ON s.run_id = f.run_id AND s.stage = f.parent_stage "
+                        "WHERE f.run_id = $1 AND f.kind = 'final'", [run_id])  # of the adapter the run ends with
+    return {"drift": drift[0][0] if drift else None, "per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "train_wall_s": train_wall_s,
             "probe_s": probe_s + baseline_s, "stages": stages, "bwt": bwt[0][0] or 0.0,
             "mastered_after": [(stage, list(nodes or [])) for stage, nodes in statuses],
             "flat_checks": [(stage, json.loads(c) if c else []) for stage, c in checks]}

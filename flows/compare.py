@@ -1,0 +1,194 @@
+"""`curriculum compare`: does the curriculum pay off on *your* graph? Policies side by side, several seeds.
+
+Each (policy, seed) is one ordinary run of the flow in one warehouse, kept with its adapters and report, so a
+second call with more seeds adds to the runs already there instead of training them again. The first policy is
+the one under test; `flat` is the fair plain fine-tune: every node's data in one stage, one cosine schedule, for
+exactly the optimizer steps the first policy's run of the same seed spent (so the two runs have the same compute).
+Every figure is read from a run's end state (its final sweep: every node on all its items, on the adapter it ends
+with) and given with its n and a 95 % t interval over seeds; differences are paired by seed (same items, same seed).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from curriculum.validate import load_curriculum
+from warehouse.db import Warehouse
+from warehouse.records import end_state, get_run, policy_summary
+
+FIGURES = ("gates_held", "final_score", "bwt", "drift", "total_steps")
+
+
+def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
+    """One run's figures, from its end state and its recorded statuses."""
+    s = policy_summary(wh, run_id)
+    end = end_state(wh, run_id)
+    held = [n for n in targets if n in end and end[n]["score"] >= end[n]["gate"]]
+    steps_to_all = tokens_to_all = None
+    if len(held) == len(targets):  # every gate holds at the end: when did the policy first hold them all?
+        first = next((stage for stage, mastered in s["mastered_after"] if set(targets) <= set(mastered)), None)
+        if first is not None:
+            steps_to_all = sum(steps for stage, steps, _ in s["per_stage"] if stage <= first)
+            tokens_to_all = sum(tokens for stage, _, tokens in s["per_stage"] if stage <= first)
+    scores = [end[n]["score"] for n in targets if n in end]
+    return {
+        "gates_held": len(held), "targets": len(targets), "final_score": sum(scores) / len(scores) if scores else None,
+        "bwt": s["bwt"], "drift": s["drift"], "steps_to_all": steps_to_all, "tokens_to_all": tokens_to_all,
+        "total_steps": s["steps"], "total_tokens": s["tokens"], "stages": s["stages"], "probe_s": s["probe_s"],
+        "train_s": s["train_s"], "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
+    }
+
+
+def mean_ci(values: list[float | None]) -> dict[str, Any]:
+    """Mean and 95 % t interval of the values given (n says how many; None values are left out)."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return {"mean": None, "ci": None, "n": 0}
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2 or max(xs) == min(xs):
+        return {"mean": mean, "ci": [mean, mean] if len(xs) >= 2 else None, "n": len(xs)}
+    low, high = stats.t.interval(0.95, len(xs) - 1, loc=mean, scale=stats.sem(xs))
+    return {"mean": mean, "ci": [float(low), float(high)], "n": len(xs)}
+
+
+def fmt(agg: dict[str, Any], digits: int = 3) -> str:
+    """mean [low, high] (n), as the tables print it."""
+    if agg["mean"] is None:
+        return "—"
+    text = f"{agg['mean']:.{digits}f}"
+    if agg["ci"]:
+        text += f" [{agg['ci'][0]:.{digits}f}, {agg['ci'][1]:.{digits}f}]"
+    return text
+
+
+@dataclass
+class Comparison:
+    """Every run's figures by policy (seed order), and the paired differences of the first policy to each other."""
+
+    graph: str
+    profile: str | None
+    policies: list[str]
+    seeds: list[int]
+    targets: list[str]
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def table(self) -> dict[str, dict[str, Any]]:
+        return {p: {f: mean_ci([r[f] for r in self.rows[p]]) for f in FIGURES} for p in self.policies}
+
+    def paired(self) -> dict[str, dict[str, Any]]:
+        """First policy minus each other one, seed by seed."""
+        first, out = self.policies[0], {}
+        for other in self.policies[1:]:
+            theirs = {r["seed"]: r for r in self.rows[other]}
+            pairs = [(a, theirs[a["seed"]]) for a in self.rows[first] if a["seed"] in theirs]
+            out[other] = {f: {**mean_ci([None if a[f] is None or b[f] is None else a[f] - b[f] for a, b in pairs]),
+                              "each": [None if a[f] is None or b[f] is None else round(a[f] - b[f], 4) for a, b in pairs]}
+                          for f in ("gates_held", "final_score", "drift")}
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {"graph": self.graph, "profile": self.profile, "policies": self.policies, "seeds": self.seeds,
+                "targets": len(self.targets), "table": self.table(), "paired": self.paired(), "runs": self.rows}
+
+
+def flat_budget(steps: int) -> dict[str, Any]:
+    """The plain fine-tune at a given compute: every node's data, exactly `steps` optimizer steps in one round (one
+    cosine schedule, no early stop)."""
+    return {"max_steps": max(1, steps), "round_steps": max(1, steps), "max_epochs": 10**6, "patience": 10**6}
+
+
+def run_id_for(policy: str, seed: int, profile: str | None, max_steps: int | None) -> str:
+    """Runs are named for what they are, so a later call with more seeds finds the ones already made."""
+    return "-".join(["cmp", policy, *([profile] if profile else []), *([f"cap{max_steps}"] if max_steps else []),
+                     f"s{seed}"])
+
+
+def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str | None = None,
+            max_steps: int | None = None, warehouse: str | None = None, runs_dir: str = "runs",
+            log=print) -> Comparison:
+    """Run what is missing, then read every run's figures. `flat` runs at the first policy's steps, same seed."""
+    from flows.curriculum_flow import curriculum
+
+    loaded = load_curriculum(graph, profile)
+    targets = [n for n, node in loaded.spec.nodes.items() if node.entered_by is None and node.probes]
+    wh = Warehouse(warehouse)
+    cmp = Comparison(graph, profile, policies, seeds, targets, {p: [] for p in policies})
+    capped = {"max_steps": max_steps} if max_steps else None
+    order = [p for p in policies if p != "flat"] + (["flat"] if "flat" in policies else [])
+    for seed in seeds:
+        for policy in order:
+            run_id = run_id_for(policy, seed, profile, max_steps)
+            run = get_run(wh, run_id)
+            if run is None or run["status"] != "completed":
+                overrides = capped
+                if policy == "flat" and policies[0] != "flat":
+                    overrides = flat_budget(int(cmp.rows[policies[0]][-1]["total_steps"]))
+                log(f"{run_id}: {'resuming' if run else 'running'} {policy}, seed {seed}")
+                curriculum(graph=graph, policy=policy, seed=seed, warehouse=str(wh.path), runs_dir=runs_dir,
+                           profile=profile, train_overrides=overrides,
+                           **({"resume": run_id} if run else {"run_id": run_id}))
+            cmp.rows[policy].append({"run_id": run_id, "seed": seed, **summarise(wh, run_id, targets)})
+    return cmp
+
+
+def comparison_lines(cmp: Comparison) -> list[str]:
+    """The terminal's table: one line a policy, then the paired differences (seed by seed in parentheses)."""
+    table, paired = cmp.table(), cmp.paired()
+    width = max(len(p) for p in cmp.policies) + 2
+    lines = [f"{len(cmp.targets)} gated nodes, seeds {', '.join(map(str, cmp.seeds))}: mean [95 % t interval] over seeds",
+             f"{'policy':{width}s}{'gates held':>22s}{'final score':>24s}{'bwt':>26s}{'drift':>26s}{'steps':>16s}"]
+    for p in cmp.policies:
+        row = table[p]
+        lines.append(f"{p:{width}s}{fmt(row['gates_held'], 2):>22s}{fmt(row['final_score']):>24s}{fmt(row['bwt']):>26s}"
+                     f"{fmt(row['drift']):>26s}{fmt(row['total_steps'], 0):>16s}")
+    for other, d in paired.items():
+        lines.append(f"{cmp.policies[0]} − {other}, paired by seed: gates {fmt(d['gates_held'], 2)}, final score "
+                     f"{fmt(d['final_score'])} ({', '.join(map(str, d['final_score']['each']))})")
+    return lines
+
+
+def comparison_html(cmp: Comparison) -> str:
+    """One self-contained page: the table with intervals, the paired differences, and each run's end scores."""
+    def cell(text: Any) -> str:
+        return f"<td>{html.escape(str(text))}</td>"
+
+    table, paired = cmp.table(), cmp.paired()
+    head = "".join(f"<th>{h}</th>" for h in ("policy", "gates held", "final score", "bwt", "drift", "steps", "n"))
+    body = "".join("<tr>" + cell(p) + "".join(cell(fmt(table[p][f], 2 if f == "gates_held" else 3))
+                                               for f in FIGURES[:-1]) + cell(fmt(table[p]["total_steps"], 0))
+                   + cell(table[p]["final_score"]["n"]) + "</tr>" for p in cmp.policies)
+    pair = "".join("<tr>" + cell(f"{cmp.policies[0]} − {o}") + "".join(
+        cell(f"{fmt(d[f], 2 if f == 'gates_held' else 3)} ({', '.join(map(str, d[f]['each']))})")
+        for f in ("gates_held", "final_score", "drift")) + "</tr>" for o, d in paired.items())
+    runs = "".join("<tr>" + cell(r["run_id"]) + cell(p) + cell(r["seed"]) + cell(json.dumps(r["end"])) + "</tr>"
+                   for p in cmp.policies for r in cmp.rows[p])
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
+            "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px}table{border-collapse:collapse;"
+            "font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}th{background:#f5f5f5}</style></head><body>"
+            f"<h1>{html.escape(cmp.graph)}{' / ' + html.escape(cmp.profile) if cmp.profile else ''}: "
+            f"{', '.join(map(html.escape, cmp.policies))}</h1>"
+            f"<p>{len(cmp.targets)} gated nodes, seeds {', '.join(map(str, cmp.seeds))}; mean [95 % t interval] over "
+            "seeds, read from each run's final sweep. <code>flat</code>: all the data in one stage for the first "
+            "policy's steps of the same seed.</p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            "<h2>Paired by seed</h2><table><thead><tr><th></th><th>gates</th><th>final score</th><th>drift</th></tr>"
+            f"</thead><tbody>{pair}</tbody></table>"
+            "<h2>Runs (end scores per node)</h2><table><thead><tr><th>run</th><th>policy</th><th>seed</th><th>end</th>"
+            f"</tr></thead><tbody>{runs}</tbody></table></body></html>\n")
+
+
+def write_comparison(cmp: Comparison, runs_dir: str | Path) -> Path:
+    """The HTML beside the runs' own reports (written whole or not at all)."""
+    name = "compare-" + "-".join([Path(cmp.graph).stem, *([cmp.profile] if cmp.profile else []), *cmp.policies])
+    out = Path(runs_dir) / f"{name}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(out.name + ".partial")
+    staging.write_text(comparison_html(cmp), encoding="utf-8")
+    staging.replace(out)
+    return out

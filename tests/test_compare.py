@@ -1,0 +1,62 @@
+"""`curriculum compare` on the tiny model: flat gets the first policy's steps seed by seed, runs are kept so more
+seeds add to them, the figures and intervals are scipy's, and a bad policy list is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from curriculum.cli import app
+from flows.compare import Comparison, comparison_html, comparison_lines, mean_ci
+from helpers import tiny_graph
+
+
+def test_mean_ci_is_scipys_t_interval() -> None:
+    xs = [0.41, 0.55, 0.62, 0.38, 0.5]
+    low, high = stats.t.interval(0.95, 4, loc=sum(xs) / 5, scale=stats.sem(xs))
+    got = mean_ci([*xs, None])
+    assert got["n"] == 5 and got["mean"] == pytest.approx(0.492) and got["ci"] == pytest.approx([low, high])
+    assert mean_ci([0.5, 0.5])["ci"] == [0.5, 0.5] and mean_ci([0.5])["ci"] is None
+
+
+def test_paired_differences_follow_the_seeds() -> None:
+    def row(seed, gates, score):
+        return {"seed": seed, "gates_held": gates, "final_score": score, "bwt": 0.0, "drift": None, "total_steps": 10,
+                "run_id": f"r{seed}", "end": {}}
+
+    cmp = Comparison("g.yaml", None, ["mix", "flat"], [0, 1, 2], ["a"],
+                     {"mix": [row(0, 2, 0.6), row(1, 1, 0.5), row(2, 2, 0.7)],
+                      "flat": [row(2, 1, 0.4), row(0, 1, 0.5), row(1, 1, 0.5)]})  # flat's rows in another order
+    d = cmp.paired()["flat"]
+    assert d["final_score"]["each"] == [0.1, 0.0, 0.3] and d["gates_held"]["each"] == [1, 0, 1]
+    assert d["final_score"] == {**mean_ci([0.1, 0.0, 0.3]), "each": [0.1, 0.0, 0.3]}
+    assert "mix − flat, paired by seed: gates 0.67" in "\n".join(comparison_lines(cmp))
+    assert "<h2>Paired by seed</h2>" in comparison_html(cmp) and "(0.1, 0.0, 0.3)" in comparison_html(cmp)
+
+
+def test_a_bad_policy_list_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["compare", str(tiny_graph(tmp_path)), "--policies", "mix,shuffled",
+                                      "--db", str(tmp_path / "w.duckdb")])
+    assert result.exit_code == 1 and not (tmp_path / "w.duckdb").exists()
+    assert result.stderr.strip().startswith("--policies: shuffled (expected distinct names among gated,")
+
+
+@pytest.mark.timeout(900)
+def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp_path: Path) -> None:
+    from flows.compare import compare
+    from warehouse.db import Warehouse
+
+    graph, db, runs = tiny_graph(tmp_path), tmp_path / "w.duckdb", tmp_path / "runs"
+    first = compare(str(graph), ["mix", "flat"], [0], warehouse=str(db), runs_dir=str(runs))
+    (mix,), (flat,) = first.rows["mix"], first.rows["flat"]
+    assert flat["total_steps"] == mix["total_steps"] > 0  # the same compute, seed by seed
+    _, made = Warehouse(db).query("SELECT run_id, policy, seed FROM runs ORDER BY run_id")
+    assert made == [("cmp-flat-s0", "flat", 0), ("cmp-mix-s0", "mix", 0)]
+    logged: list[str] = []
+    second = compare(str(graph), ["mix", "flat"], [0, 1], warehouse=str(db), runs_dir=str(runs), log=logged.append)
+    assert logged == ["cmp-mix-s1: running mix, seed 1", "cmp-flat-s1: running flat, seed 1"]  # seed 0 read, not rerun
+    assert second.rows["mix"][0] == mix and [r["seed"] for r in second.rows["flat"]] == [0, 1]
+    assert second.table()["mix"]["final_score"] == mean_ci([r["final_score"] for r in second.rows["mix"]])
