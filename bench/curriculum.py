@@ -43,6 +43,7 @@ from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
 from flows.compare import flat_budget, mean_ci
+from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures
 from warehouse.records import get_run
 
@@ -63,12 +64,10 @@ def summarise(wh: Warehouse, run_id: str, targets: list[str], wall: float) -> di
 
 
 def fmt(agg: dict[str, Any], digits: int = 3) -> str:
+    """flows.compare's mean [interval], with how many seeds gave a value when some did not ("never": none)."""
     if agg["mean"] is None:
         return "never"
-    text = f"{agg['mean']:.{digits}f}"
-    if agg["ci"]:
-        text += f" ± {(agg['ci'][1] - agg['ci'][0]) / 2:.{digits}f}"
-    return text + ("" if agg["n"] == agg.get("of", agg["n"]) else f" ({agg['n']}/{agg['of']})")
+    return interval(agg, digits) + ("" if agg["n"] == agg.get("of", agg["n"]) else f" ({agg['n']}/{agg['of']})")
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -181,7 +180,7 @@ def main() -> None:
     summary["end_scores"] = {name: [r["end"] for r in rows] for name, rows in per_seed.items()}
 
     print(f"\n{loaded.spec.curriculum}{' / ' + args.profile if args.profile else ''}: {len(targets)} gated nodes, "
-          f"{args.seeds} seed(s), adaptive = {adaptive}; mean ± 95 % t half-width; (k/n): seeds where it held every gate")
+          f"{args.seeds} seed(s), adaptive = {adaptive}; mean [95 % t interval]; (k/n): seeds where it held every gate")
     head = f"{'policy':12s} {'gates held':>14s} {'final score':>15s} {'bwt':>15s} {'steps→all':>16s} {'steps':>14s} {'wall s':>12s}"
     print(head)
     for name, t in table.items():

@@ -40,6 +40,22 @@ def tiny_graph(root: Path, extra_yaml: str = "") -> Path:
     return graph
 
 
+def chain_graph(root: Path, gate: str = "{min_score: 0.5}", head: str = "", train: str | None = None) -> Path:
+    """z -> y -> x, plus an independent w (the shapes the readiness rules are about): 4 training pairs and 8 two-way
+    choice items a node. head: top-level YAML lines (e.g. a policy); train: the defaults' train settings."""
+    for n in "zyxw":
+        write_jsonl(root / f"{n}.jsonl", [{"prompt": f"{n} {i}?", "answer": f"{n} answer {i}."} for i in range(4)])
+        write_jsonl(root / f"{n}_mc.jsonl", [{"prompt": f"{n} pick {i}", "choices": ["yes", "no"], "answer": 0}
+                                             for i in range(8)])
+    graph = root / "chain.yaml"
+    graph.write_text("curriculum: chain\nmodel: {base: tiny-random}\n" + head + "defaults:\n"
+                     + (f"  train: {train}\n" if train else "") + "  gate: " + gate + "\nnodes:\n" + "".join(
+                         f"  {n}:\n    layer: definition\n    data: {n}.jsonl\n" + (f"    requires: [{r}]\n" if r else "")
+                         + f"    probes: [{{kind: transfer, items: {n}_mc.jsonl}}]\n"
+                         for n, r in (("z", None), ("y", "z"), ("x", "y"), ("w", None))), encoding="utf-8")
+    return graph
+
+
 def probe_kinds_graph(root: Path) -> Path:
     """A node `k` with an lm-eval items probe, an analogy and a generative analogy probe; a node `t` with two
     lm-eval task YAMLs kept beside the graph: ARC-style mapping choices (`sample: 2`), exact-match generation and a

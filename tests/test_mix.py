@@ -16,7 +16,7 @@ from curriculum.mix import draw_counts, draw_mixture, mixture_shares, skill_it_s
 from curriculum.policies import make_policy
 from curriculum.validate import load_curriculum
 from flows.curriculum_flow import start_state
-from helpers import write_jsonl
+from helpers import chain_graph
 
 
 def binary(right: list[int], pool: int | None = None) -> Evidence:
@@ -24,19 +24,9 @@ def binary(right: list[int], pool: int | None = None) -> Evidence:
 
 
 def _chain(root: Path, gate: str = "{min_score: 0.5}") -> Path:
-    """z -> y -> x, plus an independent w; 4 training pairs and 8 two-way choice items a node."""
-    for n in "zyxw":
-        write_jsonl(root / f"{n}.jsonl", [{"prompt": f"{n} {i}?", "answer": f"{n} answer {i}."} for i in range(4)])
-        write_jsonl(root / f"{n}_mc.jsonl", [{"prompt": f"{n} pick {i}", "choices": ["yes", "no"], "answer": 0}
-                                             for i in range(8)])
-    graph = root / "chain.yaml"
-    graph.write_text("curriculum: chain\nmodel: {base: tiny-random}\npolicy: mix\ndefaults:\n"
-                     "  train: {epochs: 1, lr: 0.005, batch_size: 4, max_length: 64, max_steps: 8}\n"
-                     f"  gate: {gate}\nnodes:\n" + "".join(
-                         f"  {n}:\n    layer: definition\n    data: {n}.jsonl\n" + (f"    requires: [{r}]\n" if r else "")
-                         + f"    probes: [{{kind: transfer, items: {n}_mc.jsonl}}]\n"
-                         for n, r in (("z", None), ("y", "z"), ("x", "y"), ("w", None))), encoding="utf-8")
-    return graph
+    """helpers.chain_graph under policy: mix, with every node's budget 8 steps."""
+    return chain_graph(root, gate, head="policy: mix\n",
+                       train="{epochs: 1, lr: 0.005, batch_size: 4, max_length: 64, max_steps: 8}")
 
 
 def _start(root: Path, gate: str = "{min_score: 0.5}"):

@@ -59,18 +59,9 @@ def test_baseline_pass_needs_the_gate_cleared(tmp_path: Path) -> None:
 
 
 def _chain(tmp_path: Path, gate: str = "{min_score: 0.5}") -> Path:
-    """z -> y -> x, plus an independent w: the shapes the readiness rules are about."""
-    from helpers import write_jsonl
+    from helpers import chain_graph
 
-    for n in "zyxw":
-        write_jsonl(tmp_path / f"{n}.jsonl", [{"prompt": f"{n} {i}?", "answer": f"{n} answer {i}."} for i in range(4)])
-        write_jsonl(tmp_path / f"{n}_mc.jsonl", [{"prompt": f"{n} pick {i}", "choices": ["yes", "no"], "answer": 0}
-                                                 for i in range(8)])
-    graph = tmp_path / "chain.yaml"
-    graph.write_text("curriculum: chain\nmodel: {base: tiny-random}\ndefaults:\n  gate: " + gate + "\nnodes:\n" + "".join(
-        f"  {n}:\n    layer: definition\n    data: {n}.jsonl\n" + (f"    requires: [{r}]\n" if r else "")
-        + f"    probes: [{{kind: transfer, items: {n}_mc.jsonl}}]\n" for n, r in (("z", None), ("y", "z"), ("x", "y"), ("w", None))))
-    return graph
+    return chain_graph(tmp_path, gate)
 
 
 def _start(tmp_path: Path, policy: str, seed: int = 0, gate: str = "{min_score: 0.5}"):
