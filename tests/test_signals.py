@@ -82,8 +82,9 @@ def test_null_stages_never_rehearse_nor_change_a_gate_call(prefect_harness, tmp_
     assert actions == [(0, "a", "pass"), (1, "b", "retry"), (2, "b", "retry"), (3, "b", "keep")]
     _, status = wh.query("SELECT node_id, status FROM final_status ORDER BY node_id")
     assert status == [("a", "mastered"), ("b", "below-gate")]
-    _, why = wh.query("SELECT stop_reason, parent_stage FROM stages ORDER BY stage")
-    assert why == [("plateau", None), ("plateau", 1), ("plateau", 2)]
+    _, why = wh.query("SELECT kind, stop_reason, parent_stage FROM stages ORDER BY stage")
+    # each retry continues the last adapter, and the final sweep reads the one kept below the gate
+    assert why == [("train", "plateau", None), ("train", "plateau", 1), ("train", "plateau", 2), ("final", None, 3)]
     # the unchanged model gives every item the score it had at baseline: same items, same numbers
     _, moved = wh.query("""SELECT count(*) FROM probe_results p JOIN probe_results b
                            ON b.run_id = p.run_id AND b.stage = 0 AND (b.node_id, b.probe_index, b.item) = (p.node_id, p.probe_index, p.item)
@@ -94,7 +95,7 @@ def test_null_stages_never_rehearse_nor_change_a_gate_call(prefect_harness, tmp_
                            WHERE p.stage > 0 AND p.probe_kind = 'paraphrase'""")
     assert drift[0][0] > 0 and drift[0][1] < 1e-3  # the likelihoods themselves, not only the scores, are unchanged
     _, regression = wh.query("SELECT count(DISTINCT stage) FROM probe_results WHERE node_id = 'a' AND stage > 0")
-    assert regression == [(3,)]
+    assert regression == [(4,)]  # the held node is checked after each of the three stages and in the final sweep
 
 
 def test_calibration_undoes_a_lean_towards_one_word(tmp_path: Path) -> None:
