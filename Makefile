@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/curriculum run graphs/hyperwords.yaml --profile demo --max-steps 20 --run-id demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(STAMP)

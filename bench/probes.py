@@ -126,7 +126,8 @@ def main() -> None:
     items = choice_items()
     n_pairs = len(pairs_of(items))
     ours(model, tok, items[:4])  # warm-up
-    seconds = {}
+    seconds: dict[str, float] = {}
+    ours_result: list = []  # "ours" runs first: the others must pick what it picked
     for name, fn in (("ours", ours), ("hand_loop", hand_loop), ("naive", naive), ("simple_evaluate", simple_evaluate)):
         seconds[name], result = timed(fn, model, tok, items)
         if name in ("hand_loop", "naive"):

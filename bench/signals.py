@@ -217,7 +217,7 @@ def split_half(db: Path, run_id: str, profile: str = "demo") -> dict:
     nodes = [n for n in loaded.spec.nodes if any(loaded.probe_items[n]) and n in gate_of]
     prober = Prober(loaded.spec.model.base)
     agree = total = 0
-    for stage, path in [(0, None), *adapters]:
+    for _stage, path in [(0, None), *adapters]:
         results = prober.probe(loaded, Path(path) if path else None, {n: None for n in nodes})
         for n in nodes:
             rows = {(r.probe_index, r.item): (r.probe_index, r.item, r.probe_kind, r.score) for r in results[n]}

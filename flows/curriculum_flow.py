@@ -471,7 +471,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         probe_started = time.perf_counter()
         results = probe(prober, loaded, out_dir, stage, plan, st.auto_gates)
         for n in step.data_nodes if step.kind == "mix" else [step.node_id] if step.kind != "flat" else []:
-            draw_until_clear(loaded, st, n, results, lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))
+            draw_until_clear(loaded, st, n, results, lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))  # noqa: B023 (called here)
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
         trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy
         stage_row.update(adapter_path=str(out_dir), status="trained", **timing,

@@ -55,7 +55,7 @@ def test_compositional_and_gloss_init_are_the_means_random_is_seeded() -> None:
     comp = load_base(TINY, tokens=plan("compositional"))
     gloss = load_base(TINY, tokens=plan("gloss"))
     rand, rand_again = load_base(TINY, tokens=plan("random")), load_base(TINY, tokens=plan("random"))
-    for i, entry in enumerate(LEXICON):
+    for entry in LEXICON:
         parts = torch.stack([_rows(base.tokenizer, weight, p) for p in entry["parts"]]).mean(0)
         for token_id in hyperword_ids(comp.tokenizer, {"lexicon": [entry]}):
             assert torch.allclose(comp.model.get_input_embeddings().weight[token_id], parts)
