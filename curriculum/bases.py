@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BUNDLED = "smollm2-135m-instruct"
 TINY = "tiny-random"
@@ -128,8 +129,7 @@ def tokenizer_for_checks(base: str):
         fast = isinstance(try_to_load_from_cache(base, "tokenizer.json"), str)
     else:
         fast = (Path(resolved.source) / "tokenizer.json").is_file()
-    if fast:
-        from transformers import PreTrainedTokenizerFast as Tokenizer
-    else:
-        from transformers import AutoTokenizer as Tokenizer
-    return chat_ready(Tokenizer.from_pretrained(resolved.source, local_files_only=True), base)
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer_cls: Any = PreTrainedTokenizerFast if fast else AutoTokenizer
+    return chat_ready(tokenizer_cls.from_pretrained(resolved.source, local_files_only=True), base)

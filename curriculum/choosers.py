@@ -29,7 +29,7 @@ def largest_gap(st: RunState, ready: list[str]) -> tuple[str, str, dict[str, Any
     """Largest gap to its gate, measured on the adapter the next stage continues (the flow probes ready
     nodes after every kept stage for this policy), never on a discarded one."""
     fresh = {n: st.on_accepted(n) for n in ready}
-    gaps = {n: st.gate(n) - (fresh[n].score if fresh[n] else 0.0) for n in ready}
+    gaps = {n: st.gate(n) - (ev.score if (ev := fresh[n]) else 0.0) for n in ready}
     pick = max(ready, key=lambda n: (gaps[n], -ready.index(n)))
     return pick, f"largest gap to its gate ({gaps[pick]:.3f}) among {len(ready)} ready", {"gaps": gaps}
 

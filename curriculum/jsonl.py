@@ -49,8 +49,8 @@ def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]]
     except OSError as exc:
         return [], [Problem(file, 1, 1, f"cannot read: {exc.strerror}")]
     text, problem = decode_utf8(raw, file)
-    if problem:
-        return [], [problem]
+    if problem or text is None:
+        return [], [problem] if problem else []
     records: list[Record[M]] = []
     problems: list[Problem] = []
     fields = list(model.model_fields)

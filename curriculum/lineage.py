@@ -92,8 +92,8 @@ def _sha(path) -> str | None:
 def file_keys(node: spec.Node) -> dict[str, str]:
     """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML)."""
     keys = {"data": node.data}
-    keys.update({f"probes[{i}]": p.items or p.task for i, p in enumerate(node.probes) if p.items is not None
-                 or (p.task is not None and p.task.endswith((".yaml", ".yml")))})
+    keys.update({f"probes[{i}]": path for i, p in enumerate(node.probes) if (path := p.items or p.task) is not None
+                 and (p.items is not None or path.endswith((".yaml", ".yml")))})
     return keys
 
 
@@ -102,7 +102,7 @@ def node_files(node: spec.Node, root: Path) -> dict[str, str]:
     data_files[j]`, read from the curriculum's folder `root`): an edit there is an edit of the probe."""
     keys = file_keys(node)
     for i, p in enumerate(node.probes):
-        if p.items is None and f"probes[{i}]" in keys:  # a task YAML kept beside the curriculum
+        if p.items is None and p.task is not None and f"probes[{i}]" in keys:  # a task YAML kept beside the curriculum
             keys.update({f"probes[{i}] {kind}[{j}]": dep for kind, paths in task_reads(root, p.task).items()
                          for j, dep in enumerate(paths)})
     return keys

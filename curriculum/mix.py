@@ -135,8 +135,8 @@ class MixPolicy:
         before = {n: st.on_accepted(n) for n in observed}
         st.record(stage, observed)
         worse = worse_on_held(st, observed, None, None)
-        gained = [n for n in step.data_nodes if before.get(n) is not None and observed.get(n) is not None
-                  and paired_drop(observed[n], before[n]).significant(st.confidence(n))]
+        gained = [n for n in step.data_nodes if (b := before.get(n)) is not None and (o := observed.get(n)) is not None
+                  and paired_drop(o, b).significant(st.confidence(n))]
         signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
                    "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
         round_steps = int(trained.get("round_steps") or 1)
@@ -161,7 +161,7 @@ class MixPolicy:
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
                 decisions.append(Decision.on(n, "pass", f"{verdict}; drops to the replay weight, its dependants join "
                                              "the mix", call, st.gate(n), attempt=st.attempts[n],
-                                             before=before[n].score if before.get(n) else None, signals=signals))
+                                             before=b.score if (b := before.get(n)) else None, signals=signals))
             elif self._out_of_budget(st, step, n, round_steps):
                 decisions += self._spent_below(st, n, call, step)
         return "done", decisions + self._held(st, observed)

@@ -157,7 +157,11 @@ class Policy(Protocol):
 
     name: str
     gates: bool  # its end state is judged against the gates (and gate warnings apply)
-    probes_ready: bool  # the flow probes ready nodes after each kept stage (a chooser ranks them)
+
+    @property
+    def probes_ready(self) -> bool:  # the flow probes ready nodes after each kept stage (a chooser ranks them)
+        ...
+
 
     def baseline(self, st: RunState, observed: Observed) -> list[Decision]: ...
     def next_step(self, st: RunState) -> Step | None: ...
@@ -183,7 +187,7 @@ class GatedPolicy:
 
     def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
         st.record(0, observed)
-        decisions = []
+        decisions: list[Decision] = []
         if not self.gates:
             return decisions
         for n in st.order:

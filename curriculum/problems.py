@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -41,9 +43,10 @@ def display_path(path: Path) -> str:
 
 def line_col_of_offset(text: str | bytes, offset: int) -> tuple[int, int]:
     """1-based line and column of a character (or byte) offset."""
-    newline = "\n" if isinstance(text, str) else b"\n"
-    line = text.count(newline, 0, offset) + 1
-    start = text.rfind(newline, 0, offset) + 1
+    if isinstance(text, str):
+        line, start = text.count("\n", 0, offset) + 1, text.rfind("\n", 0, offset) + 1
+    else:
+        line, start = text.count(b"\n", 0, offset) + 1, text.rfind(b"\n", 0, offset) + 1
     return line, offset - start + 1
 
 
@@ -60,7 +63,7 @@ def decode_utf8(raw: bytes, file: str) -> tuple[str | None, Problem | None]:
     return text.removeprefix("\ufeff"), None
 
 
-def describe_error(err: dict, known_keys: list[str] | None = None) -> str:
+def describe_error(err: Mapping[str, Any], known_keys: list[str] | None = None) -> str:
     """One readable sentence for a pydantic error dict (no 'Value error,' noise, no URLs)."""
     from difflib import get_close_matches
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 from uuid import UUID
 
 from prefect import task
@@ -38,4 +39,4 @@ def publish_results(wh: Warehouse, run_id: str, curriculum: str, report: Path) -
         link=Path(report).resolve().as_uri(), link_text=f"report of run {run_id}", key=artifact_key(curriculum, "report"),
         description=f"The self-contained HTML report of run `{run_id}` (a local file: `{Path(report).resolve()}`; "
                     f"rewrite it with `curriculum report {run_id}`).")
-    return [table, link]
+    return [cast(UUID, table), cast(UUID, link)]  # called from sync code: Prefect's dual API returns the id itself

@@ -131,8 +131,8 @@ def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str |
                     overrides = flat_budget(int(cmp.rows[policies[0]][-1]["total_steps"]))
                 log(f"{run_id}: {'resuming' if run else 'running'} {policy}, seed {seed}")
                 curriculum(graph=graph, policy=policy, seed=seed, warehouse=str(wh.path), runs_dir=runs_dir,
-                           profile=profile, train_overrides=overrides,
-                           **({"resume": run_id} if run else {"run_id": run_id}))
+                           profile=profile, train_overrides=overrides, resume=run_id if run else None,
+                           run_id=None if run else run_id)
             cmp.rows[policy].append({"run_id": run_id, "seed": seed, **summarise(wh, run_id, targets)})
     return cmp
 

@@ -64,4 +64,4 @@ def measure(model, tokenizer, answers: Sequence[BaseAnswer]) -> tuple[Drift, lis
     """The adapted model's drift on the base's answers, and each scored prompt's (item, mean log-likelihood)."""
     scored = [a for a in answers if a.logprob is not None]
     adapted = [lp for lp, _ in answer_logprobs(model, tokenizer, [(a.prompt, a.answer) for a in scored])] if scored else []
-    return Drift.of(adapted, [a.logprob for a in scored]), [(a.item, lp) for a, lp in zip(scored, adapted)]
+    return Drift.of(adapted, [a.logprob for a in scored if a.logprob is not None]), [(a.item, lp) for a, lp in zip(scored, adapted)]

@@ -118,13 +118,13 @@ def _drift_section(wh: Warehouse, run_id: str) -> list[str]:
         return []
     fig, ax = plt.subplots(figsize=(7, 2.8))
     ax.axhline(0, color="#9aa0a6", lw=0.8)
-    for kept, colour in ((True, "#2e9d5b"), (False, "#d64545")):
-        pts = [r for r in rows if (r["status"] == "done") == kept]
+    for done, colour in ((True, "#2e9d5b"), (False, "#d64545")):
+        pts = [r for r in rows if (r["status"] == "done") == done]
         if pts:
             low = [r["drift"] - r["drift_low"] if r["drift_low"] is not None else 0.0 for r in pts]
             high = [r["drift_high"] - r["drift"] if r["drift_high"] is not None else 0.0 for r in pts]
             ax.errorbar([r["stage"] for r in pts], [r["drift"] for r in pts], yerr=[low, high], fmt="o", color=colour,
-                        capsize=3, label="kept" if kept else "retried / discarded")
+                        capsize=3, label="kept" if done else "retried / discarded")
     ax.set_xlabel("stage")
     ax.set_ylabel("drift (nats / token)")
     ax.legend(fontsize=7, frameon=False)
@@ -196,10 +196,10 @@ def _parent_link(run: dict[str, Any]) -> str:
 
 def render_report(wh: Warehouse, run_id: str) -> str:
     """The report's HTML text for one run of the warehouse."""
-    run = _rows(wh, "SELECT r.*, g.yaml_text FROM runs r JOIN graph_snapshots g USING (graph_hash) WHERE run_id = ?", run_id)
-    if not run:
+    found = _rows(wh, "SELECT r.*, g.yaml_text FROM runs r JOIN graph_snapshots g USING (graph_hash) WHERE run_id = ?", run_id)
+    if not found:
         raise KeyError(f"no run '{run_id}' in {wh.path}")
-    run = run[0]
+    run = found[0]
     doc = yaml.safe_load(run["yaml_text"]) or {}
     walked = json.loads(run["config"] or "{}").get("nodes")  # a profile run's nodes; None for the whole graph
     nodes = {n: body for n, body in doc.get("nodes", {}).items() if walked is None or n in walked}
