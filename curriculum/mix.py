@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from curriculum.chat import Example
 from curriculum.evidence import paired_drop
-from curriculum.policies import (FLAT, SETTLED, Decision, GatedPolicy, Observed, Outcome, RunState, Step,
-                                 back_off, worse_on_held)
 from curriculum.choosers import first_in_order
+from curriculum.policies import FLAT, Decision, GatedPolicy, Observed, RunState, Step, back_off, worse_on_held
+from curriculum.states import SETTLED, Action, Outcome, StageKind, Status
 
 ETA = 1.0  # Skill-It's step size on gaps in [0, 1]; chosen before any run, not tuned on results
 FORGOTTEN_WEIGHT = 2.0  # a forgotten node's replay weight, in units of a held node's
@@ -74,7 +74,7 @@ def draw_counts(shares: dict[str, float], sizes: dict[str, int], ready: Sequence
     return {n: max(1, round(s * total)) for n, s in shares.items()}
 
 
-def draw_mixture(pools: dict[str, Sequence[Example]], counts: dict[str, int], seed: int) -> list[Example]:
+def draw_mixture(pools: Mapping[str, Sequence[Example]], counts: dict[str, int], seed: int) -> list[Example]:
     """The stage's examples: from each node, whole shuffled passes over its data, then a sample for the rest (so a
     node drawn 2.5 times its size is seen 2 or 3 times per example, never 0 and 5)."""
     rng = random.Random(seed)
@@ -111,8 +111,8 @@ class MixPolicy:
         if not ready:
             return None
         held = [m for m in st.order if st.status[m] in SETTLED and st.sizes.get(m)]
-        forgotten = [m for m in held if st.status[m] == "forgotten"]
-        waiting = [n for n in st.order if st.status[n] == "locked"]
+        forgotten = [m for m in held if st.status[m] == Status.FORGOTTEN]
+        waiting = [n for n in st.order if st.status[n] == Status.LOCKED]
         gaps = {n: gap(st, n) for n in waiting}
         dependants = {i: [j for j in waiting if i in st.cur.nodes[j].requires] for i in ready}
         log_w = skill_it_step(self.log_w, ready, gaps, dependants)
@@ -123,7 +123,7 @@ class MixPolicy:
         budget = max(1, math.ceil(min(left[n] * ready_total / counts[n] for n in ready)))
         reason = (f"mix of {len(ready)} ready node(s) by their gaps to the gate, {len(held)} held in replay"
                   + (f" ({len(forgotten)} forgotten, at twice the weight)" if forgotten else ""))
-        return Step("mix", FLAT, self.stages + 1, list(ready), held, reason,
+        return Step(StageKind.MIX, FLAT, self.stages + 1, list(ready), held, reason,
                     signals={"weights": {n: round(shares[n], 4) for n in shares},
                              "gaps": {n: round(gaps[n], 4) for n in ready}, "log_w": log_w},
                     parent=st.accepted_stage, mixture=counts, weights=shares, budget=budget)
@@ -141,37 +141,37 @@ class MixPolicy:
                    "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
         round_steps = int(trained.get("round_steps") or 1)
         if worse and not gained:  # the stage cost what the run held and taught the frontier nothing: back off
-            decisions = [Decision(FLAT, "back-off", f"the mix made {', '.join(worse)} significantly worse and no "
+            decisions = [Decision(FLAT, Action.BACK_OFF, f"the mix made {', '.join(worse)} significantly worse and no "
                                   "frontier node significantly better: adapter discarded, parent's kept",
                                   step.attempt, signals={**signals, "worse": worse})]
             for n in step.data_nodes:
                 if self._out_of_budget(st, step, n, round_steps):
                     kept = st.on_accepted(n)
                     decisions += self._spent_below(st, n, st.call(n, kept) if kept is not None else None, step)
-            return "discarded", decisions
+            return Outcome.DISCARDED, decisions
         st.keep(stage)
         decisions = []
         for n in step.data_nodes:
             ev = observed.get(n)
             call = st.call(n, ev) if ev is not None else None
             if call is None or call.passed:
-                st.status[n] = "mastered"
+                st.status[n] = Status.MASTERED
                 if ev is not None:
                     st.mastered_on[n] = ev
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-                decisions.append(Decision.on(n, "pass", f"{verdict}; drops to the replay weight, its dependants join "
+                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight, its dependants join "
                                              "the mix", call, st.gate(n), attempt=st.attempts[n],
                                              before=b.score if (b := before.get(n)) else None, signals=signals))
             elif self._out_of_budget(st, step, n, round_steps):
                 decisions += self._spent_below(st, n, call, step)
-        return "done", decisions + self._held(st, observed)
+        return Outcome.DONE, decisions + self._held(st, observed)
 
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         """A mix stage that raised (bad data, out of memory after retries): its frontier backs off, the rest goes on."""
         decisions: list[Decision] = []
         for n in step.data_nodes:
             st.attempts[n] = st.attempts.get(n, 0) + 1
-            decisions += back_off(st, n, Decision(n, "back-off", f"mix stage {stage} failed: {error}", st.attempts[n],
+            decisions += back_off(st, n, Decision(n, Action.BACK_OFF, f"mix stage {stage} failed: {error}", st.attempts[n],
                                                   st.latest(n), None, st.gate(n), {"stage": stage, "error": error}))
         self.log_w = step.signals["log_w"]
         self.stages += 1
@@ -200,15 +200,15 @@ class MixPolicy:
         verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
         why = f"{verdict}; its budget is spent ({round(self.spent.get(n, 0.0))} of {st.budgets[n]} steps)"
         if st.cur.gate_config(n).required:
-            return back_off(st, n, Decision.on(n, "back-off", f"{why}; its gate is required", call, st.gate(n),
+            return back_off(st, n, Decision.on(n, Action.BACK_OFF, f"{why}; its gate is required", call, st.gate(n),
                                                attempt=st.attempts.get(n)))
-        st.status[n] = "below-gate"
-        decisions = [Decision.on(n, "below-gate", f"{why}; stays in replay, its dependants join the mix", call,
+        st.status[n] = Status.BELOW_GATE
+        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in replay, its dependants join the mix", call,
                                  st.gate(n), attempt=st.attempts.get(n))]
         remedial = st.cur.nodes[n].on_fail
-        if remedial and st.status.get(remedial) == "dormant":
-            st.status[remedial] = "locked"
-            decisions.append(Decision(n, "branch", f"remedial branch '{remedial}' joins the mix"))
+        if remedial and st.status.get(remedial) == Status.DORMANT:
+            st.status[remedial] = Status.LOCKED
+            decisions.append(Decision(n, Action.BRANCH, f"remedial branch '{remedial}' joins the mix"))
         return decisions
 
     def _held(self, st: RunState, observed: Observed) -> list[Decision]:
@@ -218,19 +218,19 @@ class MixPolicy:
         for m, ev in observed.items():
             if ev is None or m not in st.mastered_on:
                 continue
-            if st.status[m] == "mastered":
+            if st.status[m] == Status.MASTERED:
                 drop = paired_drop(st.mastered_on[m], ev)
                 if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
-                    st.status[m] = "forgotten"
-                    decisions.append(Decision(m, "rehearse", f"forgetting: {drop.before:.3f} → {drop.after:.3f} on the "
+                    st.status[m] = Status.FORGOTTEN
+                    decisions.append(Decision(m, Action.REHEARSE, f"forgetting: {drop.before:.3f} → {drop.after:.3f} on the "
                                               f"same {drop.n} items ({drop.test}, p = {drop.p_value:.3f}); replayed at "
                                               "twice the weight", score_before=drop.before, score_after=drop.after,
                                               gate=st.gate(m), n_items=drop.n))
-            elif st.status[m] == "forgotten":
+            elif st.status[m] == Status.FORGOTTEN:
                 call = st.call(m, ev.restricted(sorted(st.mastered_on[m].items)))
                 if call.passed:
-                    st.status[m] = "mastered"
-                    decisions.append(Decision.on(m, "pass", "recovered its gate in the mix: "
+                    st.status[m] = Status.MASTERED
+                    decisions.append(Decision.on(m, Action.PASS, "recovered its gate in the mix: "
                                                  + call.describe(st.gate(m), st.confidence(m)), call, st.gate(m)))
         return decisions
 

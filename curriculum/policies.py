@@ -19,20 +19,17 @@ from curriculum.choosers import Chooser, Exp3S, RandomOrder, first_in_order, lar
 from curriculum.drift import Drift
 from curriculum.evidence import Drop, Evidence, GateCall, gate_call, paired_drop
 from curriculum.spec import Curriculum
+from curriculum.states import SETTLED, Action, Outcome, StageKind, Status
 
 FLAT = "*"
 Observed = dict[str, Evidence | None]  # node -> its items at this stage (None: the node has no probes)
-SETTLED = ("mastered", "trained", "forgotten", "below-gate")  # statuses whose node has been trained (once): its
-# children may go. `below-gate`: its budget is spent under its gate; it stays in replay and the graph goes on
-Outcome = str  # what becomes of a stage's adapter: done (the run goes on from it) | retried (the retry continues
-# it, the run does not) | discarded
 
 
 @dataclass
 class Step:
     """A stage to run: train `node_id` (or every node, for flat) on these nodes' data."""
 
-    kind: str  # train | rehearse | flat | mix
+    kind: StageKind
     node_id: str
     attempt: int
     data_nodes: list[str]
@@ -50,7 +47,7 @@ class Step:
 @dataclass
 class Decision:
     node_id: str | None
-    action: str  # train | pass | keep | retry | branch | back-off | rehearse | forgotten | skip | fail | gate
+    action: Action
     reason: str
     attempt: int | None = None
     score_before: float | None = None
@@ -62,7 +59,7 @@ class Decision:
     ci_high: float | None = None
 
     @classmethod
-    def on(cls, node_id: str, action: str, reason: str, call: GateCall | None, gate: float | None, *,
+    def on(cls, node_id: str, action: Action, reason: str, call: GateCall | None, gate: float | None, *,
            attempt: int | None = None, before: float | None = None, signals: dict[str, Any] | None = None) -> Decision:
         """A decision that carries the gate call's score, item count and interval."""
         return cls(node_id, action, reason, attempt, before, call.score if call else None, gate, signals or {},
@@ -79,7 +76,7 @@ class RunState:
 
     cur: Curriculum
     order: list[str]
-    status: dict[str, str]  # locked | mastered | trained (no gates) | forgotten | failed | skipped | dormant | waiting
+    status: dict[str, Status]
     attempts: dict[str, int] = field(default_factory=dict)
     extra_attempts: dict[str, int] = field(default_factory=dict)  # granted by a mastered remedial branch
     evidence: dict[str, list[tuple[int, Evidence]]] = field(default_factory=dict)
@@ -101,7 +98,7 @@ class RunState:
               budgets: dict[str, int] | None = None) -> RunState:
         requires = nx.subgraph_view(graph, filter_edge=lambda u, v: graph[u][v]["kind"] == "requires")
         order = list(nx.lexicographical_topological_sort(requires, key=list(cur.nodes).index))
-        status = {n: "dormant" if cur.nodes[n].entered_by == "on_fail" else "locked" for n in order}
+        status = {n: Status.DORMANT if cur.nodes[n].entered_by == "on_fail" else Status.LOCKED for n in order}
         return cls(cur, order, status, sizes=dict(sizes or {}), budgets=dict(budgets or {}))
 
     def gate(self, node_id: str) -> float:
@@ -130,7 +127,7 @@ class RunState:
 
     def ready(self) -> list[str]:
         """Nodes that may train now: every requirement settled, not finished, not dormant."""
-        return [n for n in self.order if self.status[n] == "locked" and all(self.settled(r) for r in self.cur.nodes[n].requires)]
+        return [n for n in self.order if self.status[n] == Status.LOCKED and all(self.settled(r) for r in self.cur.nodes[n].requires)]
 
     def descendants(self, node_id: str) -> list[str]:
         """Nodes that can never unlock once `node_id` has failed."""
@@ -192,13 +189,13 @@ class GatedPolicy:
             return decisions
         for n in st.order:
             ev = observed.get(n)
-            if st.status[n] != "locked" or ev is None:
+            if st.status[n] != Status.LOCKED or ev is None:
                 continue
             call = st.call(n, ev)
             if call.passed:
-                st.status[n] = "mastered"
+                st.status[n] = Status.MASTERED
                 st.mastered_on[n] = ev
-                decisions.append(Decision.on(n, "pass", f"over its gate at baseline, not trained: "
+                decisions.append(Decision.on(n, Action.PASS, f"over its gate at baseline, not trained: "
                                              f"{call.describe(st.gate(n), st.confidence(n))}", call, st.gate(n),
                                              signals={"stage": 0}))
         return decisions
@@ -209,7 +206,7 @@ class GatedPolicy:
         if st.pending_rehearsal and not ready:  # nothing to fold it into: consolidate, every learned node's data at once
             n, others = st.pending_rehearsal[0], st.pending_rehearsal[1:]
             rest = [m for m in held if m not in st.pending_rehearsal]
-            return Step("rehearse", n, st.rehearsals.get(n, 0) + 1, [n, *others, *rest], [],
+            return Step(StageKind.REHEARSE, n, st.rehearsals.get(n, 0) + 1, [n, *others, *rest], [],
                         f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); consolidating with "
                         f"all {1 + len(others) + len(rest)} learned nodes' data", parent=st.accepted_stage, rehearse_nodes=others)
         if not ready:
@@ -223,7 +220,7 @@ class GatedPolicy:
         replay = [m for m in held if m != n and m not in folded] if st.cur.train_config(n).replay else []
         if folded:
             reason += f"; rehearsing {', '.join(folded)} in the same stage"
-        return Step("train", n, attempt, [n, *folded], replay, reason=reason, signals={"ready": ready, **signals},
+        return Step(StageKind.TRAIN, n, attempt, [n, *folded], replay, reason=reason, signals={"ready": ready, **signals},
                     parent=parent, spent=st.spent.get(n, 0), rehearse_nodes=folded)
 
     def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
@@ -246,8 +243,8 @@ class GatedPolicy:
                    "verdict": call.verdict if call else None, "decided_on_point": call.decided_on_point if call else None,
                    "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
         if (drifted := self._drifted(st, step, stage, trained)) is not None:
-            return "discarded", drifted
-        if step.kind == "rehearse":
+            return Outcome.DISCARDED, drifted
+        if step.kind == StageKind.REHEARSE:
             return self._rehearsed(st, step, stage, observed, call, signals)
         if isinstance(self.choose, Exp3S):
             self.choose.reward(n, paired_progress(before_ev, ev))
@@ -255,16 +252,16 @@ class GatedPolicy:
         st.trained.add(n)
         st.spent[n] = step.spent + int(trained.get("steps") or 0)
         if passed or not self.gates:
-            st.status[n] = "mastered" if passed else "trained"  # without gates, children unlock either way
+            st.status[n] = Status.MASTERED if passed else Status.TRAINED  # without gates, children unlock either way
             st.continue_from.pop(n, None)
             if passed and ev is not None:
                 st.mastered_on[n] = ev
             st.keep(stage)
             reason = verdict if passed else f"{verdict}; no gates in this policy"
-            decisions = [Decision.on(n, "pass", reason, call, gate, attempt=step.attempt, before=before, signals=signals)]
+            decisions = [Decision.on(n, Action.PASS, reason, call, gate, attempt=step.attempt, before=before, signals=signals)]
             if self.gates:
                 decisions += self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
-            return "done", decisions
+            return Outcome.DONE, decisions
         limit = st.cur.gate_config(n).max_attempts + st.extra_attempts.get(n, 0)
         stop = trained.get("stop_reason")
         left = (trained["budget"] - int(trained.get("steps") or 0)) if trained.get("budget") is not None else None
@@ -273,31 +270,31 @@ class GatedPolicy:
         if stop != "budget" and step.attempt < limit:
             how = f"stopped by {stop}" if stop else ""
             st.continue_from[n] = stage
-            return "retried", [Decision.on(n, "retry", f"{verdict}; {how}; attempt {step.attempt} of {limit}, continuing "
+            return Outcome.RETRIED, [Decision.on(n, Action.RETRY, f"{verdict}; {how}; attempt {step.attempt} of {limit}, continuing "
                                            f"this stage's adapter ({st.spent[n]} steps spent)", call, gate,
                                            attempt=step.attempt, before=before, signals=signals)]
         st.continue_from.pop(n, None)
         why = ("its budget is spent" if left is None or left <= 0 else f"its budget is spent ({left} steps left, "
                f"under one round of {trained.get('round_steps')})") if stop == "budget" else f"progress stopped ({stop}) on attempt {step.attempt} of {limit}"
         on_fail = st.cur.nodes[n].on_fail
-        if on_fail and n not in st.branched and st.status.get(on_fail) == "dormant":
+        if on_fail and n not in st.branched and st.status.get(on_fail) == Status.DORMANT:
             st.branched.add(n)
-            st.status[on_fail] = "locked"
-            st.status[n] = "waiting"
-            return "discarded", [Decision.on(n, "branch", f"{verdict}; {why}; taking remedial branch '{on_fail}', "
+            st.status[on_fail] = Status.LOCKED
+            st.status[n] = Status.WAITING
+            return Outcome.DISCARDED, [Decision.on(n, Action.BRANCH, f"{verdict}; {why}; taking remedial branch '{on_fail}', "
                                              "then one more attempt", call, gate, attempt=step.attempt, before=before,
                                              signals=signals)]
         if not st.cur.gate_config(n).required:  # an unmet gate does not end the graph: the node goes on below it
             return self._below_gate(st, step, stage, observed, call, before_ev, f"{verdict}; {why}", signals)
         gain = paired_drop(ev, before_ev) if ev is not None and before_ev is not None else None  # did it go up?
         if st.cur.gate_config(n).keep_progress and gain is not None and gain.significant(st.confidence(n)):
-            st.status[n] = "trained"
+            st.status[n] = Status.TRAINED
             st.keep(stage)
-            decisions = [Decision.on(n, "keep", f"{verdict}; {why}; but it learned: {_drop_text(gain, 'rose')}; adapter "
+            decisions = [Decision.on(n, Action.KEEP, f"{verdict}; {why}; but it learned: {_drop_text(gain, 'rose')}; adapter "
                                      "kept below its gate, dependants go on", call, gate, attempt=step.attempt,
                                      before=before, signals={**signals, "gain_p": gain.p_value})]
-            return "done", decisions + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
-        return "discarded", self._back_off(st, n, Decision.on(n, "back-off", f"{verdict}; {why}; adapter discarded, "
+            return Outcome.DONE, decisions + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
+        return Outcome.DISCARDED, self._back_off(st, n, Decision.on(n, Action.BACK_OFF, f"{verdict}; {why}; adapter discarded, "
                                                               "parent's kept", call, gate, attempt=step.attempt,
                                                               before=before, signals=signals))
 
@@ -309,16 +306,16 @@ class GatedPolicy:
         n, gate = step.node_id, st.gate(step.node_id)
         worse = worse_on_held(st, observed, before_ev, n)
         keep = st.cur.gate_config(n).keep_progress and not worse
-        st.status[n] = "below-gate"
+        st.status[n] = Status.BELOW_GATE
         before = before_ev.score if before_ev else None
         extra = below_gate_dependants(st, n)
         if keep:
             st.keep(stage)
-            decisions = [Decision.on(n, "keep", f"{why}; adapter kept below its gate, dependants go on", call, gate,
+            decisions = [Decision.on(n, Action.KEEP, f"{why}; adapter kept below its gate, dependants go on", call, gate,
                                      attempt=step.attempt, before=before, signals=signals)]
-            return "done", decisions + extra + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
+            return Outcome.DONE, decisions + extra + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
         cause = f"it made {', '.join(worse)} significantly worse" if worse else "keep_progress: false"
-        return "discarded", [Decision.on(n, "back-off", f"{why}; adapter discarded ({cause}), parent's kept; the node "
+        return Outcome.DISCARDED, [Decision.on(n, Action.BACK_OFF, f"{why}; adapter discarded ({cause}), parent's kept; the node "
                                          "stays below its gate in replay, dependants go on", call, gate,
                                          attempt=step.attempt, before=before, signals=signals), *extra]
 
@@ -339,11 +336,11 @@ class GatedPolicy:
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         """A stage that raised (bad data, out of memory): its node backs off, the run goes on."""
         n = step.node_id
-        if step.kind == "rehearse":
-            return self._rehearsal_spent(st, n, Decision(n, "skip", f"rehearsal stage {stage} failed: {error}", step.attempt))
+        if step.kind == StageKind.REHEARSE:
+            return self._rehearsal_spent(st, n, Decision(n, Action.SKIP, f"rehearsal stage {stage} failed: {error}", step.attempt))
         st.attempts[n] = step.attempt
         st.continue_from.pop(n, None)
-        return self._back_off(st, n, Decision(n, "back-off", f"stage {stage} failed: {error}", step.attempt, st.latest(n),
+        return self._back_off(st, n, Decision(n, Action.BACK_OFF, f"stage {stage} failed: {error}", step.attempt, st.latest(n),
                                               None, st.gate(n), {"stage": stage, "error": error}))
 
     def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
@@ -358,14 +355,14 @@ class GatedPolicy:
         verdict = "no probes" if call is None else call.describe(st.gate(n), st.confidence(n))
         if call is None or call.passed:
             st.pending_rehearsal.remove(n)
-            st.status[n] = "mastered"
+            st.status[n] = Status.MASTERED
             st.rehearsals[n] = step.attempt
             st.keep(stage)
-            decisions = [Decision.on(n, "pass", f"recovered its gate after rehearsal: {verdict}", call, st.gate(n),
+            decisions = [Decision.on(n, Action.PASS, f"recovered its gate after rehearsal: {verdict}", call, st.gate(n),
                                      attempt=step.attempt, signals=signals)]
-            return "done", decisions + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
-        return "discarded", self._rehearsal_spent(st, n, Decision.on(
-            n, "skip", f"still below its gate after rehearsal {step.attempt}: {verdict}; rehearsal adapter discarded",
+            return Outcome.DONE, decisions + self._folded(st, step, observed) + self._forgetting(st, observed, exclude=n)
+        return Outcome.DISCARDED, self._rehearsal_spent(st, n, Decision.on(
+            n, Action.SKIP, f"still below its gate after rehearsal {step.attempt}: {verdict}; rehearsal adapter discarded",
             call, st.gate(n), attempt=step.attempt, signals=signals))
 
     def _rehearsal_spent(self, st: RunState, n: str, decision: Decision) -> list[Decision]:
@@ -374,7 +371,7 @@ class GatedPolicy:
         decisions = [decision]
         if st.rehearsals[n] >= st.cur.gate_config(n).max_rehearsals:
             st.pending_rehearsal.remove(n)
-            decisions.append(Decision(n, "forgotten", f"below its gate after {st.rehearsals[n]} rehearsal(s); left "
+            decisions.append(Decision(n, Action.FORGOTTEN, f"below its gate after {st.rehearsals[n]} rehearsal(s); left "
                                       "forgotten (max_rehearsals)", gate=st.gate(n)))
         return decisions
 
@@ -388,14 +385,14 @@ class GatedPolicy:
             call = st.call(m, ev.restricted(sorted(st.mastered_on[m].items))) if ev is not None and m in st.mastered_on else None
             if call is None or call.passed:
                 st.pending_rehearsal.remove(m)
-                st.status[m] = "mastered"
+                st.status[m] = Status.MASTERED
                 st.rehearsals[m] = st.rehearsals.get(m, 0) + 1
-                decisions.append(Decision.on(m, "pass", "recovered its gate, rehearsed within this stage: "
+                decisions.append(Decision.on(m, Action.PASS, "recovered its gate, rehearsed within this stage: "
                                              + (call.describe(st.gate(m), st.confidence(m)) if call else "no probes"),
                                              call, st.gate(m)))
             else:
                 decisions += self._rehearsal_spent(st, m, Decision.on(
-                    m, "skip", f"still below its gate after a rehearsal within this stage: "
+                    m, Action.SKIP, f"still below its gate after a rehearsal within this stage: "
                     f"{call.describe(st.gate(m), st.confidence(m))}", call, st.gate(m)))
         return decisions
 
@@ -407,39 +404,39 @@ class GatedPolicy:
         test on the same items) and its score on them is now below its gate: probe noise alone never triggers it."""
         decisions = []
         for m, ev in observed.items():
-            if m == exclude or ev is None or st.status.get(m) != "mastered" or m in st.pending_rehearsal:
+            if m == exclude or ev is None or st.status.get(m) != Status.MASTERED or m in st.pending_rehearsal:
                 continue
             if m not in st.mastered_on or st.rehearsals.get(m, 0) >= st.cur.gate_config(m).max_rehearsals:
                 continue
             drop = paired_drop(st.mastered_on[m], ev)
             if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
                 st.pending_rehearsal.append(m)
-                st.status[m] = "forgotten"
-                decisions.append(Decision(m, "rehearse", f"forgetting: {_drop_text(drop)}, below gate {st.gate(m):.3f}",
+                st.status[m] = Status.FORGOTTEN
+                decisions.append(Decision(m, Action.REHEARSE, f"forgetting: {_drop_text(drop)}, below gate {st.gate(m):.3f}",
                                           score_before=drop.before, score_after=drop.after, gate=st.gate(m),
                                           signals={"test": drop.test, "p_value": drop.p_value, "n": drop.n},
                                           n_items=drop.n))
         for w in st.order:  # a remedial branch that passed gives its origin one more try, from the new adapter
-            if st.status[w] == "waiting" and st.status.get(st.cur.nodes[w].on_fail or "") == "mastered":
-                st.status[w] = "locked"
+            if st.status[w] == Status.WAITING and st.status.get(st.cur.nodes[w].on_fail or "") == Status.MASTERED:
+                st.status[w] = Status.LOCKED
                 st.extra_attempts[w] = st.attempts.get(w, 0) + 1 - st.cur.gate_config(w).max_attempts
                 st.spent[w] = 0
-                decisions.append(Decision(w, "retry", f"remedial '{st.cur.nodes[w].on_fail}' mastered; one more "
+                decisions.append(Decision(w, Action.RETRY, f"remedial '{st.cur.nodes[w].on_fail}' mastered; one more "
                                           f"attempt (attempt {st.attempts.get(w, 0) + 1}) with a fresh budget"))
         return decisions
 
 
 def back_off(st: RunState, n: str, decision: Decision) -> list[Decision]:
     """The node failed for good: everything that requires it is skipped (a `required` gate, or a stage that raised)."""
-    st.status[n] = "failed"
+    st.status[n] = Status.FAILED
     decisions = [decision]
     for d in st.descendants(n):
-        if st.status[d] in ("locked", "dormant", "waiting"):
-            st.status[d] = "skipped"
-            decisions.append(Decision(d, "skip", f"requires '{n}', which failed"))
-    for waiting, remedial in ((w, st.cur.nodes[w].on_fail) for w in st.order if st.status[w] == "waiting"):
+        if st.status[d] in (Status.LOCKED, Status.DORMANT, Status.WAITING):
+            st.status[d] = Status.SKIPPED
+            decisions.append(Decision(d, Action.SKIP, f"requires '{n}', which failed"))
+    for waiting, remedial in ((w, st.cur.nodes[w].on_fail) for w in st.order if st.status[w] == Status.WAITING):
         if remedial == n:
-            decisions += back_off(st, waiting, Decision(waiting, "back-off", f"its remedial branch '{n}' failed"))
+            decisions += back_off(st, waiting, Decision(waiting, Action.BACK_OFF, f"its remedial branch '{n}' failed"))
     return decisions
 
 
@@ -447,9 +444,9 @@ def below_gate_dependants(st: RunState, n: str) -> list[Decision]:
     """Origins waiting on `n` as their remedial branch go on below their gate too (the branch did not save them)."""
     decisions = []
     for w in st.order:
-        if st.status[w] == "waiting" and st.cur.nodes[w].on_fail == n:
-            st.status[w] = "below-gate"
-            decisions.append(Decision(w, "below-gate", f"its remedial branch '{n}' ended below its gate; "
+        if st.status[w] == Status.WAITING and st.cur.nodes[w].on_fail == n:
+            st.status[w] = Status.BELOW_GATE
+            decisions.append(Decision(w, Action.BELOW_GATE, f"its remedial branch '{n}' ended below its gate; "
                                       "it stays below its own, dependants go on", gate=st.gate(w)))
     return decisions
 
@@ -463,7 +460,7 @@ def worse_on_held(st: RunState, observed: Observed, before_ev: Evidence | None, 
         if drop.significant(st.confidence(n)):
             worse.append(n)
     for m, ev in observed.items():
-        if m == n or ev is None or st.status.get(m) != "mastered" or m not in st.mastered_on:
+        if m == n or ev is None or st.status.get(m) != Status.MASTERED or m not in st.mastered_on:
             continue
         drop = paired_drop(st.mastered_on[m], ev)
         if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
@@ -476,12 +473,12 @@ def final_verdicts(st: RunState, observed: Observed) -> list[Decision]:
     its gate (the upper bound below it) is not reported mastered; it ends `below-gate`."""
     decisions = []
     for n, ev in observed.items():
-        if ev is None or st.status.get(n) != "mastered":
+        if ev is None or st.status.get(n) != Status.MASTERED:
             continue
         call = st.call(n, ev)
         if call.verdict == "fail":
-            st.status[n] = "below-gate"
-            decisions.append(Decision.on(n, "below-gate", f"final sweep on all items: "
+            st.status[n] = Status.BELOW_GATE
+            decisions.append(Decision.on(n, Action.BELOW_GATE, f"final sweep on all items: "
                                          f"{call.describe(st.gate(n), st.confidence(n))}; not reported mastered",
                                          call, st.gate(n)))
     return decisions
@@ -510,8 +507,8 @@ class FlatPolicy:
     def next_step(self, st: RunState) -> Step | None:
         if self.done:
             return None
-        nodes = [n for n in st.order if st.status[n] != "dormant"]
-        return Step("flat", FLAT, 1, nodes, reason="baseline: all nodes' data in one stage")
+        nodes = [n for n in st.order if st.status[n] != Status.DORMANT]
+        return Step(StageKind.FLAT, FLAT, 1, nodes, reason="baseline: all nodes' data in one stage")
 
     def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
         return []
@@ -530,12 +527,12 @@ class FlatPolicy:
             st.attempts[n] = 1
             call = st.call(n, ev) if ev is not None else None
             passed = call is None or call.passed
-            st.status[n] = "mastered" if passed else "failed"
+            st.status[n] = Status.MASTERED if passed else Status.FAILED
             verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-            decisions.append(Decision.on(n, "pass" if passed else "fail", f"flat stage; {verdict}", call, st.gate(n),
+            decisions.append(Decision.on(n, Action.PASS if passed else Action.FAIL, f"flat stage; {verdict}", call, st.gate(n),
                                          attempt=1, signals={"stage": stage, **{k: (trained or {}).get(k) for k in (
                                              "steps", "tokens", "rounds", "stop_reason", "budget", "train_loss")}}))
-        return "done", decisions
+        return Outcome.DONE, decisions
 
 
 def _mix(seed: int) -> Policy:

@@ -29,6 +29,7 @@ from curriculum.policies import FLAT, Decision, Observed, Policy, RunState, Step
 from curriculum.problems import CurriculumError
 from curriculum.sizing import node_budget, round_length
 from curriculum.spec import TrainConfig
+from curriculum.states import Action, Outcome, StageKind, Status
 from curriculum.tokens import token_plan
 from curriculum.inputs import input_files
 from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_inputs, stage_owner,
@@ -54,28 +55,29 @@ def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage:
     """Which items to probe: every item at baseline and after a flat stage; else a first draw of the
     trained node's items, a rotating sample of each mastered node's (regression), every item a forgotten
     node was mastered on (is it back?), and, for policies that rank ready nodes, a first draw of each."""
-    if step is None or step.kind == "flat":
-        return {n: None for n in st.order if st.status[n] != "dormant"}
-    if step.kind == "mix":  # the frontier's first draws; held nodes as after any stage
+    if step is None or step.kind == StageKind.FLAT:
+        return {n: None for n in st.order if st.status[n] != Status.DORMANT}
+    plan: dict[str, list | None]
+    if step.kind == StageKind.MIX:  # the frontier's first draws; held nodes as after any stage
         plan = {n: first_items(loaded, n) for n in step.data_nodes}
         for m in step.replay_nodes:
             if m in st.mastered_on:
-                plan[m] = (sorted(st.mastered_on[m].items) if st.status[m] == "forgotten"
+                plan[m] = (sorted(st.mastered_on[m].items) if st.status[m] == Status.FORGOTTEN
                            else regression_items(loaded, m, sorted(st.mastered_on[m].items), stage))
         return plan
-    plan: dict[str, list | None] = {step.node_id: first_items(loaded, step.node_id)}
+    plan = {step.node_id: first_items(loaded, step.node_id)}
     for m in st.order:
         if m == step.node_id or m not in st.mastered_on:
             continue
         if m in st.pending_rehearsal:
             plan[m] = sorted(st.mastered_on[m].items)
-        elif st.status[m] == "mastered":
+        elif st.status[m] == Status.MASTERED:
             plan[m] = regression_items(loaded, m, sorted(st.mastered_on[m].items), stage)
     if probes_ready:
         for m in st.ready():
             plan.setdefault(m, first_items(loaded, m))
         for m in st.order:  # nodes this stage may unlock: ranked on the adapter they will continue
-            if st.status[m] == "locked" and step.node_id in st.cur.nodes[m].requires:
+            if st.status[m] == Status.LOCKED and step.node_id in st.cur.nodes[m].requires:
                 plan.setdefault(m, first_items(loaded, m))
     return plan
 
@@ -113,10 +115,10 @@ def status_rows(st: RunState) -> list[dict[str, Any]]:
 def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
     """The cheap look after each training round: the trained node's first draw (every node's items for
     flat), scored as the gate will be; "pass" when every gate call on it passes."""
-    selection: Selection = ({n: None for n in step.data_nodes} if step.kind == "flat"
-                            else {n: first_items(loaded, n) for n in step.data_nodes} if step.kind == "mix"
+    selection: Selection = ({n: None for n in step.data_nodes} if step.kind == StageKind.FLAT
+                            else {n: first_items(loaded, n) for n in step.data_nodes} if step.kind == StageKind.MIX
                             else {step.node_id: first_items(loaded, step.node_id)})
-    one_is_enough = step.kind == "mix"  # a frontier node that passes ends the stage: the mixture moves
+    one_is_enough = step.kind == StageKind.MIX  # a frontier node that passes ends the stage: the mixture moves
 
     def check(model, tokenizer) -> tuple[float, str, int]:
         results = probe_nodes(model, tokenizer, loaded, selection, st.auto_gates)
@@ -155,7 +157,7 @@ def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observe
         ev = baseline.get(n)
         levels = node_levels(loaded, n, ev.score if ev else None)
         st.auto_gates[n] = levels.suggested_gate()
-        decisions.append(Decision(n, "gate", f"min_score auto: {st.auto_gates[n]:.3f}, halfway from {levels.floor:.3f} "
+        decisions.append(Decision(n, Action.GATE, f"min_score auto: {st.auto_gates[n]:.3f}, halfway from {levels.floor:.3f} "
                                   f"(best of base, chance, answer bias) to {max(levels.top, levels.floor):.3f}",
                                   gate=st.auto_gates[n], signals={"levels": asdict(levels)}))
     return decisions
@@ -225,18 +227,18 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
     log = get_run_logger()
     cur = loaded.spec
     cfg = stage_config(loaded, step, stage, seed, overrides)
-    if step.kind == "mix":  # the policy's mixture, replay included
+    if step.kind == StageKind.MIX:  # the policy's mixture, replay included
         examples, pools = mix_examples(loaded, step, cfg.seed), []
     else:
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
         pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
     n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
     one_round = round_length(n_items, cfg)
-    if step.kind == "mix":  # until a frontier node would overspend its budget, and a few rounds at most
+    if step.kind == StageKind.MIX:  # until a frontier node would overspend its budget, and a few rounds at most
         budget = min(step.budget or one_round, MIX_ROUNDS * one_round)
-    elif step.kind == "flat" and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
+    elif step.kind == StageKind.FLAT and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
         budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
-    elif step.kind == "rehearse":  # upkeep, not learning: one round of every learned node's data
+    elif step.kind == StageKind.REHEARSE:  # upkeep, not learning: one round of every learned node's data
         budget = one_round
     else:
         budget = max(1, node_budget(n_items, cfg) - step.spent)
@@ -431,7 +433,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         baseline = observe_rows(loaded, list(plan), as_rows(results))
         decisions = resolve_auto_gates(loaded, st, baseline) + pol.baseline(st, baseline)
         if pol.gates:  # a gate written out of reach of the node's own data: say so before training toward it
-            waiting = [n for n in st.order if st.status[n] in ("locked", "dormant")]
+            waiting = [n for n in st.order if st.status[n] in (Status.LOCKED, Status.DORMANT)]
             for note in out_of_reach(loaded, waiting, {n: ev.score for n, ev in baseline.items() if ev is not None}):
                 log.warning(note)
         if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
@@ -449,7 +451,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         plan = probe_plan(loaded, st, step, stage, pol.probes_ready)
         parent = run_dir / f"stage-{step.parent}" if step.parent is not None else None  # stage-0: a --from parent's
         stage_row = {"node_id": step.node_id, "attempt": step.attempt, "kind": step.kind, "parent_stage": step.parent}
-        train_decision = {"node_id": step.node_id, "action": "train", "reason": step.reason, "attempt": step.attempt,
+        train_decision = {"node_id": step.node_id, "action": Action.TRAIN, "reason": step.reason, "attempt": step.attempt,
                           "score_before": st.latest(step.node_id), "signals": step.signals,
                           "gate": st.gate(step.node_id) if step.node_id != FLAT else None}
         out_dir = run_dir / f"stage-{stage}"
@@ -461,7 +463,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
             exc = attempt.result(raise_on_failure=False)
             error = failure_reason(exc if isinstance(exc, BaseException) else None, attempt.message or "", retries)
             log.error("stage %d %s failed: %s", stage, step.node_id, error)
-            stage_row.update(status="failed", train_wall_s=time.perf_counter() - started)
+            stage_row.update(status=Outcome.FAILED, train_wall_s=time.perf_counter() - started)
             _, decisions, _ = advance(pol, st, loaded, step, stage, {**stage_row, "error": error}, {})
             records.record_probes_and_decisions(wh, run_id, stage, [], [train_decision, *(asdict(d) for d in decisions)],
                                                 stage_row, node_status=status_rows(st))
@@ -470,11 +472,11 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         trained = attempt.result()
         probe_started = time.perf_counter()
         results = probe(prober, loaded, out_dir, stage, plan, st.auto_gates)
-        for n in step.data_nodes if step.kind == "mix" else [step.node_id] if step.kind != "flat" else []:
+        for n in step.data_nodes if step.kind == StageKind.MIX else [step.node_id] if step.kind != StageKind.FLAT else []:
             draw_until_clear(loaded, st, n, results, lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))  # noqa: B023 (called here)
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
         trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy
-        stage_row.update(adapter_path=str(out_dir), status="trained", **timing,
+        stage_row.update(adapter_path=str(out_dir), status=Outcome.TRAINED, **timing,
                          **{k: v for k, v in trained.items() if k != "log"})
         outcome, decisions, observed = advance(pol, st, loaded, step, stage, stage_row, as_rows(results))
         stage_row["status"] = outcome
@@ -482,7 +484,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
             wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
             [train_decision, *(asdict(d) for d in decisions)], stage_row, trained["log"],
             node_scores=score_rows(st, observed), node_status=status_rows(st),
-            mixture=mixture_rows(loaded, step, seed + stage, prober.tokenizer) if step.kind == "mix" else ())
+            mixture=mixture_rows(loaded, step, seed + stage, prober.tokenizer) if step.kind == StageKind.MIX else ())
         log.info("stage %d %s: %s", stage, step.node_id,
                  ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
         stage += 1
@@ -505,8 +507,8 @@ def advance(pol: Policy, st: RunState, loaded: LoadedCurriculum, step: Step, sta
     """A stage's outcome from its record: its stage row (as the warehouse holds it) and its probe rows. The live
     loop and a resumed run's replay both come through here, so the policy is advanced by the same inputs either way
     (a key it reads is never there live and missing on resume)."""
-    if record["status"] == "failed":
-        return "failed", pol.stage_failed(st, step, stage, record.get("error") or "(replayed)"), {}
+    if record["status"] == Outcome.FAILED:
+        return Outcome.FAILED, pol.stage_failed(st, step, stage, record.get("error") or "(replayed)"), {}
     observed = observe_rows(loaded, probe_plan(loaded, st, step, stage, pol.probes_ready), rows)
     outcome, decisions = pol.observe(st, step, stage, observed, record)
     return outcome, decisions, observed
@@ -526,7 +528,7 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Poli
     if lineage:
         lineage.recheck(st, pol, baseline)
     stage = 1
-    while (done := history.stages.get(stage)) is not None and done["kind"] != "final":
+    while (done := history.stages.get(stage)) is not None and done["kind"] != StageKind.FINAL:
         step = pol.next_step(st)
         if step is None:
             break
@@ -549,7 +551,7 @@ def final_sweep(wh: Warehouse, run_id: str, prober: Prober, loaded: LoadedCurric
     results = probe(prober, loaded, adapter, stage, plan, st.auto_gates)
     observed = observe_rows(loaded, plan, as_rows(results))
     decisions = final_verdicts(st, observed) if pol_gates else []
-    row = {"node_id": FLAT, "attempt": 1, "kind": "final", "parent_stage": st.accepted_stage, "adapter_path": str(adapter),
-           "status": "done", "steps": 0, "tokens": 0, "probe_s": time.perf_counter() - started}
+    row = {"node_id": FLAT, "attempt": 1, "kind": StageKind.FINAL, "parent_stage": st.accepted_stage, "adapter_path": str(adapter),
+           "status": Outcome.DONE, "steps": 0, "tokens": 0, "probe_s": time.perf_counter() - started}
     records.record_probes_and_decisions(wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
                                         [asdict(d) for d in decisions], row, node_scores=score_rows(st, observed), node_status=status_rows(st))

@@ -19,6 +19,7 @@ from curriculum.draws import pool_keys
 from curriculum.evidence import evidence_from
 from curriculum.lineage import GraphDiff, Snapshot, diff_graphs
 from curriculum.policies import Decision, Observed, Policy, RunState
+from curriculum.states import Action, Status
 from curriculum.validate import LoadedCurriculum
 from warehouse import lineage as rows
 from warehouse import records
@@ -80,7 +81,7 @@ class Lineage:
             reason = (f"{p['status']} in run '{self.parent}', unchanged: kept, not trained again"
                       + (f"; on its adapter: {call.describe(st.gate(n), st.confidence(n))}" if call else ""))
             where = self.mastered_at.get(n)
-            out.append(Decision.on(n, "inherit", reason, call, st.gate(n) if call else None, signals={
+            out.append(Decision.on(n, Action.INHERIT, reason, call, st.gate(n) if call else None, signals={
                 "parent_run": self.parent, "status": p["status"],
                 **({"mastered_on": {"run": where[0], "stage": where[1]}} if where and n in st.mastered_on else {})}))
         prefix = f"inherited from run '{self.parent}', re-checked on its adapter: "
@@ -102,7 +103,7 @@ def apply(wh: Warehouse, loaded: LoadedCurriculum, st: RunState, run_id: str, ru
     for n in st.order:
         p = plan.get(n, {"action": "schedule", "reason": "new", "status": None})
         if p["action"] == "keep":
-            st.status[n] = p["status"]
+            st.status[n] = Status(p["status"])
             keys = set(pool_keys(loaded, n))
             if n in where:
                 items = [r for r in rows.item_rows(wh, *where[n], n) if (r[0], r[1]) in keys]
@@ -110,13 +111,13 @@ def apply(wh: Warehouse, loaded: LoadedCurriculum, st: RunState, run_id: str, ru
                     st.mastered_on[n] = evidence_from(items, len(keys))
         else:
             if p["action"] == "skip":
-                st.status[n] = "skipped"
-            decisions.append(Decision(n, p["action"], f"{p['reason']} (from run '{parent}')",
+                st.status[n] = Status.SKIPPED
+            decisions.append(Decision(n, Action(p["action"]), f"{p['reason']} (from run '{parent}')",
                                       signals={"parent_run": parent, "status": p["status"]}))
         if n in gates and loaded.spec.gate_config(n).min_score == "auto":
             st.auto_gates[n] = gates[n]
-            decisions.append(Decision(n, "gate", f"min_score auto: {gates[n]:.3f}, as fixed in run '{parent}'", gate=gates[n]))
-    decisions += [Decision(n, "drop", f"{p['reason']} (from run '{parent}')", signals={"parent_run": parent,
+            decisions.append(Decision(n, Action.GATE, f"min_score auto: {gates[n]:.3f}, as fixed in run '{parent}'", gate=gates[n]))
+    decisions += [Decision(n, Action.DROP, f"{p['reason']} (from run '{parent}')", signals={"parent_run": parent,
                                                                                      "status": p["status"]})
                   for n, p in plan.items() if p["action"] == "drop"]
     adapter = None
