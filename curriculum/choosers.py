@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 from curriculum.evidence import Evidence
 
 if TYPE_CHECKING:
-    from curriculum.policies import RunState
+    from curriculum.runstate import RunState
 
 __all__ = ["Chooser", "Exp3S", "RandomOrder", "first_in_order", "largest_gap", "paired_progress"]
 

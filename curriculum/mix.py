@@ -24,7 +24,8 @@ from typing import Any
 from curriculum.chat import Example
 from curriculum.evidence import paired_drop
 from curriculum.choosers import first_in_order
-from curriculum.policies import FLAT, Decision, GatedPolicy, Observed, RunState, Step, back_off, worse_on_held
+from curriculum.policies import GatedPolicy, back_off, worse_on_held
+from curriculum.runstate import FLAT, Decision, Observed, RunState, Step
 from curriculum.states import SETTLED, Action, Outcome, StageKind, Status
 
 ETA = 1.0  # Skill-It's step size on gaps in [0, 1]; chosen before any run, not tuned on results

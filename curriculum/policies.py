@@ -2,170 +2,23 @@
 
 All policies see the same signals (each node's probe score after each stage) and the
 graph. `gated`, `greedy`, `bandit` and `random` share the gate rules and differ only in which
-ready node they pick; `random`, `fixed` and `flat` are the baselines. Everything here is deterministic
-given the scores and the seed, so a resumed run replays its recorded stages through the
-same state machine and lands exactly where it stopped.
+ready node they pick; `random`, `fixed` and `flat` are the baselines; `mix` trains a moving mixture
+(curriculum/mix.py). Everything here is deterministic given the scores and the seed, so a resumed run
+replays its recorded stages through the same state machine and lands exactly where it stopped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import networkx as nx
+from dataclasses import dataclass
+from typing import Any
 
 from curriculum.choosers import Chooser, Exp3S, RandomOrder, first_in_order, largest_gap, paired_progress
 from curriculum.drift import Drift
-from curriculum.evidence import Drop, Evidence, GateCall, gate_call, paired_drop
-from curriculum.spec import Curriculum
+from curriculum.evidence import Drop, Evidence, GateCall, paired_drop
+from curriculum.flat import FlatPolicy
+from curriculum.runstate import Decision, Observed, Policy, RunState, Step
 from curriculum.states import SETTLED, Action, Outcome, StageKind, Status
-
-FLAT = "*"
-Observed = dict[str, Evidence | None]  # node -> its items at this stage (None: the node has no probes)
-
-
-@dataclass
-class Step:
-    """A stage to run: train `node_id` (or every node, for flat) on these nodes' data."""
-
-    kind: StageKind
-    node_id: str
-    attempt: int
-    data_nodes: list[str]
-    replay_nodes: list[str] = field(default_factory=list)
-    reason: str = ""
-    signals: dict[str, Any] = field(default_factory=dict)
-    parent: int | None = None  # the stage whose adapter it continues (None: the base model)
-    spent: int = 0  # optimizer steps the node has spent on this chain of attempts (its budget counts them)
-    rehearse_nodes: list[str] = field(default_factory=list)  # forgotten nodes whose data is folded into this stage
-    mixture: dict[str, int] = field(default_factory=dict)  # mix: examples drawn from each node for this stage
-    weights: dict[str, float] = field(default_factory=dict)  # mix: each node's share of the mixture
-    budget: int | None = None  # mix: the stage's optimizer steps (the policy sizes it from the nodes' budgets)
-
-
-@dataclass
-class Decision:
-    node_id: str | None
-    action: Action
-    reason: str
-    attempt: int | None = None
-    score_before: float | None = None
-    score_after: float | None = None
-    gate: float | None = None
-    signals: dict[str, Any] = field(default_factory=dict)
-    n_items: int | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-
-    @classmethod
-    def on(cls, node_id: str, action: Action, reason: str, call: GateCall | None, gate: float | None, *,
-           attempt: int | None = None, before: float | None = None, signals: dict[str, Any] | None = None) -> Decision:
-        """A decision that carries the gate call's score, item count and interval."""
-        return cls(node_id, action, reason, attempt, before, call.score if call else None, gate, signals or {},
-                   call.n if call else None, call.low if call else None, call.high if call else None)
-
-
-@dataclass
-class RunState:
-    """What the run knows: node statuses, attempts, the evidence history and the adapter chain.
-
-    `status` is the one truth of where each node stands; the flow records it after every stage and
-    the report, the mastery table and the benches read that record.
-    """
-
-    cur: Curriculum
-    order: list[str]
-    status: dict[str, Status]
-    attempts: dict[str, int] = field(default_factory=dict)
-    extra_attempts: dict[str, int] = field(default_factory=dict)  # granted by a mastered remedial branch
-    evidence: dict[str, list[tuple[int, Evidence]]] = field(default_factory=dict)
-    kept: set[int] = field(default_factory=lambda: {0})  # stages whose adapter the run went on from (0: the base)
-    spent: dict[str, int] = field(default_factory=dict)
-    continue_from: dict[str, int] = field(default_factory=dict)  # node -> the stage its retry continues
-    rehearsals: dict[str, int] = field(default_factory=dict)
-    pending_rehearsal: list[str] = field(default_factory=list)
-    branched: set[str] = field(default_factory=set)
-    accepted_stage: int | None = None  # the stage whose adapter the next stage continues
-    trained: set[str] = field(default_factory=set)
-    mastered_on: dict[str, Evidence] = field(default_factory=dict)  # the items each node was last mastered on
-    auto_gates: dict[str, float] = field(default_factory=dict)  # gates of `min_score: auto`, fixed at baseline
-    sizes: dict[str, int] = field(default_factory=dict)  # training examples per node (mix sizes its stages by them)
-    budgets: dict[str, int] = field(default_factory=dict)  # optimizer steps each node may spend (curriculum.sizing)
-
-    @classmethod
-    def start(cls, cur: Curriculum, graph: nx.DiGraph, sizes: dict[str, int] | None = None,
-              budgets: dict[str, int] | None = None) -> RunState:
-        requires = nx.subgraph_view(graph, filter_edge=lambda u, v: graph[u][v]["kind"] == "requires")
-        order = list(nx.lexicographical_topological_sort(requires, key=list(cur.nodes).index))
-        status = {n: Status.DORMANT if cur.nodes[n].entered_by == "on_fail" else Status.LOCKED for n in order}
-        return cls(cur, order, status, sizes=dict(sizes or {}), budgets=dict(budgets or {}))
-
-    def gate(self, node_id: str) -> float:
-        value = self.cur.gate_config(node_id).min_score
-        return self.auto_gates[node_id] if value == "auto" else value
-
-    def confidence(self, node_id: str) -> float:
-        return self.cur.gate_config(node_id).confidence
-
-    def call(self, node_id: str, ev: Evidence) -> GateCall:
-        return gate_call(ev, self.gate(node_id), self.confidence(node_id))
-
-    def latest(self, node_id: str) -> float | None:
-        history = self.evidence.get(node_id)
-        return history[-1][1].score if history else None
-
-    def on_accepted(self, node_id: str) -> Evidence | None:
-        """The node's latest evidence probed on an adapter the run kept (never a retried or discarded one)."""
-        kept = [ev for stage, ev in self.evidence.get(node_id, []) if stage in self.kept]
-        return kept[-1] if kept else None
-
-    def settled(self, node_id: str) -> bool:
-        """Learned, and so is everything it requires: a node passed at baseline does not stand in for
-        prerequisites that were never trained."""
-        return self.status[node_id] in SETTLED and all(self.settled(r) for r in self.cur.nodes[node_id].requires)
-
-    def ready(self) -> list[str]:
-        """Nodes that may train now: every requirement settled, not finished, not dormant."""
-        return [n for n in self.order if self.status[n] == Status.LOCKED and all(self.settled(r) for r in self.cur.nodes[n].requires)]
-
-    def descendants(self, node_id: str) -> list[str]:
-        """Nodes that can never unlock once `node_id` has failed."""
-        out, frontier = [], {node_id}
-        for n in self.order:
-            if n != node_id and set(self.cur.nodes[n].requires) & frontier:
-                out.append(n)
-                frontier.add(n)
-        return out
-
-    def keep(self, stage: int) -> None:
-        """The run goes on from this stage's adapter."""
-        self.kept.add(stage)
-        self.accepted_stage = stage
-
-    def record(self, stage: int, observed: Observed) -> None:
-        for node_id, ev in observed.items():
-            if ev is not None:
-                self.evidence.setdefault(node_id, []).append((stage, ev))
-
-
-class Policy(Protocol):
-    """What the flow asks of a policy: the same calls, live and when a resumed run replays its record."""
-
-    name: str
-    gates: bool  # its end state is judged against the gates (and gate warnings apply)
-
-    @property
-    def probes_ready(self) -> bool:  # the flow probes ready nodes after each kept stage (a chooser ranks them)
-        ...
-
-
-    def baseline(self, st: RunState, observed: Observed) -> list[Decision]: ...
-    def next_step(self, st: RunState) -> Step | None: ...
-    def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
-                trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]: ...
-    def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]: ...
-    def recheck(self, st: RunState, observed: Observed) -> list[Decision]: ...
 
 
 @dataclass
@@ -488,51 +341,6 @@ def _drop_text(drop: Drop, moved: str = "fell") -> str:
     """A paired comparison in words; for a gain the test ran with the stages swapped, so the numbers are too."""
     then, now = (drop.before, drop.after) if moved == "fell" else (drop.after, drop.before)
     return f"{then:.3f} → {now:.3f} on the same {drop.n} items ({drop.test}, p = {drop.p_value:.3f})"
-
-
-@dataclass
-class FlatPolicy:
-    """Baseline: one stage on every node's data mixed (the curriculum's default training settings), then
-    probe everything. Its stage is sized like any other: it stops once every gate holds on its check."""
-
-    name: str = "flat"
-    done: bool = False
-    probes_ready: bool = False
-    gates: bool = True  # its end state is judged against every gate
-
-    def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
-        st.record(0, observed)
-        return []
-
-    def next_step(self, st: RunState) -> Step | None:
-        if self.done:
-            return None
-        nodes = [n for n in st.order if st.status[n] != Status.DORMANT]
-        return Step(StageKind.FLAT, FLAT, 1, nodes, reason="baseline: all nodes' data in one stage")
-
-    def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
-        return []
-
-    def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
-        raise RuntimeError(f"the flat stage failed, so there is nothing to compare: {error}")
-
-    def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
-                trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
-        self.done = True
-        st.record(stage, observed)
-        st.keep(stage)
-        decisions = []
-        for n, ev in observed.items():
-            st.trained.add(n)
-            st.attempts[n] = 1
-            call = st.call(n, ev) if ev is not None else None
-            passed = call is None or call.passed
-            st.status[n] = Status.MASTERED if passed else Status.FAILED
-            verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-            decisions.append(Decision.on(n, Action.PASS if passed else Action.FAIL, f"flat stage; {verdict}", call, st.gate(n),
-                                         attempt=1, signals={"stage": stage, **{k: (trained or {}).get(k) for k in (
-                                             "steps", "tokens", "rounds", "stop_reason", "budget", "train_loss")}}))
-        return Outcome.DONE, decisions
 
 
 def _mix(seed: int) -> Policy:

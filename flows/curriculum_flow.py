@@ -25,7 +25,8 @@ from curriculum.evidence import evidence_from
 from curriculum.lineage import file_rows
 from curriculum.chat import Example, pair_ids
 from curriculum.mix import MIX_ROUNDS, draw_mixture
-from curriculum.policies import FLAT, Decision, Observed, Policy, RunState, Step, final_verdicts, make_policy
+from curriculum.policies import final_verdicts, make_policy
+from curriculum.runstate import FLAT, Decision, Observed, Policy, RunState, Step
 from curriculum.problems import CurriculumError
 from curriculum.sizing import node_budget, round_length
 from curriculum.spec import TrainConfig

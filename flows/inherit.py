@@ -18,7 +18,7 @@ from typing import Any
 from curriculum.draws import pool_keys
 from curriculum.evidence import evidence_from
 from curriculum.lineage import GraphDiff, Snapshot, diff_graphs
-from curriculum.policies import Decision, Observed, Policy, RunState
+from curriculum.runstate import Decision, Observed, Policy, RunState
 from curriculum.states import Action, Status
 from curriculum.validate import LoadedCurriculum
 from warehouse import lineage as rows

@@ -110,7 +110,8 @@ def test_what_cannot_be_continued_is_named(three: Path) -> None:
 
 def test_an_inherited_node_that_no_longer_holds_is_rehearsed(three: Path) -> None:
     from curriculum.evidence import Evidence
-    from curriculum.policies import RunState, make_policy
+    from curriculum.policies import make_policy
+    from curriculum.runstate import RunState
     from flows.inherit import Lineage
 
     loaded = load_curriculum(three)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from curriculum.evidence import Evidence
-from curriculum.policies import RunState, make_policy
+from curriculum.policies import make_policy
+from curriculum.runstate import RunState
 from curriculum.validate import load_curriculum
 from helpers import tiny_graph
 
@@ -181,7 +182,7 @@ def test_greedy_ranks_by_scores_on_the_kept_adapter(tmp_path: Path) -> None:
 def test_exp3s_update_matches_a_hand_computed_step() -> None:
     import math
 
-    from curriculum.policies import Exp3S
+    from curriculum.choosers import Exp3S
 
     bandit = Exp3S(seed=0, eta=0.5, epsilon=0.1, alpha=0.01)
     pi = bandit.probabilities(["a", "b"])
@@ -198,7 +199,7 @@ def test_exp3s_update_matches_a_hand_computed_step() -> None:
 
 
 def test_exp3s_survives_thousands_of_arms_and_keeps_weight_among_the_arms_in_play() -> None:
-    from curriculum.policies import Exp3S
+    from curriculum.choosers import Exp3S
 
     arms = [f"n{i}" for i in range(5000)]
     bandit = Exp3S(seed=1)
@@ -215,7 +216,7 @@ def test_exp3s_survives_thousands_of_arms_and_keeps_weight_among_the_arms_in_pla
 
 
 def test_bandit_rewards_paired_progress_on_the_kept_adapter(tmp_path: Path) -> None:
-    from curriculum.policies import paired_progress
+    from curriculum.choosers import paired_progress
 
     before = binary([0, 0, 1, 1])
     after = Evidence({(0, 1): 1.0, (0, 2): 1.0, (0, 3): 1.0, (0, 9): 0.0}, True, 8)  # a fourth item not seen before

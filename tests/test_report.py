@@ -44,7 +44,8 @@ def chromium() -> str:
 
 def test_reported_final_state_is_the_policys(paths_run) -> None:
     """The report, the mastery table and the recorded statuses say the same, and it is what the policy ended with."""
-    from curriculum.policies import RunState, make_policy
+    from curriculum.policies import make_policy
+    from curriculum.runstate import RunState
     from curriculum.validate import load_curriculum
     from warehouse.records import mastery_table, node_statuses
 

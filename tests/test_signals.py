@@ -10,7 +10,7 @@ from peft import PeftModel
 
 from curriculum.draws import pool_keys
 from curriculum.models import TINY, load_base
-from curriculum.policies import RunState
+from curriculum.runstate import RunState
 from curriculum.chat import Example
 from curriculum.train import train_stage
 from curriculum.validate import load_curriculum
