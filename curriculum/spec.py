@@ -210,7 +210,7 @@ class Node(Strict):
     facet: Facet | None = None
     description: str | None = None
     data: str = Field(description="JSONL of training pairs {prompt, answer}, relative to the YAML")
-    requires: list[str] = Field(default_factory=list, description="nodes that must be mastered first")
+    requires: list[str] = Field(default_factory=list, description="nodes that must be settled first (mastered, or below-gate once their budget is spent; a `required` gate must pass)")
     on_fail: str | None = Field(None, description="remedial node taken when this node's gate fails")
     entered_by: Literal["on_fail"] | None = Field(
         None, description="'on_fail': scheduled only when a gate sends the run here"

@@ -10,6 +10,7 @@ with) and given with its n and a 95 % t interval over seeds; differences are pai
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from dataclasses import dataclass, field
@@ -18,7 +19,8 @@ from typing import Any
 
 from scipy import stats
 
-from curriculum.validate import load_curriculum
+from curriculum.inputs import input_files
+from curriculum.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
 from warehouse.records import end_state, get_run, policy_summary
 
@@ -103,9 +105,16 @@ def flat_budget(steps: int) -> dict[str, Any]:
     return {"max_steps": max(1, steps), "round_steps": max(1, steps), "max_epochs": 10**6, "patience": 10**6}
 
 
-def run_id_for(policy: str, seed: int, profile: str | None, max_steps: int | None) -> str:
+def inputs_tag(loaded: LoadedCurriculum) -> str:
+    """The graph's name and 8 hex digits of its YAML and every file it reads: another graph, or an edit of
+    this one, names other runs instead of reusing the old ones."""
+    digest = hashlib.sha256("".join([loaded.sha256, *(h for _, h, _ in input_files(loaded))]).encode()).hexdigest()
+    return f"{loaded.path.stem}-{digest[:8]}"
+
+
+def run_id_for(tag: str, policy: str, seed: int, profile: str | None, max_steps: int | None) -> str:
     """Runs are named for what they are, so a later call with more seeds finds the ones already made."""
-    return "-".join(["cmp", policy, *([profile] if profile else []), *([f"cap{max_steps}"] if max_steps else []),
+    return "-".join(["cmp", tag, policy, *([profile] if profile else []), *([f"cap{max_steps}"] if max_steps else []),
                      f"s{seed}"])
 
 
@@ -117,13 +126,14 @@ def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str |
 
     loaded = load_curriculum(graph, profile)
     targets = [n for n, node in loaded.spec.nodes.items() if node.entered_by is None and node.probes]
+    tag = inputs_tag(loaded)
     wh = Warehouse(warehouse)
     cmp = Comparison(graph, profile, policies, seeds, targets, {p: [] for p in policies})
     capped = {"max_steps": max_steps} if max_steps else None
     order = [p for p in policies if p != "flat"] + (["flat"] if "flat" in policies else [])
     for seed in seeds:
         for policy in order:
-            run_id = run_id_for(policy, seed, profile, max_steps)
+            run_id = run_id_for(tag, policy, seed, profile, max_steps)
             run = get_run(wh, run_id)
             if run is None or run["status"] != "completed":
                 overrides = capped

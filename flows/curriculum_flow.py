@@ -317,7 +317,7 @@ def curriculum(
 
     Args:
         graph: Path of the curriculum YAML (relative to the serving process's directory).
-        policy: Overrides the YAML's policy: gated, greedy, bandit, random, flat or fixed.
+        policy: Overrides the YAML's policy: mix, gated, greedy, bandit, random, fixed or flat.
         seed: Seed of training and of the bandit and random policies (default 0).
         max_stages: Budget of training stages; empty for no limit.
         run_id: Id for a new run; empty for a random one.

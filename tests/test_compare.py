@@ -10,7 +10,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from curriculum.cli import app
-from flows.compare import Comparison, comparison_html, comparison_lines, mean_ci
+from curriculum.validate import load_curriculum
+from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci
 from helpers import tiny_graph
 
 
@@ -45,6 +46,15 @@ def test_a_bad_policy_list_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().startswith("--policies: shuffled (expected distinct names among gated,")
 
 
+def test_another_graph_or_an_edited_one_names_other_runs(tmp_path: Path) -> None:
+    graph = tiny_graph(tmp_path)
+    before = inputs_tag(load_curriculum(graph))
+    assert before.startswith(f"{graph.stem}-") and before == inputs_tag(load_curriculum(graph))
+    data = next(p for p in tmp_path.rglob("*.jsonl"))
+    data.write_text(data.read_text() + data.read_text().splitlines()[0] + "\n")  # one more training pair
+    assert inputs_tag(load_curriculum(graph)) != before
+
+
 @pytest.mark.timeout(1800)
 def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp_path: Path) -> None:
     from flows.compare import compare
@@ -55,10 +65,11 @@ def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp
     (mix,), (flat,) = first.rows["mix"], first.rows["flat"]
     assert flat["total_steps"] == mix["total_steps"] > 0  # the same compute, seed by seed
     _, made = Warehouse(db).query("SELECT run_id, policy, seed FROM runs ORDER BY run_id")
-    assert made == [("cmp-flat-cap8-s0", "flat", 0), ("cmp-mix-cap8-s0", "mix", 0)]
+    tag = inputs_tag(load_curriculum(graph))
+    assert made == [(f"cmp-{tag}-flat-cap8-s0", "flat", 0), (f"cmp-{tag}-mix-cap8-s0", "mix", 0)]
     logged: list[str] = []
     second = compare(str(graph), ["mix", "flat"], [0, 1], max_steps=8, warehouse=str(db), runs_dir=str(runs),
                      log=logged.append)
-    assert logged == ["cmp-mix-cap8-s1: running mix, seed 1", "cmp-flat-cap8-s1: running flat, seed 1"]  # seed 0 read
+    assert logged == [f"cmp-{tag}-mix-cap8-s1: running mix, seed 1", f"cmp-{tag}-flat-cap8-s1: running flat, seed 1"]  # seed 0 read
     assert second.rows["mix"][0] == mix and [r["seed"] for r in second.rows["flat"]] == [0, 1]
     assert second.table()["mix"]["final_score"] == mean_ci([r["final_score"] for r in second.rows["mix"]])
