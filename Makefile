@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE=1
 export DO_NOT_TRACK=1
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: setup demo test bench bench-policies clean
+.PHONY: setup demo test bench bench-policies bench-efficacy clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,16 @@ bench: $(STAMP)
 bench-policies: $(STAMP)
 	$(BIN)/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
 	$(BIN)/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
+
+# does the curriculum beat the plain fine-tune? mix against gated, fixed and flat at the same steps and flat
+# until every gate holds, 5 seeds, under the demo's cap, on both curricula (kept and resumable in runs/efficacy-*);
+# meant for a GPU machine: a day on a 2-core CPU
+SEEDS ?= 5
+bench-efficacy: $(STAMP)
+	$(BIN)/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --policy mix --seeds $(SEEDS) \
+		--max-steps 20 --baselines gated,fixed,flat-budget,flat-rounds --out runs/efficacy-demo
+	$(BIN)/python bench/curriculum.py --graph graphs/archipelago.yaml --policy mix --seeds $(SEEDS) \
+		--max-steps 20 --baselines gated,fixed,flat-budget,flat-rounds --out runs/efficacy-archipelago
 
 clean:
 	rm -rf $(VENV) runs
