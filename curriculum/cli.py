@@ -82,8 +82,13 @@ def run(
              "profile": profile, "train_overrides": {"max_steps": max_steps} if max_steps else None}
     from flows import runlock
     from flows.resume import check_resume
-    from warehouse.db import Warehouse
+    from warehouse.db import Warehouse, WarehouseError
 
+    try:  # before anything is written: a damaged, foreign or newer warehouse is one line
+        Warehouse(db).check()
+    except WarehouseError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
     if resume:  # every setting from the run's record; a flag that contradicts it, or changed data: one line, exit 1
         try:
             _, settings = check_resume(Warehouse(db), loaded, resume, given, run_id)

@@ -344,7 +344,7 @@ def curriculum(
         for problem in exc.problems:
             log.error("%s", problem)
         raise
-    wh = Warehouse(warehouse)
+    wh = Warehouse(warehouse).check()  # damaged, foreign or newer: refused before anything is written
     if resume and from_run:
         raise ValueError("--from starts a new run and --resume continues one: give one of them")
     given = {"policy": policy, "seed": seed, "max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,

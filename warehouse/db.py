@@ -22,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 DEFAULT_PATH = Path("warehouse") / "curriculum.duckdb"
+HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers, before the first block
 LOCK_TIMEOUT_S = 600.0
 WAIT_MESSAGE_EVERY_S = 10.0
 log = logging.getLogger(__name__)
@@ -82,6 +83,50 @@ def connect(path: str | Path, *, read_only: bool = False, timeout: float | None 
         con.close()
 
 
+class WarehouseError(ValueError):
+    """The file is not a warehouse this version can use: damaged, foreign, or made by a newer version."""
+
+
+def latest_version() -> int:
+    """The highest migration this code ships: a file recording a higher one was made by a newer version."""
+    return max((version for version, _, _ in migrations()), default=0)
+
+
+def check_file(path: str | Path) -> None:
+    """Refuse, in one line naming the file, a warehouse this code must not write: unreadable (damaged,
+    truncated), a DuckDB file of something else (tables but no schema_version), or one migrated by a newer
+    version (never migrated backwards). A file that is not there yet, or an empty one, is fine: it is created."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise WarehouseError(f"{path}: a folder, not a warehouse file")
+    if path.stat().st_size == 0:
+        raise WarehouseError(f"{path}: an empty file, not a DuckDB warehouse (move it away to start a new one)")
+    try:
+        with connect(path, read_only=True) as con:
+            tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if not tables:
+                return
+            if "schema_version" not in tables:
+                raise WarehouseError(f"{path}: a DuckDB file, but not a curriculum warehouse (no schema_version table; "
+                                     f"it has {', '.join(sorted(tables)[:3])}{', …' if len(tables) > 3 else ''})")
+            version = schema_version(con)
+            blocks, block_size = con.execute("SELECT total_blocks, block_size FROM pragma_database_size()").fetchone()
+        if path.stat().st_size < HEADER_BYTES + blocks * block_size:  # DuckDB reads a missing tail lazily: look first
+            raise WarehouseError(f"{path}: a truncated DuckDB warehouse ({path.stat().st_size} bytes of the "
+                                 f"{HEADER_BYTES + blocks * block_size} its header promises: a full disk or a broken copy?)")
+    except duckdb.Error as exc:
+        if _is_lock_error(exc) and "gave up" in str(exc):
+            raise
+        raise WarehouseError(f"{path}: not a readable DuckDB warehouse (damaged or truncated?): "
+                             f"{' '.join(str(exc).split())[:160]}") from None
+    known = latest_version()
+    if version > known:
+        raise WarehouseError(f"{path}: made by a newer version of curriculum (schema version {version}; this one "
+                             f"knows up to {known}): upgrade curriculum to use it")
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, sql) of every migration shipped in warehouse/migrations, in order."""
     found = []
@@ -100,6 +145,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
         " applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)"
     )
     done = {row[0] for row in con.execute("SELECT version FROM schema_version").fetchall()}
+    if done and max(done) > latest_version():  # never migrate backwards: a newer version's file stays as it is
+        raise WarehouseError(f"made by a newer version of curriculum (schema version {max(done)}; this one knows up to "
+                             f"{latest_version()}): upgrade curriculum to use it")
     applied = []
     for version, name, sql in migrations():
         if version in done:
@@ -139,6 +187,11 @@ class Warehouse:
         self.path = Path(path) if path is not None else default_path()
         self._migrated = False
         self.before_commit: Callable[[], None] | None = None  # a hook the flow's kill tests stop the process in
+
+    def check(self) -> Warehouse:
+        """check_file on this warehouse: called before a run writes anything (WarehouseError when unusable)."""
+        check_file(self.path)
+        return self
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
