@@ -67,6 +67,7 @@ class StageResult:
     micro_batch: int = 0  # examples per forward pass it ended with (below batch_size after an out-of-memory)
     grad_accum: int = 0  # forward passes per optimizer step it ended with (same examples per step as configured)
     ooms: int = 0  # out-of-memory errors recovered by halving the micro-batch
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds: load, tokenize, train, check, save
 
     @property
     def tokens_per_s(self) -> float:
@@ -272,10 +273,13 @@ def train_stage(
     per optimizer step), down to one example, before the error reaches any retry; stage.json records what it ran with.
     """
     torch.manual_seed(cfg.seed)
+    clock = time.perf_counter()
     loaded = shared or load_base(base, placement=placement, tokens=tokens)
     tokenizer, where = loaded.tokenizer, loaded.placement
+    loaded_at = time.perf_counter()
     mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
+    tokenized_at = time.perf_counter()
     token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
     model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
     model.train()
@@ -344,11 +348,15 @@ def train_stage(
     if checks and best_check(checks) is not checks[-1]:
         best.restore(model)
     seconds = time.perf_counter() - started
+    phases = {"load": loaded_at - clock, "tokenize": tokenized_at - loaded_at, "train": started - tokenized_at + seconds
+              - check_s, "check": check_s}  # train: from the adapter's attachment to the last step, checks excluded
     result = StageResult(out_dir, step, seen, seconds, where.device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
                          reason if check is not None else None, check_s, where.dtype_name, where.quantize, micro,
-                         cfg.grad_accum * math.ceil(cfg.batch_size / micro), ooms)
+                         cfg.grad_accum * math.ceil(cfg.batch_size / micro), ooms, phases)
+    saving = time.perf_counter()
     _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
           token_plan=tokens, tokenizer=tokenizer, meta=meta or {})
+    phases["save"] = time.perf_counter() - saving  # not in stage.json: the record is part of what is timed
     if shared is not None:
         model.unload().eval()  # the lent base without this stage's LoRA layers
     return result
@@ -376,6 +384,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 3),
         "device": result.device, "dtype": result.dtype, "quantize": result.quantize,
         "micro_batch": result.micro_batch, "grad_accum": result.grad_accum, "ooms": result.ooms,
+        "phases": {k: round(v, 3) for k, v in result.phases.items()},
         "train_loss": result.train_loss,
         "log": [asdict(entry) for entry in result.log],
         "checks": [asdict(c) for c in result.checks], "stop_reason": result.stop_reason,
@@ -398,7 +407,8 @@ def finished_stage(out_dir: Path) -> StageResult | None:
     checks = [Check(**c) for c in rec.get("checks", [])]
     return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log,
                        checks, rec.get("stop_reason"), rec.get("check_seconds", 0.0), rec.get("dtype", "float32"),
-                       rec.get("quantize"), rec.get("micro_batch", 0), rec.get("grad_accum", 0), rec.get("ooms", 0))
+                       rec.get("quantize"), rec.get("micro_batch", 0), rec.get("grad_accum", 0), rec.get("ooms", 0),
+                       rec.get("phases", {}))
 
 
 def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Example],

@@ -84,6 +84,10 @@ def test_stage_records_where_and_how_it_ran(tmp_path: Path) -> None:
     assert {k: record[k] for k in ("device", "dtype", "quantize", "micro_batch", "grad_accum", "ooms")} == {
         "device": "cpu", "dtype": "float32", "quantize": None, "micro_batch": 4, "grad_accum": 1, "ooms": 0}
     assert (result.device, result.dtype, result.micro_batch) == ("cpu", "float32", 4)
+    assert list(record["phases"]) == ["load", "tokenize", "train", "check"]  # where the stage's wall time went
+    assert list(result.phases) == ["load", "tokenize", "train", "check", "save"] and result.phases["check"] == 0
+    assert result.phases["train"] > 0 and result.phases["save"] > 0 and min(result.phases.values()) >= 0
+    assert result.phases["train"] + result.phases["check"] >= result.seconds  # train also counts attaching the adapter
 
 
 def test_bf16_stage_on_the_cpu_runs_under_autocast_with_a_loss_close_to_fp32(tmp_path: Path) -> None:
