@@ -2,8 +2,10 @@
 
 Same model (bundled SmolLM2-135M), same variable-length chat data, LoRA config, max length,
 batch size and epochs. Each side is timed from model load to a saved adapter; tokens/s
-counts real (non-padding) tokens. Also: GGUF load vs the cached safetensors load.
-Last line: one JSON object. Run: .venv/bin/python bench/train.py
+counts real (non-padding) tokens. Also: GGUF load vs the cached safetensors load, and where a
+stage's wall time goes (load, tokenize, train, check, save). On a GPU (auto placement: CUDA in bf16, every side
+alike): peak memory, and model FLOPs utilisation against the card's bf16 peak (BENCH_PEAK_TFLOPS for a card
+not in the table). Last line: one JSON object. Run: .venv/bin/python bench/train.py
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ import torch
 
 from curriculum.chat import Example
 from curriculum.models import BUNDLED, bundled_gguf, converted_bundled, load_base, load_gguf
+from curriculum.placement import resolve
 from curriculum.spec import LoraConfig, TrainConfig
 from curriculum.train import attach_lora, collate, tokenize_examples, train_stage
 
 N_EXAMPLES = int(os.environ.get("BENCH_TRAIN_EXAMPLES", 48))
 CFG = TrainConfig(epochs=1, lr=2e-4, batch_size=8, max_length=192, warmup_ratio=0.1)
 LORA = LoraConfig()
+CUDA = torch.cuda.is_available()
+# dense bf16 tensor-core peaks (TFLOP/s) by a piece of the card's name; the first match wins
+PEAK_TFLOPS = (("H200", 989.0), ("H100", 989.0), ("H800", 989.0), ("A100", 312.0), ("A800", 312.0), ("L40S", 362.0),
+               ("L40", 181.0), ("L4", 121.0), ("A10", 125.0), ("4090", 165.0), ("3090", 71.0), ("A6000", 155.0))
 WORDS = ("fog whisper frost ember lull glimmer dusk hush morning forest river lantern rain stone "
          "quiet warm cold light shadow drift").split()
 
@@ -49,13 +56,13 @@ def variable_length_data(n: int, seed: int = 0) -> list[Example]:
     return out
 
 
-def ours(data: list[Example], out: Path) -> tuple[float, int]:
+def ours(data: list[Example], out: Path) -> tuple[float, int, dict[str, float]]:
     t0 = time.perf_counter()
     result = train_stage(BUNDLED, None, data, LORA, CFG, out, progress=False)
-    return time.perf_counter() - t0, result.tokens
+    return time.perf_counter() - t0, result.tokens, result.phases
 
 
-def bare_loop(data: list[Example], out: Path) -> tuple[float, int]:
+def bare_loop(data: list[Example], out: Path) -> tuple[float, int, dict[str, float]]:
     """The loop one writes by hand: shuffled batches, dynamic padding, the model's own loss."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -68,17 +75,19 @@ def bare_loop(data: list[Example], out: Path) -> tuple[float, int]:
     random.Random(0).shuffle(order)
     tokens = 0
     for start in range(0, len(order), CFG.batch_size):
-        batch = collate([items[i] for i in order[start : start + CFG.batch_size]], loaded.tokenizer.pad_token_id, "cpu")
-        loss = model(**batch).loss
+        batch = collate([items[i] for i in order[start : start + CFG.batch_size]], loaded.tokenizer.pad_token_id,
+                        loaded.placement.device)
+        with loaded.placement.autocast():
+            loss = model(**batch).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
         tokens += int(batch["attention_mask"].sum())
     model.save_pretrained(str(out))
-    return time.perf_counter() - t0, tokens
+    return time.perf_counter() - t0, tokens, {}
 
 
-def sft_trainer(data: list[Example], out: Path) -> tuple[float, int]:
+def sft_trainer(data: list[Example], out: Path) -> tuple[float, int, dict[str, float]]:
     """TRL's SFTTrainer on the same prompt/completion pairs (completion-only loss)."""
     from datasets import Dataset
     from peft import LoraConfig as PeftLoraConfig
@@ -91,7 +100,7 @@ def sft_trainer(data: list[Example], out: Path) -> tuple[float, int]:
     args = SFTConfig(
         output_dir=str(out), per_device_train_batch_size=CFG.batch_size, num_train_epochs=CFG.epochs,
         learning_rate=CFG.lr, warmup_steps=math.ceil(CFG.warmup_ratio * math.ceil(len(data) / CFG.batch_size)), lr_scheduler_type="cosine", max_length=CFG.max_length,
-        report_to="none", save_strategy="no", logging_steps=1000, use_cpu=True, disable_tqdm=True, seed=0,
+        report_to="none", save_strategy="no", logging_steps=1000, use_cpu=not CUDA, bf16=CUDA, disable_tqdm=True, seed=0,
         dataloader_num_workers=0,
     )
     peft_config = PeftLoraConfig(r=LORA.r, lora_alpha=LORA.alpha, lora_dropout=LORA.dropout,
@@ -102,23 +111,42 @@ def sft_trainer(data: list[Example], out: Path) -> tuple[float, int]:
     trainer.save_model(str(out))
     seconds = time.perf_counter() - t0
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * CFG.epochs
-    return seconds, tokens
+    return seconds, tokens, {}
+
+
+def peak_tflops() -> float | None:
+    """The card's dense bf16 peak, for MFU; None off CUDA or for a card not in the table (see BENCH_PEAK_TFLOPS)."""
+    if os.environ.get("BENCH_PEAK_TFLOPS"):
+        return float(os.environ["BENCH_PEAK_TFLOPS"])
+    name = torch.cuda.get_device_name(0) if CUDA else ""
+    return next((peak for piece, peak in PEAK_TFLOPS if piece in name), None)
 
 
 def main() -> None:
     converted_bundled()  # conversion is a one-off, not part of any figure
     data = variable_length_data(N_EXAMPLES)
-    results = {}
+    results: dict[str, float] = {}
+    peaks: dict[str, float | None] = {}
+    stage_phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, fn in (("train_stage", ours), ("bare_loop", bare_loop), ("sft_trainer", sft_trainer)):
-            seconds, tokens = fn(data, Path(tmp) / name)
+            if CUDA:
+                torch.cuda.reset_peak_memory_stats()
+            seconds, tokens, phases = fn(data, Path(tmp) / name)
             results[name] = tokens / seconds
-            print(f"{name:12s} {tokens:6d} tokens in {seconds:6.1f} s  -> {tokens / seconds:7.1f} tok/s", flush=True)
+            peaks[name] = torch.cuda.max_memory_allocated() / 2**30 if CUDA else None
+            print(f"{name:12s} {tokens:6d} tokens in {seconds:6.1f} s  -> {tokens / seconds:7.1f} tok/s"
+                  + (f", peak {peaks[name]:.2f} GiB" if CUDA else ""), flush=True)
+            if phases:
+                rest = seconds - sum(phases.values())
+                print("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()) + f", outside {rest:.2f} s",
+                      flush=True)
+                stage_phases = phases
     t0 = time.perf_counter()
     load_gguf(bundled_gguf())
     gguf_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    load_base(BUNDLED)
+    params = sum(p.numel() for p in load_base(BUNDLED).model.parameters())
     cached_s = time.perf_counter() - t0
     print(f"load: GGUF {gguf_s:.2f} s, cached safetensors {cached_s:.2f} s ({gguf_s / cached_s:.0f}x faster)")
     figures = {
@@ -126,8 +154,18 @@ def main() -> None:
         "vs_bare_loop": round(results["train_stage"] / results["bare_loop"], 2),
         "cached_load_over_gguf": round(cached_s / gguf_s, 4),
         "tokens_per_s": round(results["train_stage"], 1),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "device": torch.cuda.get_device_name(0) if CUDA else "cpu",
+        "placement": resolve().record(),
+        "phases_s": {k: round(v, 3) for k, v in stage_phases.items()},
     }
+    peak = peak_tflops()
+    if CUDA:
+        # LoRA on a frozen base: forward 2N and backward-to-inputs 2N FLOPs a token, no weight gradients for the base
+        flops = 4 * params * results["train_stage"]
+        figures["peak_memory_gib"] = round(peaks["train_stage"], 2)
+        figures["mfu"] = round(flops / (peak * 1e12), 4) if peak else None
+        print(f"train_stage: {flops / 1e12:.2f} model TFLOP/s (4 x {params / 1e6:.0f}M params x tok/s)"
+              + (f", MFU {figures['mfu']:.2%} of {peak:.0f} TFLOP/s bf16" if peak else ", MFU: card not in the table"))
     print(json.dumps(figures))
 
 

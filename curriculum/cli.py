@@ -105,6 +105,7 @@ def run(
             raise typer.Exit(1) from None
     if from_run:
         _check_from(loaded, from_run, resume, policy, db)
+    _check_placement(loaded.spec.model)
     locked = runs_dir / (resume or run_id) if resume or run_id else None
     if locked is not None:
         try:
@@ -138,6 +139,19 @@ def run(
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
     if from_run:
         out.print(f"continued from run {from_run}", markup=False)
+
+
+def _check_placement(model) -> None:
+    """model.device/dtype/quantize this machine cannot meet (CUDA, bitsandbytes): one line and exit 1, before
+    Prefect starts or anything is written."""
+    from curriculum.bases import ModelError
+    from curriculum.placement import of_model
+
+    try:
+        of_model(model)
+    except ModelError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
 
 
 def _check_from(loaded, from_run: str, resume: str | None, policy: str | None, db: Path | None) -> None:

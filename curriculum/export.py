@@ -165,12 +165,12 @@ def _write_adapter(run: RunExport, folder: Path, plan: dict | None) -> None:
 
 def _write_merged(run: RunExport, folder: Path, plan: dict | None) -> None:
     """Base (resized for the hyperwords) + adapter, merged with peft's merge_and_unload, as safetensors."""
-    import torch
     from peft import PeftModel
 
     from curriculum.models import load_base
+    from curriculum.placement import CPU
 
-    loaded = load_base(run.base, device="cpu", dtype=torch.float32, tokens=plan)
+    loaded = load_base(run.base, placement=CPU, tokens=plan)
     with warnings.catch_warnings():  # peft 0.21 asks transformers 5 for a deprecated attribute on load
         warnings.simplefilter("ignore", FutureWarning)
         merged = PeftModel.from_pretrained(loaded.model, str(run.adapter)).merge_and_unload()

@@ -24,6 +24,7 @@ from curriculum.bases import (  # noqa: F401 (re-exported: the names callers imp
     BUNDLED, CONVERTED_MARK, GGUF_FILE, GGUF_PACKAGE, TINY, ModelError, bundled_converted, bundled_gguf, cache_dir,
     chat_ready, resolve_base,
 )
+from curriculum.placement import CPU, Placement, resolve
 
 transformers.logging.set_verbosity_error()
 transformers.logging.disable_progress_bar()
@@ -86,17 +87,11 @@ def tiny_random(tokenizer, seed: int = 0) -> PreTrainedModel:
         return LlamaForCausalLM(config)
 
 
-def pick_device() -> tuple[str, torch.dtype]:
-    """CUDA in bf16 when there is one, else the CPU in fp32."""
-    if torch.cuda.is_available():
-        return "cuda", torch.bfloat16
-    return "cpu", torch.float32
-
-
 @dataclass
 class Loaded:
     model: PreTrainedModel
     tokenizer: object
+    placement: Placement = CPU  # where it was loaded: a stage trained on a lent base runs there too
 
 
 def load_tokenizer(base: str):
@@ -110,22 +105,47 @@ def _source(base: str) -> str:
     return resolve_base(base).source  # a hub id not in the cache is the only case that may reach the network
 
 
-def load_base(base: str, *, device: str | None = None, dtype: torch.dtype | None = None,
-              tokens: dict[str, Any] | None = None) -> Loaded:
-    """Resolve `model.base` from the YAML and load model + tokenizer on the chosen device.
+def load_base(base: str, *, placement: Placement | None = None, tokens: dict[str, Any] | None = None) -> Loaded:
+    """Resolve `model.base` from the YAML and load model + tokenizer where `placement` says (default: auto).
 
     With a token plan (curriculum.tokens) the hyperwords join the vocabulary as single tokens,
     their rows initialised the same way in every process, so saved stages fit onto it.
     """
-    auto_device, auto_dtype = pick_device()
-    device, dtype = device or auto_device, dtype or auto_dtype
+    placement = placement or resolve()
     tokenizer = load_tokenizer(base)
-    if base == TINY:
-        model = tiny_random(tokenizer).to(dtype)  # the same base whatever the training seed
+    if placement.quantize is not None:
+        model = _load_4bit(_tiny_folder(tokenizer) if base == TINY else _source(base), placement)
+    elif base == TINY:
+        model = tiny_random(tokenizer).to(placement.dtype)  # the same base whatever the training seed
     else:
-        model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=placement.dtype)
     if tokens is not None:
         from curriculum.tokens import add_hyperwords
 
         add_hyperwords(model, tokenizer, tokens)
-    return Loaded(model.to(device), tokenizer)
+    return Loaded(model if placement.quantize else model.to(placement.device), tokenizer, placement)
+
+
+def _tiny_folder(tokenizer) -> str:
+    """The tiny random Llama saved once, for the loaders that only read folders (4-bit quantization)."""
+    target = cache_dir() / f"{TINY}-folder"
+    if not (target / "config.json").exists():
+        with _file_lock(cache_dir() / f"{TINY}-folder.lock"):
+            if not (target / "config.json").exists():
+                staging = target.with_name(target.name + ".partial")
+                tiny_random(tokenizer).save_pretrained(staging, safe_serialization=True)
+                os.replace(staging, target)
+    return str(target)
+
+
+def _load_4bit(source: str, placement: Placement) -> PreTrainedModel:
+    """QLoRA's base: NF4 weights computing in the placement's half precision, LoRA layers trained on top in fp32."""
+    from peft import prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=placement.dtype)
+    model = AutoModelForCausalLM.from_pretrained(source, quantization_config=config, dtype=placement.dtype,
+                                                 device_map={"": placement.device})
+    # norms in fp32 and inputs that carry gradients; no gradient checkpointing: stages are short, speed matters more
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -6,6 +6,7 @@ complete exactly the keys that validation accepts.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Literal
 
@@ -81,6 +82,20 @@ class NewTokens(Strict):
     )
 
 
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+
+
+def _device_name(value: str) -> str:
+    if not re.fullmatch(DEVICE_PATTERN, value):
+        raise ValueError(f"unknown device {value!r} (expected auto, cpu, cuda, cuda:N or mps)")
+    return value
+
+
+DeviceName = Annotated[str, AfterValidator(_device_name),
+                       WithJsonSchema({"type": "string", "pattern": DEVICE_PATTERN})]
+DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+
+
 class ModelConfig(Strict):
     base: str = Field(
         "smollm2-135m-instruct",
@@ -88,6 +103,12 @@ class ModelConfig(Strict):
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     new_tokens: NewTokens | None = Field(None, description="add the lexicon's hyperwords as single tokens")
+    device: DeviceName = Field("auto", description="where the model runs: 'auto' (CUDA when there is a GPU, else the "
+                               "CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    dtype: DtypeName = Field("auto", description="weights' precision: 'auto' (bfloat16 on CUDA, float16 on a card "
+                             "without bf16, float32 elsewhere); float16 trains with loss scaling")
+    quantize: Literal["4bit"] | None = Field(None, description="'4bit': the base loads in 4 bits (QLoRA, for models "
+                                             "that do not fit in bf16); needs CUDA and bitsandbytes (the [gpu] extra)")
 
 
 class LexiconEntry(Strict):

@@ -25,8 +25,10 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from transformers import get_cosine_schedule_with_warmup
 
+from curriculum import memory
 from curriculum.chat import IGNORE, Example, pair_ids
 from curriculum.models import Loaded, load_base
+from curriculum.placement import Placement
 from curriculum.problems import CurriculumError, Problem
 from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
@@ -60,6 +62,12 @@ class StageResult:
     checks: list[Check] = field(default_factory=list)  # one per round, when the stage was sized by a check
     stop_reason: str | None = None  # gate-met | plateau | budget (None: a fixed length, no check)
     check_seconds: float = 0.0  # of `seconds`, the time spent in checks (probing, not training)
+    dtype: str = "float32"
+    quantize: str | None = None
+    micro_batch: int = 0  # examples per forward pass it ended with (below batch_size after an out-of-memory)
+    grad_accum: int = 0  # forward passes per optimizer step it ended with (same examples per step as configured)
+    ooms: int = 0  # out-of-memory errors recovered by halving the micro-batch
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds: load, tokenize, train, check, save
 
     @property
     def tokens_per_s(self) -> float:
@@ -196,6 +204,24 @@ def _windows(items: Sequence[Tokenized], cfg: TrainConfig, rng: random.Random) -
         epoch += 1
 
 
+def _accumulate(model, batches: Sequence[Sequence[Tokenized]], micro: int, answer_tokens: int, pad_id: int,
+                placement: Placement, scaler: torch.amp.GradScaler | None) -> tuple[float, int]:
+    """Forward and backward over one optimizer step's batches, `micro` examples at a time: every micro-batch's
+    summed loss is divided by the whole window's answer tokens, so the gradient is the same however it is cut."""
+    total, tokens = torch.zeros((), device=placement.device), 0
+    for batch in batches:
+        for start in range(0, len(batch), micro):
+            chunk = batch[start : start + micro]
+            memory.pressure(len(chunk))
+            inputs = collate(chunk, pad_id, placement.device)
+            with placement.autocast():
+                loss = summed_loss(model, inputs) / answer_tokens
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            total += loss.detach().float()
+            tokens += sum(len(it.ids) for it in chunk)  # the mask's ones, without waiting for the device
+    return total.item(), tokens
+
+
 class _Best:
     """The trainable weights of the best round so far, so a stage that ends past its best keeps the best."""
 
@@ -225,7 +251,7 @@ def train_stage(
     *,
     replay_pools: Sequence[Sequence[Example]] = (),
     progress: bool = True,
-    device: str | None = None,
+    placement: Placement | None = None,
     tokens: Plan | None = None,
     check: CheckFn | None = None,
     budget: int | None = None,
@@ -239,14 +265,21 @@ def train_stage(
     at a plateau or when `budget` steps are spent, and keeps the best round's weights.
     tokens: a hyperword token plan (curriculum.tokens); the new rows train with the stage.
     meta: what the folder belongs to ({run_id, inputs}), kept in stage.json so a resume reuses only its own stage.
+    placement: device and dtype (curriculum.placement; default auto); a shared base brings its own.
     shared: an already loaded base (the prober's, on a GPU: one copy in memory) to train on instead of loading
         one; its LoRA layers are taken out again after saving, so it comes back as it was lent.
+
+    Out of memory, the step is run again with half the micro-batch and twice the accumulation (the same examples
+    per optimizer step), down to one example, before the error reaches any retry; stage.json records what it ran with.
     """
     torch.manual_seed(cfg.seed)
-    loaded = shared or load_base(base, device=device, tokens=tokens)
-    tokenizer, device = loaded.tokenizer, str(loaded.model.device)
+    clock = time.perf_counter()
+    loaded = shared or load_base(base, placement=placement, tokens=tokens)
+    tokenizer, where = loaded.tokenizer, loaded.placement
+    loaded_at = time.perf_counter()
     mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
+    tokenized_at = time.perf_counter()
     token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
     model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
     model.train()
@@ -257,7 +290,8 @@ def train_stage(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
-    use_bf16 = device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda") if where.needs_grad_scaler else None
+    micro, ooms = cfg.batch_size, 0
     log: list[StepLog] = []
     checks: list[Check] = []
     best, reason, check_s = _Best(), None, 0.0
@@ -271,17 +305,27 @@ def train_stage(
             if epoch != current:
                 current, epoch_loss = epoch, (0.0, 0)
             answer_tokens = sum(items[i].answer_tokens for batch in window for i in batch)
-            window_loss, window_tokens = 0.0, 0
-            for batch_idx in window:
-                batch = collate([items[i] for i in batch_idx], tokenizer.pad_token_id, device)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = summed_loss(model, batch) / answer_tokens
-                loss.backward()
-                window_loss += loss.item()
-                window_tokens += int(batch["attention_mask"].sum())
+            batches = [[items[i] for i in batch_idx] for batch_idx in window]
+            while True:
+                try:
+                    window_loss, window_tokens = _accumulate(model, batches, micro, answer_tokens,
+                                                             tokenizer.pad_token_id, where, scaler)
+                    break
+                except Exception as exc:
+                    if not memory.is_oom(exc) or micro == 1:
+                        raise
+                optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
+                memory.free_memory()
+                micro, ooms = memory.halved(micro), ooms + 1
+            if scaler is not None:
+                scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             lr = schedule.get_last_lr()[0]
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -304,10 +348,15 @@ def train_stage(
     if checks and best_check(checks) is not checks[-1]:
         best.restore(model)
     seconds = time.perf_counter() - started
-    result = StageResult(out_dir, step, seen, seconds, device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
-                         reason if check is not None else None, check_s)
+    phases = {"load": loaded_at - clock, "tokenize": tokenized_at - loaded_at, "train": started - tokenized_at + seconds
+              - check_s, "check": check_s}  # train: from the adapter's attachment to the last step, checks excluded
+    result = StageResult(out_dir, step, seen, seconds, where.device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
+                         reason if check is not None else None, check_s, where.dtype_name, where.quantize, micro,
+                         cfg.grad_accum * math.ceil(cfg.batch_size / micro), ooms, phases)
+    saving = time.perf_counter()
     _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
           token_plan=tokens, tokenizer=tokenizer, meta=meta or {})
+    phases["save"] = time.perf_counter() - saving  # not in stage.json: the record is part of what is timed
     if shared is not None:
         model.unload().eval()  # the lent base without this stage's LoRA layers
     return result
@@ -333,7 +382,10 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "examples": len(examples),
         "sources": sorted({ex.file for ex in examples}),
         "steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 3),
-        "device": result.device, "train_loss": result.train_loss,
+        "device": result.device, "dtype": result.dtype, "quantize": result.quantize,
+        "micro_batch": result.micro_batch, "grad_accum": result.grad_accum, "ooms": result.ooms,
+        "phases": {k: round(v, 3) for k, v in result.phases.items()},
+        "train_loss": result.train_loss,
         "log": [asdict(entry) for entry in result.log],
         "checks": [asdict(c) for c in result.checks], "stop_reason": result.stop_reason,
         "check_seconds": round(result.check_seconds, 3),
@@ -354,7 +406,9 @@ def finished_stage(out_dir: Path) -> StageResult | None:
     log = [StepLog(**entry) for entry in rec.get("log", [])]
     checks = [Check(**c) for c in rec.get("checks", [])]
     return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log,
-                       checks, rec.get("stop_reason"), rec.get("check_seconds", 0.0))
+                       checks, rec.get("stop_reason"), rec.get("check_seconds", 0.0), rec.get("dtype", "float32"),
+                       rec.get("quantize"), rec.get("micro_batch", 0), rec.get("grad_accum", 0), rec.get("ooms", 0),
+                       rec.get("phases", {}))
 
 
 def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Example],

@@ -20,6 +20,7 @@ import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from curriculum import placement
 from curriculum.draws import first_items, more_items, pool_keys, regression_items
 from curriculum.evidence import evidence_from
 from curriculum.lineage import file_rows
@@ -173,7 +174,7 @@ def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, 
               "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
               "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
               "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
-              "budget": budget, "meta": meta}
+              "budget": budget, "meta": meta, "model": cur.model.model_dump(include={"device", "dtype", "quantize"})}
     child = run_deployment(deployment, parameters=params, timeout=None, poll_interval=1)
     if child.state and child.state.is_crashed():  # the worker died under it: worth another try
         raise WorkerLost(f"{deployment} run '{child.name}' crashed: {child.state.message}")
@@ -264,7 +265,7 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         else:
             result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
                                  progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta,
-                                 shared=lend() if lend else None)
+                                 shared=lend() if lend else None, placement=placement.of_model(cur.model))
     log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
              step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
              result.seconds, result.train_loss)
@@ -419,7 +420,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     train, probe = _retrying(train_task, retries, retry_delay_s), _retrying(probe_task, retries, retry_delay_s)
     history = records.load_history(wh, run_id)
     pol = make_policy(settings.policy, seed)
-    prober = Prober(cur.model.base, token_plan(cur))
+    prober = Prober(cur.model.base, token_plan(cur), placement.of_model(cur.model))
     log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum,
              f" (profile {settings.profile})" if settings.profile else "", settings.policy, len(cur.nodes))
 

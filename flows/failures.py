@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-
-import torch
-
+from curriculum.memory import free_memory, is_oom
 from curriculum.problems import CurriculumError
 
 
@@ -17,7 +14,7 @@ def transient(exc: BaseException) -> str | None:
     """Why a failure may pass on its own ('out of memory', 'lost worker'), or None when retrying cannot help."""
     if isinstance(exc, (CurriculumError, ValueError, TypeError, KeyError)):
         return None
-    if isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+    if is_oom(exc):  # left after the stage or probe shrank its batch to one example (curriculum.memory)
         return "out of memory"
     if isinstance(exc, (ConnectionError, TimeoutError, EOFError)):
         return "lost worker"
@@ -29,9 +26,7 @@ def retry_if_transient(task, task_run, state) -> bool:
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None or transient(exc) is None:
         return False
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_memory()
     return True
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 
+from curriculum import placement
 from curriculum.chat import Example
 from curriculum.spec import LoraConfig, TrainConfig
 from curriculum.train import train_stage
@@ -21,7 +22,7 @@ from curriculum.train import train_stage
 def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[str, str]], lora: dict[str, Any],
                      train: dict[str, Any], out_dir: str, replay_pools: list[list[dict[str, str]]] | None = None,
                      tokens: dict[str, Any] | None = None, budget: int | None = None,
-                     meta: dict[str, str] | None = None) -> str:
+                     meta: dict[str, str] | None = None, model: dict[str, Any] | None = None) -> str:
     """Train one stage and write its adapter to out_dir; returns out_dir.
 
     Args:
@@ -35,9 +36,10 @@ def train_stage_flow(base: str, parent_adapter: str | None, examples: list[dict[
         tokens: Hyperword token plan ({init, lexicon}) when the graph adds single-token hyperwords.
         budget: Optimizer steps of the stage (a remote stage runs without a check: one fixed length).
         meta: {run_id, inputs} written into the stage's stage.json: what a resume checks before reusing it.
+        model: The graph's {device, dtype, quantize}, resolved on the worker ('auto' means its own GPU).
     """
     train_stage(base, Path(parent_adapter) if parent_adapter else None, [Example(**e) for e in examples],
                 LoraConfig(**lora), TrainConfig(**train), Path(out_dir),
                 replay_pools=[[Example(**e) for e in pool] for pool in replay_pools or []], progress=False, tokens=tokens,
-                budget=budget, meta=meta)
+                budget=budget, meta=meta, placement=placement.resolve(**(model or {})))
     return out_dir

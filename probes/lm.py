@@ -1,7 +1,7 @@
 """Batched model calls every probe needs: greedy answers and continuation log-likelihoods.
 
 Items are sorted by length before batching so padding stays small; results come back in
-the callers' order.
+the callers' order. A batch that runs out of memory is halved and run again (curriculum.memory).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from curriculum.chat import prompt_ids
+from curriculum.memory import in_batches
 
 # How probe answers are generated, recorded with every run: greedy, and no 3-gram twice, so a tuned model
 # cannot loop ("steady, steady, steady, ...") and a loop cannot pad an answer with cue words.
@@ -44,8 +45,8 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     # the model's own end-of-turn tokens (often several, e.g. <|im_end|> and <|endoftext|>), not just the tokenizer's
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     eos = tokenizer.eos_token_id if eos is None else eos
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+
+    def answer(idx: Sequence[int]) -> None:
         ids, mask = _left_padded([encoded[i] for i in idx], pad, device)
         width = ids.size(1)
         gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
@@ -53,6 +54,8 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
                              no_repeat_ngram_size=no_repeat_ngram_size)
         for row, i in enumerate(idx):
             out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
+
+    in_batches(order, batch_size, answer)
     return out
 
 
@@ -72,8 +75,8 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
     order = sorted(range(len(questions)), key=lambda i: len(heads[i]))
     out: list[list[tuple[float, int]]] = [[] for _ in questions]
     pad = tokenizer.pad_token_id
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+
+    def score(idx: Sequence[int]) -> None:
         ids, mask = _left_padded([heads[i] for i in idx], pad, device)
         prefix = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0), use_cache=True)
         first = torch.log_softmax(prefix.logits[:, -1].float(), -1)
@@ -90,10 +93,15 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
         positions = mask.sum(1)[owner, None] + torch.arange(length, device=device)
         logits = model(input_ids=opt.to(device), attention_mask=torch.cat([mask[owner], opt_mask.to(device)], 1),
                        past_key_values=cache, position_ids=positions).logits
+        scored = []
         for r, (row, tail) in enumerate(rows):
             total = first[row, tail[0]].item()
             if len(tail) > 1:
                 rest = torch.log_softmax(logits[r, : len(tail) - 1].float(), -1)
                 total += rest.gather(1, torch.tensor(tail[1:], device=device)[:, None]).sum().item()
-            out[idx[row]].append((total, len(tail)))
+            scored.append((idx[row], (total, len(tail))))
+        for i, pair in scored:  # only once the whole batch has run: a batch halved after an OOM adds nothing twice
+            out[i].append(pair)
+
+    in_batches(order, batch_size, score)
     return out

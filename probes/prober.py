@@ -10,6 +10,7 @@ from typing import Any
 from peft import PeftModel
 
 from curriculum.models import load_base
+from curriculum.placement import Placement
 from curriculum.validate import LoadedCurriculum
 from probes.results import ItemResult
 from probes.sweep import Selection, probe_nodes
@@ -18,16 +19,17 @@ from probes.sweep import Selection, probe_nodes
 class Prober:
     """Holds the base model; each probe call activates one stage's adapter (or none)."""
 
-    def __init__(self, base: str, tokens: dict[str, Any] | None = None):
+    def __init__(self, base: str, tokens: dict[str, Any] | None = None, placement: Placement | None = None):
         self.base = base
         self.tokens = tokens  # hyperword token plan: every stage of the run shares the same vocabulary
+        self.placement = placement  # the graph's model.device/dtype/quantize (None: auto)
         self._loaded = None
         self._peft: PeftModel | None = None
         self._active: str | None = None
 
     def model_for(self, adapter: Path | None):
         if self._loaded is None:
-            self._loaded = load_base(self.base, tokens=self.tokens)
+            self._loaded = load_base(self.base, placement=self.placement, tokens=self.tokens)
             self._loaded.model.eval()
         if adapter is None:
             return self._loaded.model if self._peft is None else self._peft.get_base_model()

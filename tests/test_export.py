@@ -63,6 +63,7 @@ def test_peft_export_reloads_with_peft_and_carries_a_model_card(runs: dict, tmp_
     from peft import PeftModel
 
     from curriculum.models import TINY, load_base
+    from curriculum.placement import CPU
     from warehouse.records import mastery_table
 
     out = tmp_path / "plain-adapter"
@@ -79,12 +80,12 @@ def test_peft_export_reloads_with_peft_and_carries_a_model_card(runs: dict, tmp_
     assert "curriculum run " in card and "--policy fixed" in card and "--max-stages 1" in card and "--run-id plain" in card
     assert f"curriculum export plain {out}" in card
 
-    base = load_base(TINY, device="cpu", dtype=torch.float32)
+    base = load_base(TINY, placement=CPU)
     before = _logits(base.model, base.tokenizer)
     exported = PeftModel.from_pretrained(base.model, str(out)).eval()
     after = _logits(exported, base.tokenizer)
     assert (after - before).abs().max() > 1e-3  # the adapter is there and does something
-    stage = PeftModel.from_pretrained(load_base(TINY, device="cpu", dtype=torch.float32).model,
+    stage = PeftModel.from_pretrained(load_base(TINY, placement=CPU).model,
                                       str(_final_stage(runs, "plain"))).eval()
     torch.testing.assert_close(after, _logits(stage, base.tokenizer), atol=ATOL, rtol=0)
 
@@ -94,6 +95,7 @@ def test_merged_export_is_plain_transformers_with_the_hyperwords(runs: dict, tmp
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from curriculum.models import TINY, load_base, load_tokenizer
+    from curriculum.placement import CPU
     from curriculum.tokens import saved_plan
 
     merged_dir, adapter_dir = tmp_path / "words-model", tmp_path / "words-adapter"
@@ -111,7 +113,7 @@ def test_merged_export_is_plain_transformers_with_the_hyperwords(runs: dict, tmp
     assert len(tokenizer.encode(" a-word", add_special_tokens=False)) == 1
 
     stage = _final_stage(runs, "words")
-    loaded = load_base(TINY, device="cpu", dtype=torch.float32, tokens=saved_plan(stage))
+    loaded = load_base(TINY, placement=CPU, tokens=saved_plan(stage))
     assert tokenizer(TEXT)["input_ids"] == loaded.tokenizer(TEXT)["input_ids"]
     base_logits = _logits(loaded.model, loaded.tokenizer)
     reference = _logits(PeftModel.from_pretrained(loaded.model, str(stage)).eval(), loaded.tokenizer)
@@ -121,7 +123,7 @@ def test_merged_export_is_plain_transformers_with_the_hyperwords(runs: dict, tmp
 
     # the PEFT folder as its model card says to load it: any base resized to its tokenizer (the rows are in it)
     plain_tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
-    base = load_base(TINY, device="cpu", dtype=torch.float32).model
+    base = load_base(TINY, placement=CPU).model
     base.resize_token_embeddings(len(plain_tokenizer))
     adapter = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
     torch.testing.assert_close(_logits(adapter, plain_tokenizer), merged, atol=ATOL, rtol=0)
