@@ -42,7 +42,7 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def load_gguf(gguf: Path) -> tuple[PreTrainedModel, object]:
+def load_gguf(gguf: Path) -> tuple[PreTrainedModel, Any]:
     """The slow path: transformers dequantizes the GGUF (kept for the benchmark)."""
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -58,12 +58,12 @@ def converted_bundled() -> Path:
     with _file_lock(cache_dir() / f"{BUNDLED}.lock"):
         if done.exists():  # another process converted while we waited
             return target
-        model, tokenizer = load_gguf(bundled_gguf())
-        config = model.config
+        gguf_model, tokenizer = load_gguf(bundled_gguf())
+        config = gguf_model.config
         if hasattr(config, "quantization_config"):  # the weights are plain fp32 now
             del config.quantization_config
-        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        plain.load_state_dict(model.state_dict())
+        plain: Any = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(gguf_model.state_dict())
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         plain.save_pretrained(staging, safe_serialization=True)
@@ -113,10 +113,12 @@ def load_base(base: str, *, placement: Placement | None = None, tokens: dict[str
     """
     placement = placement or resolve()
     tokenizer = load_tokenizer(base)
+    model: Any  # transformers types .to() as a method of every pretrained class, not of the instance
     if placement.quantize is not None:
         model = _load_4bit(_tiny_folder(tokenizer) if base == TINY else _source(base), placement)
     elif base == TINY:
-        model = tiny_random(tokenizer).to(placement.dtype)  # the same base whatever the training seed
+        tiny: Any = tiny_random(tokenizer)
+        model = tiny.to(placement.dtype)  # the same base whatever the training seed
     else:
         model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=placement.dtype)
     if tokens is not None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from curriculum import spec
 from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base, tokenizer_for_checks
 from curriculum.jsonl import Record, read_records
+from curriculum.spec import TrainExample
 from curriculum.problems import CurriculumError, Problem, decode_utf8, describe_error, display_path
 from curriculum.yamlpos import LocatedYaml, load_located
 
@@ -60,7 +61,7 @@ class LoadedCurriculum:
     sha256: str
     spec: spec.Curriculum
     graph: nx.DiGraph  # edge u->v: v requires u (kind='requires') or u's gate failure leads to v ('on_fail')
-    examples: dict[str, list[Record[spec.TrainExample]]]
+    examples: dict[str, list[Record[TrainExample]]]
     probe_items: dict[str, list[list[Record[Any]]]]  # node id -> items of each of its probes
     profile: str | None = None
     warnings: list[Problem] = field(default_factory=list)  # lint: sound, but the signals will be weak
@@ -154,7 +155,8 @@ def _build_graph(ck: _Checker, parsed: dict[str, spec.Node], known: dict[str, An
     graph.add_nodes_from(known)
     for node_id, node in parsed.items():
         graph.nodes[node_id]["layer"] = node.layer.value
-        refs = [(("nodes", node_id, "requires", i), r, "requires") for i, r in enumerate(node.requires)]
+        refs: list[tuple[tuple[Any, ...], str, str]] = [
+            (("nodes", node_id, "requires", i), r, "requires") for i, r in enumerate(node.requires)]
         if node.on_fail is not None:
             refs.append((("nodes", node_id, "on_fail"), node.on_fail, "on_fail"))
         for loc, ref, kind in refs:
@@ -254,7 +256,7 @@ def _check_drift(ck: _Checker, top: spec.Curriculum | None, parsed: dict[str, sp
     """A drift gate without drift measured would never fire: say so rather than ignore it."""
     if top is None or top.drift is not None:
         return
-    gates = [(("defaults", "gate", "max_drift"), top.defaults.gate)]
+    gates: list[tuple[tuple[Any, ...], spec.GateConfig]] = [(("defaults", "gate", "max_drift"), top.defaults.gate)]
     gates += [(("nodes", n, "gate", "max_drift"), node.gate) for n, node in parsed.items() if node.gate is not None]
     for loc, gate in gates:
         if gate.max_drift is not None:
@@ -300,6 +302,8 @@ def _tokenizer(ck: _Checker, top: spec.Curriculum, resolved: Resolved):
     from curriculum.tokens import add_forms, token_plan, token_problems  # imports torch: only for new tokens
 
     plan = token_plan(top)
+    if plan is None:
+        return tokenizer
     problems = token_problems(tokenizer, plan["lexicon"])
     for loc, message in problems:
         ck.at(loc, message)
@@ -391,8 +395,8 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     except OSError as exc:
         return None, [Problem(ck.file, 1, 1, f"cannot read: {exc.strerror or exc}")]
     text, problem = decode_utf8(raw, ck.file)
-    if problem:
-        return None, [problem]
+    if problem or text is None:
+        return None, [problem] if problem else []
     ck.yml, yaml_problems = load_located(text, ck.file)
     ck.problems.extend(yaml_problems)
     if ck.yml is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from peft import PeftModel
 
-from curriculum.models import load_base
+from curriculum.models import Loaded, load_base
 from curriculum.placement import Placement
 from curriculum.validate import LoadedCurriculum
 from probes.results import ItemResult
@@ -23,19 +23,24 @@ class Prober:
         self.base = base
         self.tokens = tokens  # hyperword token plan: every stage of the run shares the same vocabulary
         self.placement = placement  # the graph's model.device/dtype/quantize (None: auto)
-        self._loaded = None
+        self._loaded: Loaded | None = None
         self._peft: PeftModel | None = None
         self._active: str | None = None
 
-    def model_for(self, adapter: Path | None):
+    def _base(self) -> Loaded:
+        """The base model and tokenizer, loaded once (the first probe pays for it)."""
         if self._loaded is None:
             self._loaded = load_base(self.base, placement=self.placement, tokens=self.tokens)
             self._loaded.model.eval()
+        return self._loaded
+
+    def model_for(self, adapter: Path | None):
+        base = self._base()
         if adapter is None:
-            return self._loaded.model if self._peft is None else self._peft.get_base_model()
+            return base.model if self._peft is None else self._peft.get_base_model()
         name = Path(adapter).name.replace(".", "_")
         if self._peft is None:
-            self._peft = PeftModel.from_pretrained(self._loaded.model, str(adapter), adapter_name=name)
+            self._peft = PeftModel.from_pretrained(base.model, str(adapter), adapter_name=name)
         elif name != self._active:
             self._peft.load_adapter(str(adapter), adapter_name=name)
             self._peft.set_adapter(name)
@@ -66,13 +71,12 @@ class Prober:
         model = self.model_for(adapter)
         if adapter is None and self._peft is not None:
             with self._peft.disable_adapter():
-                return probe_nodes(model, self._loaded.tokenizer, loaded, selection, gates)
-        return probe_nodes(model, self._loaded.tokenizer, loaded, selection, gates)
+                return probe_nodes(model, self._base().tokenizer, loaded, selection, gates)
+        return probe_nodes(model, self._base().tokenizer, loaded, selection, gates)
 
     @contextmanager
     def using(self, adapter: Path | None) -> Iterator[tuple[Any, Any]]:
         """(model, tokenizer) with this stage's adapter active, or the bare base model (adapters disabled)."""
         model = self.model_for(adapter)
-        bare = adapter is None and self._peft is not None
-        with self._peft.disable_adapter() if bare else nullcontext():
-            yield model, self._loaded.tokenizer
+        with self._peft.disable_adapter() if adapter is None and self._peft is not None else nullcontext():
+            yield model, self._base().tokenizer

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -112,7 +112,7 @@ def check_file(path: str | Path) -> None:
                 raise WarehouseError(f"{path}: a DuckDB file, but not a curriculum warehouse (no schema_version table; "
                                      f"it has {', '.join(sorted(tables)[:3])}{', …' if len(tables) > 3 else ''})")
             version = schema_version(con)
-            blocks, block_size = con.execute("SELECT total_blocks, block_size FROM pragma_database_size()").fetchone()
+            blocks, block_size = _one(con.execute("SELECT total_blocks, block_size FROM pragma_database_size()"))
         if path.stat().st_size < HEADER_BYTES + blocks * block_size:  # DuckDB reads a missing tail lazily: look first
             raise WarehouseError(f"{path}: a truncated DuckDB warehouse ({path.stat().st_size} bytes of the "
                                  f"{HEADER_BYTES + blocks * block_size} its header promises: a full disk or a broken copy?)")
@@ -165,19 +165,27 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    return _one(con.execute("SELECT coalesce(max(version), 0) FROM schema_version"))[0]
 
 
-Rows = pa.Table | Sequence[Mapping[str, Any]]
+def _one(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The one row an aggregate query returns (DuckDB types fetchone() as optional)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("an aggregate query returned no row")
+    return row
+
+
+Rows: TypeAlias = "pa.Table | Sequence[Mapping[str, Any]]"
 
 
 def _as_arrow(rows: Rows) -> pa.Table:
     """Arrow table over the union of the rows' keys (from_pylist alone keeps the first row's)."""
     if isinstance(rows, pa.Table):
         return rows
-    rows = list(rows)
-    names = list(dict.fromkeys(key for row in rows for key in row))
-    return pa.Table.from_pydict({name: [row.get(name) for row in rows] for name in names})
+    records: list[Mapping[str, Any]] = list(rows)
+    names = list(dict.fromkeys(key for row in records for key in row))
+    return pa.Table.from_pydict({name: [row.get(name) for row in records] for name in names})
 
 
 class Warehouse:
