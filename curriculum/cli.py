@@ -81,7 +81,7 @@ def run(
     given = {"policy": policy, "seed": seed, "max_stages": max_stages, "runs_dir": str(runs_dir) if runs_dir else None,
              "profile": profile, "train_overrides": {"max_steps": max_steps} if max_steps else None}
     from flows import runlock
-    from flows.resume import check_resume
+    from flows.resume import check_resume, check_run_folder
     from warehouse.db import Warehouse, WarehouseError
 
     try:  # before anything is written: a damaged, foreign or newer warehouse is one line
@@ -96,6 +96,11 @@ def run(
             err.print(str(exc), markup=False)
             raise typer.Exit(1) from None
         profile, runs_dir = settings.profile, Path(settings.runs_dir)
+        try:
+            check_run_folder(Path(runs_dir) / resume)
+        except ValueError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
     runs_dir = runs_dir or Path("runs")
     if profile:
         try:
@@ -445,7 +450,14 @@ def bridge(
         err.print(str(exc).strip("'\""), markup=False)
         raise typer.Exit(1) from None
     _offline_unless_hub(base)
-    out.print(speak(base, Path(adapter) if adapter else None, text, compress=compress, words=words), markup=False)
+    from curriculum.integrity import IntegrityError
+
+    try:
+        said = speak(base, Path(adapter) if adapter else None, text, compress=compress, words=words)
+    except IntegrityError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    out.print(said, markup=False)
 
 
 @app.command()
@@ -480,6 +492,57 @@ def export(
         raise typer.Exit(1) from None
     what = "merged model" if merge else "PEFT adapter"
     out.print(f"{what} of run {run_id} ({run.curriculum}, adapter {run.adapter.name}) written to {written}", markup=False)
+    from curriculum.integrity import recorded
+
+    if recorded(run.adapter) is None:
+        err.print(f"{run.adapter}: unverified (saved before checksums were recorded)", markup=False)
+
+
+@app.command()
+def verify(
+    run_id: str = typer.Argument(..., help="the run whose folder to check"),
+    runs_dir: Path | None = typer.Option(None, help="where the run's folder is (default: as the run recorded, else runs)"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+) -> None:
+    """Check a run's saved stages byte for byte against the sha256s recorded when they were written."""
+    from curriculum.integrity import IntegrityError, stage_folders, verify as verify_folder
+
+    run_dir = (runs_dir or _recorded_runs_dir(run_id, db)) / run_id
+    folders = stage_folders(run_dir)
+    if not folders:
+        err.print(f"{run_dir}: no stage folders here (pass --runs-dir)", markup=False)
+        raise typer.Exit(1)
+    damaged = []
+    for folder in folders:
+        try:
+            verdict = verify_folder(folder)
+        except IntegrityError as exc:  # SHA256SUMS itself unreadable
+            damaged.append(str(exc))
+            continue
+        damaged += verdict.damaged
+        state = ("damaged" if verdict.damaged else "verified" if verdict.verified
+                 else "unverified (saved before checksums were recorded)")
+        out.print(f"{folder.name}: {state}", markup=False)
+    for line in damaged:
+        err.print(line, markup=False)
+    if damaged:
+        err.print(f"{len(damaged)} damaged or missing file(s) in {run_dir}", markup=False)
+        raise typer.Exit(1)
+
+
+def _recorded_runs_dir(run_id: str, db: Path | None) -> Path:
+    """The runs folder the run recorded, when the warehouse has it; else runs."""
+    import duckdb
+
+    from warehouse.db import Warehouse
+    from warehouse.records import get_run
+
+    try:
+        run = get_run(Warehouse(db), run_id)
+    except duckdb.Error:
+        run = None
+    config = json.loads(run["config"] or "{}") if run else {}
+    return Path(config.get("runs_dir") or "runs")
 
 
 @app.command()

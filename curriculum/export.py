@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curriculum import integrity
 from curriculum.mastery import mastery_markdown
 from curriculum.models import BUNDLED, TINY, cache_dir
 from curriculum.tokens import PLAN_FILE, saved_plan
@@ -134,6 +135,10 @@ def export_run(run: RunExport, out: Path, *, merge: bool = False, export_command
     if not (run.adapter / ADAPTER_FILES[1]).is_file():
         where = "" if run.adapter.is_absolute() else " (a path relative to where the run ran: export from there)"
         raise ExportError(f"{run.adapter}: the run's final adapter is not there{where}")
+    try:
+        integrity.check(run.adapter)  # a damaged adapter is not copied on as if it were fine
+    except integrity.IntegrityError as exc:
+        raise ExportError(str(exc)) from None
     check_target(out)
     plan = saved_plan(run.adapter)
     staging = out.with_name(out.name + ".partial")

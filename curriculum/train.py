@@ -27,6 +27,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from curriculum import memory
 from curriculum.chat import IGNORE, Example, pair_ids
+from curriculum.integrity import seal
 from curriculum.models import Loaded, load_base
 from curriculum.placement import Placement
 from curriculum.problems import CurriculumError, Problem
@@ -392,6 +393,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "versions": {"torch": torch.__version__, "peft": __import__("peft").__version__},
     }
     (staging / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    seal(staging)  # every file's sha256, last: what reuse, --from, export and bridge check before trusting it
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, out_dir)

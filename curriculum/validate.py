@@ -23,6 +23,7 @@ from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base
 from curriculum.jsonl import Record, read_records
 from curriculum.spec import TrainExample
 from curriculum.problems import CurriculumError, Problem, decode_utf8, describe_error, display_path
+from curriculum.taskcheck import installed_tasks, task_file_problems, unknown_task_message
 from curriculum.yamlpos import LocatedYaml, load_located
 
 ID_RULE = "a node id is letters of any script, digits, '.', '_' or '-', starting with a letter or digit"
@@ -346,6 +347,7 @@ def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict
 def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
     examples: dict[str, list[Record[spec.TrainExample]]] = {}
     items: dict[str, list[list[Record[Any]]]] = {}
+    installed: list[tuple[tuple[Any, ...], str]] = []  # (where, name) of each probe naming an installed lm-eval task
     for node_id, node in parsed.items():
         examples[node_id] = ck.records(node.data, spec.TrainExample, ("nodes", node_id, "data")) or []
         items[node_id] = []
@@ -358,7 +360,15 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
                 if not target.is_file():
                     ck.at(("nodes", node_id, "probes", i, "task"),
                           f"task file '{probe.task}' not found (looked in {display_path(target.parent)})")
+                else:  # what lm-eval will read of it: includes, data files, !function modules
+                    ck.problems.extend(task_file_problems(target))
+            elif probe.task is not None:
+                installed.append((("nodes", node_id, "probes", i, "task"), probe.task))
             items[node_id].append(got or [])
+    if installed and (known := installed_tasks()) is not None:  # the index takes seconds: only when a probe names one
+        for loc, name in installed:
+            if name not in known:
+                ck.at(loc, unknown_task_message(name, list(known)))
     prompts: dict[str, Record[spec.TrainExample]] = {}
     answers: dict[str, Record[spec.TrainExample]] = {}
     for records in examples.values():

@@ -42,7 +42,7 @@ from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
 from flows import faults, runlock
 from flows.failures import WorkerLost, failure_reason, retry_if_transient
-from flows.resume import Settings, check_resume, new_settings
+from flows.resume import Settings, check_resume, check_run_folder, new_settings
 from probes.calibrate import node_levels, out_of_reach
 from probes.lm import DECODING
 from probes.prober import Prober
@@ -353,6 +353,7 @@ def curriculum(
     if resume:
         run, settings = check_resume(wh, loaded, resume, given, run_id)
         run_id = resume
+        check_run_folder(Path(settings.runs_dir) / run_id)  # a damaged saved adapter: refused before anything is written
     else:
         run, settings = None, new_settings(given, loaded.spec.policy)
         run_id = run_id or uuid.uuid4().hex[:12]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from curriculum import integrity
 from curriculum.draws import pool_keys
 from curriculum.evidence import evidence_from
 from curriculum.lineage import GraphDiff, Snapshot, diff_graphs
@@ -52,6 +53,11 @@ def prepare(wh: Warehouse, loaded: LoadedCurriculum, parent: str, policy: str) -
     _, adapter = records.final_adapter(wh, parent)
     if adapter is not None and not Path(adapter).is_dir():
         problems.append(f"its last accepted adapter {adapter} is missing (run from the folder it was run in)")
+    elif adapter is not None:
+        try:
+            integrity.check(Path(adapter))  # a damaged adapter would be copied on and die loading: refuse it now
+        except integrity.IntegrityError as exc:
+            problems.append(str(exc))
     if problems:
         raise ValueError(f"cannot continue run '{parent}': " + "; ".join(problems))
     return {"from_run": parent, "from_adapter": adapter,

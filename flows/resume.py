@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from curriculum import integrity
 from curriculum.inputs import changed_files, input_files
 from curriculum.validate import LoadedCurriculum, select_profile
 from warehouse import records
@@ -78,3 +79,11 @@ def check_resume(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, given: di
         raise ValueError(f"run '{run_id}' was made from other versions of {', '.join(changed)} "
                          f"(beside {loaded.path}); resume needs the same files")
     return run, settings
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Every saved stage folder of a run to be resumed, against the sha256s recorded when it was written: a resumed
+    run reuses and continues them, so a damaged one is refused (IntegrityError, one line naming the file) before
+    anything is written. Folders saved before the record existed pass unverified."""
+    for folder in integrity.stage_folders(run_dir):
+        integrity.check(folder)

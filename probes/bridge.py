@@ -8,6 +8,7 @@ from pathlib import Path
 
 from peft import PeftModel
 
+from curriculum.integrity import check
 from curriculum.models import load_base
 from curriculum.tokens import saved_plan
 from probes.kinds import choice_prompt
@@ -26,6 +27,8 @@ def bridge(base: str, adapter: Path | None, text: str, *, compress: bool = False
     log-likelihood, as the transfer probes do): a 135M model asked to *write* the word tends to
     describe the scene instead. Without a lexicon, and for expanding, it answers greedily.
     """
+    if adapter is not None:
+        check(adapter)  # a damaged adapter: one line naming the file, not a safetensors traceback
     loaded = load_base(base, tokens=saved_plan(adapter))  # a stage with single-token hyperwords brings them
     model = (loaded.model if adapter is None else PeftModel.from_pretrained(loaded.model, str(adapter))).eval()
     prompt = (COMPRESS if compress else EXPAND).format(text=text)
