@@ -82,7 +82,7 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
         first = torch.log_softmax(prefix.logits[:, -1].float(), -1)
         rows = [(row, tail) for row, i in enumerate(idx) for tail in tails[i]]
         owner = torch.tensor([row for row, _ in rows], device=device)
-        cache = prefix.past_key_values
+        cache = prefix.cache  # transformers 5 names the cache `cache` (past_key_values is deprecated)
         cache.reorder_cache(owner)
         length = max(len(tail) for _, tail in rows)
         opt = torch.full((len(rows), length), pad, dtype=torch.long)
@@ -92,7 +92,7 @@ def choice_logprobs(model, tokenizer, questions: Sequence[tuple[str, Sequence[st
             opt_mask[r, : len(tail)] = 1
         positions = mask.sum(1)[owner, None] + torch.arange(length, device=device)
         logits = model(input_ids=opt.to(device), attention_mask=torch.cat([mask[owner], opt_mask.to(device)], 1),
-                       past_key_values=cache, position_ids=positions).logits
+                       cache=cache, position_ids=positions).logits
         scored = []
         for r, (row, tail) in enumerate(rows):
             total = first[row, tail[0]].item()

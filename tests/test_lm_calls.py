@@ -38,3 +38,15 @@ def test_generation_stops_on_any_of_the_models_end_tokens(tokenizer) -> None:
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, first]  # e.g. <|im_end|> and <|endoftext|>
     stopped = greedy_answers(model, tokenizer, prompt, max_new_tokens=6)
     assert free[0] and stopped[0] == tokenizer.decode([first]).strip() and stopped != free
+
+
+def test_choice_scoring_uses_no_deprecated_argument() -> None:
+    """The cache goes in as transformers now names it: no deprecation warning on every choice probe."""
+    import warnings
+
+    loaded = load_base(TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        scored = choice_logprobs(loaded.model.eval(), loaded.tokenizer, QUESTIONS, batch_size=8)
+    assert [len(s) for s in scored] == [2, 3, 2]
