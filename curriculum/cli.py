@@ -122,7 +122,10 @@ def run(
             err.print(taken, markup=False)
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
+    from flows.quiet import hide_user_fault_tracebacks
     from warehouse.records import mastery_table
+
+    hide_user_fault_tracebacks()
 
     try:
         state = curriculum_flow(graph=str(graph), resume=resume, run_id=run_id, warehouse=str(db) if db else None,

@@ -27,6 +27,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from curriculum import memory
 from curriculum.chat import IGNORE, Example, pair_ids
+from curriculum.diskspace import adapter_bytes, ensure_room
 from curriculum.integrity import seal
 from curriculum.models import Loaded, load_base
 from curriculum.placement import Placement
@@ -40,6 +41,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 
 ADAPTER_FILE = "adapter_model.safetensors"
 STAGE_FILE = "stage.json"
+on_save: Callable[[Path], None] | None = None  # called with the half-written folder: the flow's fault tests break it
 
 
 @dataclass
@@ -368,8 +370,11 @@ def _save(model, result: StageResult, **produced_by) -> None:
     out_dir = Path(result.adapter_dir)
     staging = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
+    ensure_room(out_dir.parent, adapter_bytes(model))  # a full disk: one clear ENOSPC before anything is written
     # trainable-token rows are in the adapter; the resized matrix is rebuilt by load_base, so never save it whole
     model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
+    if on_save is not None:
+        on_save(staging)
     examples = produced_by.pop("examples")
     if produced_by["token_plan"] is not None:  # the stage carries its vocabulary: it loads with no extra steps
         save_plan(produced_by["token_plan"], staging)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from dataclasses import asdict
@@ -37,6 +38,7 @@ from curriculum.inputs import input_files
 from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_inputs, stage_owner,
                               train_stage, with_replay)
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
+from curriculum import train as training
 from flows import inherit
 from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
@@ -49,7 +51,7 @@ from probes.prober import Prober
 from probes.results import ItemResult
 from probes.sweep import Selection, probe_nodes
 from warehouse import records
-from warehouse.db import Warehouse
+from warehouse.db import DiskFull, Warehouse, is_disk_full
 from warehouse.report import write_report
 
 
@@ -418,6 +420,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     cur = loaded.spec
     seed, max_stages = settings.seed, settings.max_stages
     wh.before_commit = lambda: faults.reached("commit")
+    training.on_save = lambda folder: faults.reached("save")
     train, probe = _retrying(train_task, retries, retry_delay_s), _retrying(probe_task, retries, retry_delay_s)
     history = records.load_history(wh, run_id)
     pol = make_policy(settings.policy, seed)
@@ -464,6 +467,9 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
                         prober.lend_base if share_base() else None, return_state=True)
         if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
             exc = attempt.result(raise_on_failure=False)
+            if is_disk_full(exc if isinstance(exc, BaseException) else None):  # not the stage's fault: the run stops
+                shutil.rmtree(out_dir.with_name(out_dir.name + ".partial"), ignore_errors=True)  # frees what it took
+                raise DiskFull(f"saving stage {stage}'s adapter in {out_dir}") from exc
             error = failure_reason(exc if isinstance(exc, BaseException) else None, attempt.message or "", retries)
             log.error("stage %d %s failed: %s", stage, step.node_id, error)
             stage_row.update(status=Outcome.FAILED, train_wall_s=time.perf_counter() - started)
@@ -495,11 +501,13 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     if settings.final_probe and st.accepted_stage is not None and stage not in history.stages:
         final_sweep(wh, run_id, prober, loaded, st, stage, run_dir / f"stage-{st.accepted_stage}", probe, pol.gates)
     records.set_run_status(wh, run_id, "completed")  # before the report, which shows it
-    faults.reached("report")
     try:  # the run is complete and recorded: a report or artifact that fails is logged, not the run's failure
+        faults.reached("report")
         report = write_report(wh, run_id, run_dir / "report.html")
         publish_results(wh, run_id, cur.curriculum, report)  # the mastery table and the report's link in the Prefect UI
     except Exception as exc:  # noqa: BLE001 (whatever broke, the stages stand; `curriculum report` rewrites it)
+        if is_disk_full(exc):  # but a full disk is the machine's state, not a passing glitch: the run says so
+            raise DiskFull(f"writing the report {run_dir / 'report.html'}") from exc
         log.error("run %s completed, but its report or Prefect artifacts failed: %s", run_id, exc)
         report = None
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)

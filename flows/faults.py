@@ -2,14 +2,15 @@
 
 CURRICULUM_KILL_AT=POINT[:N] sends SIGKILL to this process the Nth time (default 1st) it reaches
 POINT; CURRICULUM_FAIL_AT=POINT:KIND[:N] raises there instead, on the first N times (KIND: oom,
-connection, data). Unset, `reached` costs one dict lookup. Points: train (after a training
+connection, data, nospace: ENOSPC as a full disk raises it). Unset, `reached` costs one dict lookup. Points: train (after a training
 round, adapter not saved), probe (a probe sweep done, its rows not written), commit (inside a
 warehouse transaction, before COMMIT), stage (between stages, the last one committed),
-report (the run's stages done, its report not written).
+report (the run's stages done, its report not written), save (a stage's adapter half written, not sealed).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections import Counter
@@ -40,4 +41,6 @@ def reached(point: str) -> None:
                 raise RuntimeError(f"CUDA out of memory. Tried to allocate 2.00 GiB (CURRICULUM_FAIL_AT at {point})")
             if kind == "connection":
                 raise ConnectionError(f"connection to the worker lost (CURRICULUM_FAIL_AT at {point})")
+            if kind == "nospace":
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"CURRICULUM_FAIL_AT at {point}")
             raise ValueError(f"bad data (CURRICULUM_FAIL_AT at {point})")

@@ -9,6 +9,7 @@ not crash a run that took hours).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -81,6 +82,29 @@ def connect(path: str | Path, *, read_only: bool = False, timeout: float | None 
         yield con
     finally:
         con.close()
+
+
+class DiskFull(OSError):
+    """No space left on device, and where: raised instead of whatever the write raised, so a run records one line."""
+
+    def __init__(self, where: str):
+        super().__init__(errno.ENOSPC, f"no space left on device {where}")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether a write failed for want of space: ENOSPC itself, or a library's error that says so (DuckDB's
+    IOException, safetensors', torch's), anywhere in the chain of causes."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "no space left on device" in str(exc).lower() or "disk quota exceeded" in str(exc).lower():
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 class WarehouseError(ValueError):
@@ -215,8 +239,13 @@ class Warehouse:
                 if self.before_commit is not None:
                     self.before_commit()
                 con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:  # a full disk can fail the rollback too: the commit never happened either way
+                    pass
+                if is_disk_full(exc) and not isinstance(exc, DiskFull):
+                    raise DiskFull(f"committing to the warehouse {self.path}") from exc
                 raise
 
     @staticmethod
