@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -111,10 +112,11 @@ def run(
     if from_run:
         _check_from(loaded, from_run, resume, policy, db)
     _check_placement(loaded.spec.model)
-    locked = runs_dir / (resume or run_id) if resume or run_id else None
-    if locked is not None:
+    owner = resume or run_id
+    locked = runs_dir / owner if owner else None
+    if locked is not None and owner:
         try:
-            taken = runlock.acquire(locked, resume or run_id)
+            taken = runlock.acquire(locked, owner)
         except runlock.RunLocked as exc:
             err.print(str(exc), markup=False)
             raise typer.Exit(1) from None
@@ -427,7 +429,8 @@ def deploy_trainer(
     from flows.train_stage_flow import train_stage_flow
 
     root = Path(flows.__file__).resolve().parent.parent
-    train_stage_flow.from_source(source=str(root), entrypoint="flows/train_stage_flow.py:train_stage_flow").deploy(
+    flow: Any = train_stage_flow.from_source(source=str(root), entrypoint="flows/train_stage_flow.py:train_stage_flow")
+    flow.deploy(
         name=name, work_pool_name=pool, print_next_steps=False)
     out.print(f"deployment train-stage/{name} on pool '{pool}'; run curricula with --train-deployment train-stage/{name}")
 
@@ -494,10 +497,12 @@ def export(
         err.print(str(exc).strip("'\""), markup=False)
         raise typer.Exit(1) from None
     what = "merged model" if merge else "PEFT adapter"
-    out.print(f"{what} of run {run_id} ({run.curriculum}, adapter {run.adapter.name}) written to {written}", markup=False)
+    adapter = run.adapter
+    assert adapter is not None  # export_run refuses a run that kept none
+    out.print(f"{what} of run {run_id} ({run.curriculum}, adapter {adapter.name}) written to {written}", markup=False)
     from curriculum.integrity import recorded
 
-    if recorded(run.adapter) is None:
+    if recorded(adapter) is None:
         err.print(f"{run.adapter}: unverified (saved before checksums were recorded)", markup=False)
 
 

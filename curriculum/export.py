@@ -159,10 +159,12 @@ def export_run(run: RunExport, out: Path, *, merge: bool = False, export_command
 
 def _write_adapter(run: RunExport, folder: Path, plan: dict | None) -> None:
     """The adapter files as the stage saved them, plus the tokenizer (with the hyperwords when the run had them)."""
+    adapter = run.adapter
+    assert adapter is not None  # export_run refuses a run that kept none
     for name in ADAPTER_FILES + TOKENIZER_FILES:
-        if (run.adapter / name).is_file():
-            shutil.copy2(run.adapter / name, folder / name)
-    if not (run.adapter / "tokenizer_config.json").is_file():
+        if (adapter / name).is_file():
+            shutil.copy2(adapter / name, folder / name)
+    if not (adapter / "tokenizer_config.json").is_file():
         from curriculum.models import load_tokenizer
 
         load_tokenizer(run.base).save_pretrained(str(folder))

@@ -90,7 +90,7 @@ def tiny_random(tokenizer, seed: int = 0) -> PreTrainedModel:
 @dataclass
 class Loaded:
     model: PreTrainedModel
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (their classes share no useful base type)
     placement: Placement = CPU  # where it was loaded: a stage trained on a lent base runs there too
 
 

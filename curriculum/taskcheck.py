@@ -151,7 +151,7 @@ def task_file_problems(path: Path) -> list[Problem]:
     dataset = merged.get("dataset_path")
     local = dataset is not None and isinstance(dataset[1], yaml.ScalarNode) and dataset[1].value in LOCAL_DATASETS
     kwargs = merged.get("dataset_kwargs")
-    if not local or kwargs is None or not isinstance(kwargs[1], yaml.MappingNode):
+    if dataset is None or not local or kwargs is None or not isinstance(kwargs[1], yaml.MappingNode):
         return problems
     where, mapping = kwargs
     for key, value in mapping.value:

@@ -109,7 +109,7 @@ def length_grouped_batches(items: Sequence[Tokenized], batch_size: int, rng: ran
     order = list(range(len(items)))
     rng.shuffle(order)
     mega = batch_size * 16
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), mega):
         chunk = sorted(order[start : start + mega], key=lambda i: -len(items[i].ids))
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
@@ -181,7 +181,7 @@ def attach_lora(model, parent_adapter: Path | None, lora: LoraConfig, token_ids:
     if parent_adapter is not None:
         return PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
     config = PeftLoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,  # type: ignore[arg-type]  # peft says int; it divides
         target_modules=lora.target_modules, task_type="CAUSAL_LM",
         trainable_token_indices=trainable_token_indices(model, list(token_ids)) if token_ids else None,
     )

@@ -15,11 +15,12 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
 
 from curriculum import placement
 from curriculum.draws import first_items, more_items, pool_keys, regression_items
@@ -177,7 +178,7 @@ def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, 
               "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
               "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
               "budget": budget, "meta": meta, "model": cur.model.model_dump(include={"device", "dtype", "quantize"})}
-    child = run_deployment(deployment, parameters=params, timeout=None, poll_interval=1)
+    child = cast(FlowRun, run_deployment(deployment, parameters=params, timeout=None, poll_interval=1))  # sync call
     if child.state and child.state.is_crashed():  # the worker died under it: worth another try
         raise WorkerLost(f"{deployment} run '{child.name}' crashed: {child.state.message}")
     if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child

@@ -91,7 +91,7 @@ class DiskFull(OSError):
         super().__init__(errno.ENOSPC, f"no space left on device {where}")
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.strerror or ""
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
