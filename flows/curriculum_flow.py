@@ -8,294 +8,41 @@ is written twice.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any
 
-import torch
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import FlowRun
+from prefect import flow, get_run_logger
 
 from curriculum import placement
-from curriculum.draws import first_items, more_items, pool_keys, regression_items
-from curriculum.evidence import evidence_from
 from curriculum.lineage import file_rows
-from curriculum.chat import Example, pair_ids
-from curriculum.mix import MIX_ROUNDS, draw_mixture
 from curriculum.policies import final_verdicts, make_policy
 from curriculum.runstate import FLAT, Decision, Observed, Policy, RunState, Step
 from curriculum.problems import CurriculumError
-from curriculum.sizing import node_budget, round_length
 from curriculum.spec import TrainConfig
 from curriculum.states import Action, Outcome, StageKind, Status
 from curriculum.tokens import token_plan
 from curriculum.inputs import input_files
-from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_inputs, stage_owner,
-                              train_stage, with_replay)
 from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
 from curriculum import train as training
 from flows import inherit
 from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
 from flows import faults, runlock
-from flows.failures import WorkerLost, failure_reason, retry_if_transient
+from flows.planning import (Rows, as_rows, draw_until_clear, mixture_rows, observe_rows, probe_plan,
+                            resolve_auto_gates, score_rows, stage_check, start_state, status_rows)
+from flows.failures import failure_reason
+from flows.stages import probe_task, retrying, share_base, train_task
 from flows.resume import Settings, check_resume, check_run_folder, new_settings
-from probes.calibrate import node_levels, out_of_reach
 from probes.lm import DECODING
+from probes.calibrate import out_of_reach
 from probes.prober import Prober
-from probes.results import ItemResult
-from probes.sweep import Selection, probe_nodes
 from warehouse import records
 from warehouse.db import DiskFull, Warehouse, is_disk_full
 from warehouse.report import write_report
-
-
-def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage: int, probes_ready: bool = False) -> Selection:
-    """Which items to probe: every item at baseline and after a flat stage; else a first draw of the
-    trained node's items, a rotating sample of each mastered node's (regression), every item a forgotten
-    node was mastered on (is it back?), and, for policies that rank ready nodes, a first draw of each."""
-    if step is None or step.kind == StageKind.FLAT:
-        return {n: None for n in st.order if st.status[n] != Status.DORMANT}
-    plan: dict[str, list | None]
-    if step.kind == StageKind.MIX:  # the frontier's first draws; held nodes as after any stage
-        plan = {n: first_items(loaded, n) for n in step.data_nodes}
-        for m in step.replay_nodes:
-            if m in st.mastered_on:
-                plan[m] = (sorted(st.mastered_on[m].items) if st.status[m] == Status.FORGOTTEN
-                           else regression_items(loaded, m, sorted(st.mastered_on[m].items), stage))
-        return plan
-    plan = {step.node_id: first_items(loaded, step.node_id)}
-    for m in st.order:
-        if m == step.node_id or m not in st.mastered_on:
-            continue
-        if m in st.pending_rehearsal:
-            plan[m] = sorted(st.mastered_on[m].items)
-        elif st.status[m] == Status.MASTERED:
-            plan[m] = regression_items(loaded, m, sorted(st.mastered_on[m].items), stage)
-    if probes_ready:
-        for m in st.ready():
-            plan.setdefault(m, first_items(loaded, m))
-        for m in st.order:  # nodes this stage may unlock: ranked on the adapter they will continue
-            if st.status[m] == Status.LOCKED and step.node_id in st.cur.nodes[m].requires:
-                plan.setdefault(m, first_items(loaded, m))
-    return plan
-
-
-Rows = dict[str, list[tuple[int, int, str, float]]]  # node -> (probe index, item line, probe kind, score)
-
-
-def as_rows(results: dict[str, list[ItemResult]]) -> Rows:
-    return {n: [(r.probe_index, r.item, r.probe_kind, r.score) for r in rs] for n, rs in results.items()}
-
-
-def observe_rows(loaded: LoadedCurriculum, nodes, rows: Rows) -> Observed:
-    """Each node's items as evidence, or None when it has none (the same live and on resume)."""
-    return {n: evidence_from(rows[n], len(pool_keys(loaded, n))) if rows.get(n) else None for n in nodes}
-
-
-def score_rows(st: RunState, observed: Observed) -> list[dict[str, Any]]:
-    """The warehouse's node_scores rows: each score with its n and one-sided bounds at the gate's confidence."""
-    out = []
-    for n, ev in observed.items():
-        if ev is None:
-            continue
-        low, high = ev.bounds(st.confidence(n))
-        out.append({"node_id": n, "score": ev.score, "n_items": ev.n, "pool": ev.pool, "ci_low": low, "ci_high": high,
-                    "method": "wilson" if ev.binary else "t", "confidence": st.confidence(n), "gate": st.gate(n)})
-    return out
-
-
-def status_rows(st: RunState) -> list[dict[str, Any]]:
-    """The policy's node statuses as the warehouse's node_status rows: the one record reports read."""
-    return [{"node_id": n, "status": st.status[n], "attempts": st.attempts.get(n, 0), "spent_steps": st.spent.get(n, 0),
-             "rehearsals": st.rehearsals.get(n, 0)} for n in st.order]
-
-
-def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
-    """The cheap look after each training round: the trained node's first draw (every node's items for
-    flat), scored as the gate will be; "pass" when every gate call on it passes."""
-    selection: Selection = ({n: None for n in step.data_nodes} if step.kind == StageKind.FLAT
-                            else {n: first_items(loaded, n) for n in step.data_nodes} if step.kind == StageKind.MIX
-                            else {step.node_id: first_items(loaded, step.node_id)})
-    one_is_enough = step.kind == StageKind.MIX  # a frontier node that passes ends the stage: the mixture moves
-
-    def check(model, tokenizer) -> tuple[float, str, int]:
-        results = probe_nodes(model, tokenizer, loaded, selection, st.auto_gates)
-        observed = {n: ev for n, ev in observe_rows(loaded, selection, as_rows(results)).items() if ev is not None}
-        if not observed:
-            faults.reached("train")
-            return 1.0, "pass", 0
-        calls = [st.call(n, ev) for n, ev in observed.items()]
-        verdict = ("pass" if (any if one_is_enough else all)(c.passed for c in calls)
-                   else "fail" if any(c.verdict == "fail" for c in calls) else "inconclusive")
-        faults.reached("train")
-        return sum(c.score for c in calls) / len(calls), verdict, sum(c.n for c in calls)
-
-    return check
-
-
-def draw_until_clear(loaded: LoadedCurriculum, st: RunState, node_id: str, results: dict[str, list[ItemResult]],
-                     probe: Callable[[Selection], dict[str, list[ItemResult]]]) -> int:
-    """Sequential probing: while the trained node's gate call is inconclusive, draw unused items from its pool.
-    Returns how many draws were added."""
-    draws = 0
-    while True:
-        ev = observe_rows(loaded, [node_id], as_rows(results))[node_id]
-        if ev is None or st.call(node_id, ev).verdict != "inconclusive":
-            return draws
-        results[node_id] += probe({node_id: more_items(loaded, node_id, ev.items)})[node_id]
-        draws += 1
-
-
-def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observed) -> list[Decision]:
-    """`min_score: auto`: the gate `curriculum calibrate` suggests, fixed from the data and the base model."""
-    decisions = []
-    for n in st.order:
-        if loaded.spec.gate_config(n).min_score != "auto" or n in st.auto_gates:  # (--from: fixed by the parent)
-            continue
-        ev = baseline.get(n)
-        levels = node_levels(loaded, n, ev.score if ev else None)
-        st.auto_gates[n] = levels.suggested_gate()
-        decisions.append(Decision(n, Action.GATE, f"min_score auto: {st.auto_gates[n]:.3f}, halfway from {levels.floor:.3f} "
-                                  f"(best of base, chance, answer bias) to {max(levels.top, levels.floor):.3f}",
-                                  gate=st.auto_gates[n], signals={"levels": asdict(levels)}))
-    return decisions
-
-
-def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, cfg, out_dir: Path, budget: int,
-                    meta: dict[str, str]) -> None:
-    """Run the stage as a `train-stage` deployment (a worker of its pool picks it up) and wait."""
-    from prefect.deployments import run_deployment
-
-    params = {"base": cur.model.base, "parent_adapter": str(parent.resolve()) if parent else None,
-              "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
-              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
-              "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
-              "budget": budget, "meta": meta, "model": cur.model.model_dump(include={"device", "dtype", "quantize"})}
-    child = cast(FlowRun, run_deployment(deployment, parameters=params, timeout=None, poll_interval=1))  # sync call
-    if child.state and child.state.is_crashed():  # the worker died under it: worth another try
-        raise WorkerLost(f"{deployment} run '{child.name}' crashed: {child.state.message}")
-    if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child
-        raise RuntimeError(f"{deployment} run '{child.name}' ended {child.state.type.value if child.state else 'unknown'}: "
-                           f"{child.state.message if child.state else ''}")
-
-
-def mix_examples(loaded: LoadedCurriculum, step: Step, seed: int) -> list[Example]:
-    """A mix stage's examples: the policy's counts drawn from each node's data (seeded per stage)."""
-    pools = {n: examples_from_records(loaded.examples[n]) for n in step.mixture}
-    return draw_mixture(pools, step.mixture, seed)
-
-
-def mixture_rows(loaded: LoadedCurriculum, step: Step, seed: int, tokenizer) -> list[dict[str, Any]]:
-    """The warehouse's stage_mixture rows: each node's weight, examples drawn and their tokens."""
-    tokens: dict[str, int] = {}
-    for n in step.mixture:
-        drawn = draw_mixture({n: examples_from_records(loaded.examples[n])}, {n: step.mixture[n]}, seed)
-        tokens[n] = sum(len(pair_ids(tokenizer, ex.prompt, ex.answer)[0]) for ex in drawn)
-    return [{"node_id": n, "role": "frontier" if n in step.data_nodes else "replay", "weight": step.weights[n],
-             "examples": step.mixture[n], "tokens": tokens[n]} for n in step.mixture]
-
-
-def start_state(loaded: LoadedCurriculum, overrides: dict[str, Any] | None) -> RunState:
-    """The policy's state before the baseline, with each node's data size and step budget (the run's overrides laid
-    over its training settings, as its stages will be)."""
-    cur = loaded.spec
-    sizes = {n: len(loaded.examples.get(n, [])) for n in cur.nodes}
-    budgets = {n: node_budget(sizes[n], cur.train_config(n).model_copy(update=overrides or {})) for n in cur.nodes}
-    return RunState.start(cur, loaded.graph, sizes, budgets)
-
-
-def stage_config(loaded: LoadedCurriculum, step: Step, stage: int, seed: int, overrides: dict[str, Any] | None) -> TrainConfig:
-    """The node's training settings (the curriculum's defaults for flat), seeded per stage, with the run's overrides."""
-    cur = loaded.spec
-    cfg = cur.defaults.train if step.node_id == FLAT else cur.train_config(step.node_id)
-    update = {"seed": seed + stage, "replay": cfg.replay or (0.25 if step.replay_nodes else 0.0), **(overrides or {})}
-    return cfg.model_copy(update=update)
-
-
-@task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE,
-      retry_condition_fn=retry_if_transient)
-def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
-               seed: int, progress: bool, deployment: str | None = None, check: CheckFn | None = None,
-               overrides: dict[str, Any] | None = None, run_id: str = "",
-               lend: Callable[[], Any] | None = None) -> dict[str, Any]:
-    """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
-    deployment), or pick up the adapter this run saved for it (same run id, same inputs); a folder left by
-    anything else is moved aside. Out of memory and lost workers are retried (retry_if_transient).
-    lend: gives the prober's loaded base to train on (see share_base)."""
-    log = get_run_logger()
-    cur = loaded.spec
-    cfg = stage_config(loaded, step, stage, seed, overrides)
-    if step.kind == StageKind.MIX:  # the policy's mixture, replay included
-        examples, pools = mix_examples(loaded, step, cfg.seed), []
-    else:
-        examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
-        pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
-    n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
-    one_round = round_length(n_items, cfg)
-    if step.kind == StageKind.MIX:  # until a frontier node would overspend its budget, and a few rounds at most
-        budget = min(step.budget or one_round, MIX_ROUNDS * one_round)
-    elif step.kind == StageKind.FLAT and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
-        budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
-    elif step.kind == StageKind.REHEARSE:  # upkeep, not learning: one round of every learned node's data
-        budget = one_round
-    else:
-        budget = max(1, node_budget(n_items, cfg) - step.spent)
-    remote_budget = min(budget, one_round)
-    meta = {"run_id": run_id, "inputs": stage_inputs(
-        cur.model.base, parent, examples, pools, cur.model.lora, cfg, tokens=token_plan(cur), node=step.node_id,
-        kind=step.kind, attempt=step.attempt, budget=remote_budget if deployment else budget, checked=not deployment)}
-    owner = stage_owner(out_dir)
-    if owner is not None and owner != meta:
-        aside = set_aside(out_dir)
-        whose = f"run '{owner['run_id']}'" if owner.get("run_id") else "no recorded run"
-        log.warning("stage %d: %s holds an adapter of %s%s, not this stage's; moved aside to %s", stage, out_dir, whose,
-                    " with other inputs" if owner.get("run_id") == run_id else "", aside)
-    result = finished_stage(out_dir)
-    if result is None:
-        faults.reached("train-start")
-        if deployment:  # no check runs on the worker: one round's length, and the gate decides after
-            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, remote_budget, meta)
-            result = finished_stage(out_dir)
-            if result is None:
-                raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
-        else:
-            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
-                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta,
-                                 shared=lend() if lend else None, placement=placement.of_model(cur.model))
-    log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
-             step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
-             result.seconds, result.train_loss)
-    return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
-            "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
-            "check_s": result.check_seconds, "budget": budget, "round_steps": one_round,
-            "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
-
-
-@task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
-def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, stage: int,
-               selection: Selection, gates: dict[str, float]) -> dict[str, list[ItemResult]]:
-    results = prober.probe(loaded, adapter, selection, gates)
-    faults.reached("probe")
-    return results
-
-
-def share_base() -> bool:
-    """Whether stages train on the prober's copy of the base (one model in memory, not two): on a GPU, where
-    memory is what runs out; $CURRICULUM_SHARE_BASE=1 or 0 says otherwise."""
-    value = os.environ.get("CURRICULUM_SHARE_BASE")
-    return value == "1" if value in ("0", "1") else torch.cuda.is_available()
-
-
-def _retrying(task_, retries: int, delay_s: float):
-    """The task with `retries` Prefect retries of transient failures, each wait twice the last."""
-    return task_.with_options(retries=retries, retry_delay_seconds=[delay_s * 2 ** i for i in range(retries)] or 0)
 
 
 @flow(name="curriculum", flow_run_name="{graph}", validate_parameters=True)
@@ -422,7 +169,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     seed, max_stages = settings.seed, settings.max_stages
     wh.before_commit = lambda: faults.reached("commit")
     training.on_save = lambda folder: faults.reached("save")
-    train, probe = _retrying(train_task, retries, retry_delay_s), _retrying(probe_task, retries, retry_delay_s)
+    train, probe = retrying(train_task, retries, retry_delay_s), retrying(probe_task, retries, retry_delay_s)
     history = records.load_history(wh, run_id)
     pol = make_policy(settings.policy, seed)
     prober = Prober(cur.model.base, token_plan(cur), placement.of_model(cur.model))

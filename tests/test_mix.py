@@ -15,7 +15,7 @@ from curriculum.evidence import Evidence
 from curriculum.mix import draw_counts, draw_mixture, mixture_shares, skill_it_step
 from curriculum.policies import make_policy
 from curriculum.validate import load_curriculum
-from flows.curriculum_flow import start_state
+from flows.planning import start_state
 from helpers import chain_graph
 
 

@@ -253,7 +253,7 @@ def test_fixed_trains_each_node_once_in_order_without_gates(tmp_path: Path) -> N
 
 
 def test_flat_uses_the_curriculum_defaults_and_reads_every_gate(tmp_path: Path) -> None:
-    from flows.curriculum_flow import stage_config
+    from flows.planning import stage_config
 
     graph = _chain(tmp_path)
     text = graph.read_text().replace("  z:\n    layer: definition\n", "  z:\n    layer: definition\n    train: {lr: 0.5}\n")

@@ -45,7 +45,7 @@ def _results(loaded, keys, right: set) -> list[ItemResult]:
 @pytest.mark.parametrize("every, draws", [(1, 0), (0, 0), (3, 1)])
 def test_sequential_probing_stops_drawing_once_the_call_is_clear(tmp_path: Path, every: int, draws: int) -> None:
     """All right or all wrong: the first half of the pool decides. Two in three right: unclear, so the rest is drawn."""
-    from flows.curriculum_flow import draw_until_clear
+    from flows.planning import draw_until_clear
 
     loaded = load_curriculum(_choice_graph(tmp_path, 12))
     st = RunState.start(loaded.spec, loaded.graph)

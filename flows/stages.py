@@ -1,0 +1,129 @@
+"""A stage's Prefect tasks: train (here, or dispatched to a work pool's `train-stage` deployment) and probe,
+with the retries that out-of-memory and lost workers earn; and whether stages borrow the prober's base.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, cast
+
+import torch
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import FlowRun
+
+from curriculum import placement
+from curriculum.mix import MIX_ROUNDS
+from curriculum.runstate import Step
+from curriculum.sizing import node_budget, round_length
+from curriculum.states import StageKind
+from curriculum.tokens import token_plan
+from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_inputs, stage_owner,
+                              train_stage, with_replay)
+from curriculum.validate import LoadedCurriculum
+from flows import faults
+from flows.planning import mix_examples, stage_config
+from flows.failures import WorkerLost, retry_if_transient
+from probes.prober import Prober
+from probes.sweep import Selection
+from probes.results import ItemResult
+
+
+def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, cfg, out_dir: Path, budget: int,
+                    meta: dict[str, str]) -> None:
+    """Run the stage as a `train-stage` deployment (a worker of its pool picks it up) and wait."""
+    from prefect.deployments import run_deployment
+
+    params = {"base": cur.model.base, "parent_adapter": str(parent.resolve()) if parent else None,
+              "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
+              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
+              "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
+              "budget": budget, "meta": meta, "model": cur.model.model_dump(include={"device", "dtype", "quantize"})}
+    child = cast(FlowRun, run_deployment(deployment, parameters=params, timeout=None, poll_interval=1))  # sync call
+    if child.state and child.state.is_crashed():  # the worker died under it: worth another try
+        raise WorkerLost(f"{deployment} run '{child.name}' crashed: {child.state.message}")
+    if not child.state or not child.state.is_completed():  # run_deployment does not raise for a failed child
+        raise RuntimeError(f"{deployment} run '{child.name}' ended {child.state.type.value if child.state else 'unknown'}: "
+                           f"{child.state.message if child.state else ''}")
+
+
+@task(task_run_name="train {step.node_id} (stage {stage}, attempt {step.attempt})", cache_policy=NO_CACHE,
+      retry_condition_fn=retry_if_transient)
+def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | None, out_dir: Path,
+               seed: int, progress: bool, deployment: str | None = None, check: CheckFn | None = None,
+               overrides: dict[str, Any] | None = None, run_id: str = "",
+               lend: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
+    deployment), or pick up the adapter this run saved for it (same run id, same inputs); a folder left by
+    anything else is moved aside. Out of memory and lost workers are retried (retry_if_transient).
+    lend: gives the prober's loaded base to train on (see share_base)."""
+    log = get_run_logger()
+    cur = loaded.spec
+    cfg = stage_config(loaded, step, stage, seed, overrides)
+    if step.kind == StageKind.MIX:  # the policy's mixture, replay included
+        examples, pools = mix_examples(loaded, step, cfg.seed), []
+    else:
+        examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
+        pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
+    n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
+    one_round = round_length(n_items, cfg)
+    if step.kind == StageKind.MIX:  # until a frontier node would overspend its budget, and a few rounds at most
+        budget = min(step.budget or one_round, MIX_ROUNDS * one_round)
+    elif step.kind == StageKind.FLAT and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
+        budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
+    elif step.kind == StageKind.REHEARSE:  # upkeep, not learning: one round of every learned node's data
+        budget = one_round
+    else:
+        budget = max(1, node_budget(n_items, cfg) - step.spent)
+    remote_budget = min(budget, one_round)
+    meta = {"run_id": run_id, "inputs": stage_inputs(
+        cur.model.base, parent, examples, pools, cur.model.lora, cfg, tokens=token_plan(cur), node=step.node_id,
+        kind=step.kind, attempt=step.attempt, budget=remote_budget if deployment else budget, checked=not deployment)}
+    owner = stage_owner(out_dir)
+    if owner is not None and owner != meta:
+        aside = set_aside(out_dir)
+        whose = f"run '{owner['run_id']}'" if owner.get("run_id") else "no recorded run"
+        log.warning("stage %d: %s holds an adapter of %s%s, not this stage's; moved aside to %s", stage, out_dir, whose,
+                    " with other inputs" if owner.get("run_id") == run_id else "", aside)
+    result = finished_stage(out_dir)
+    if result is None:
+        faults.reached("train-start")
+        if deployment:  # no check runs on the worker: one round's length, and the gate decides after
+            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, remote_budget, meta)
+            result = finished_stage(out_dir)
+            if result is None:
+                raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
+        else:
+            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
+                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta,
+                                 shared=lend() if lend else None, placement=placement.of_model(cur.model))
+    log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
+             step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
+             result.seconds, result.train_loss)
+    return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
+            "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
+            "check_s": result.check_seconds, "budget": budget, "round_steps": one_round,
+            "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
+
+
+@task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
+def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, stage: int,
+               selection: Selection, gates: dict[str, float]) -> dict[str, list[ItemResult]]:
+    results = prober.probe(loaded, adapter, selection, gates)
+    faults.reached("probe")
+    return results
+
+
+def share_base() -> bool:
+    """Whether stages train on the prober's copy of the base (one model in memory, not two): on a GPU, where
+    memory is what runs out; $CURRICULUM_SHARE_BASE=1 or 0 says otherwise."""
+    value = os.environ.get("CURRICULUM_SHARE_BASE")
+    return value == "1" if value in ("0", "1") else torch.cuda.is_available()
+
+
+def retrying(task_, retries: int, delay_s: float):
+    """The task with `retries` Prefect retries of transient failures, each wait twice the last."""
+    return task_.with_options(retries=retries, retry_delay_seconds=[delay_s * 2 ** i for i in range(retries)] or 0)
