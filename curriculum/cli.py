@@ -79,64 +79,27 @@ def run(
 ) -> None:
     """Train the model through a curriculum (in this process) and print what it mastered."""
     loaded = _checked(graph)
-    given = {"policy": policy, "seed": seed, "max_stages": max_stages, "runs_dir": str(runs_dir) if runs_dir else None,
-             "profile": profile, "train_overrides": {"max_steps": max_steps} if max_steps else None}
-    from flows import runlock
-    from flows.resume import check_resume, check_run_folder
-    from warehouse.db import Warehouse, WarehouseError
+    from flows.setup import SetupError, given_settings, plan_run
 
-    try:  # before anything is written: a damaged, foreign or newer warehouse is one line
-        Warehouse(db).check()
-    except WarehouseError as exc:
+    given = given_settings(policy=policy, seed=seed, max_stages=max_stages, runs_dir=runs_dir, profile=profile,
+                           train_overrides={"max_steps": max_steps} if max_steps else None)
+    try:  # every refusal the flow would make, before Prefect starts: one line, exit 1, nothing written
+        plan = plan_run(loaded, given, warehouse=db, run_id=run_id, resume=resume, from_run=from_run)
+    except SetupError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from None
-    if resume:  # every setting from the run's record; a flag that contradicts it, or changed data: one line, exit 1
-        try:
-            _, settings = check_resume(Warehouse(db), loaded, resume, given, run_id)
-        except ValueError as exc:
-            err.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
-        profile, runs_dir = settings.profile, Path(settings.runs_dir)
-        try:
-            check_run_folder(Path(runs_dir) / resume)
-        except ValueError as exc:
-            err.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
-    runs_dir = runs_dir or Path("runs")
-    if profile:
-        try:
-            loaded = select_profile(loaded, profile)
-        except CurriculumError as exc:
-            err.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
-    if from_run:
-        _check_from(loaded, from_run, resume, policy, db)
-    _check_placement(loaded.spec.model)
-    owner = resume or run_id
-    locked = runs_dir / owner if owner else None
-    if locked is not None and owner:
-        try:
-            taken = runlock.acquire(locked, owner)
-        except runlock.RunLocked as exc:
-            err.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
-        if taken:
-            err.print(taken, markup=False)
+    loaded, runs_dir = plan.loaded, Path(plan.settings.runs_dir)
     _offline_unless_hub(loaded.spec.model.base)
     from flows.curriculum_flow import curriculum as curriculum_flow
     from flows.quiet import hide_user_fault_tracebacks
+    from warehouse.db import Warehouse
     from warehouse.records import mastery_table
 
     hide_user_fault_tracebacks()
 
-    try:
-        state = curriculum_flow(graph=str(graph), resume=resume, run_id=run_id, warehouse=str(db) if db else None,
-                                train_deployment=train_deployment, return_state=True, retries=retries,
-                                from_run=from_run,
-                                **given)
-    finally:
-        if locked is not None:
-            runlock.release(locked)
+    state = curriculum_flow(graph=str(graph), resume=resume, run_id=plan.run_id if not resume else None,
+                            warehouse=str(db) if db else None, train_deployment=train_deployment, return_state=True,
+                            retries=retries, from_run=from_run, **given)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)
@@ -149,35 +112,6 @@ def run(
     out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
     if from_run:
         out.print(f"continued from run {from_run}", markup=False)
-
-
-def _check_placement(model) -> None:
-    """model.device/dtype/quantize this machine cannot meet (CUDA, bitsandbytes): one line and exit 1, before
-    Prefect starts or anything is written."""
-    from curriculum.bases import ModelError
-    from curriculum.placement import of_model
-
-    try:
-        of_model(model)
-    except ModelError as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(1) from None
-
-
-def _check_from(loaded, from_run: str, resume: str | None, policy: str | None, db: Path | None) -> None:
-    """--from's refusals as one line and exit 1, before Prefect starts or anything is written."""
-    import duckdb
-
-    from flows.inherit import prepare
-    from warehouse.db import Warehouse
-
-    try:
-        if resume:
-            raise ValueError("--from starts a new run and --resume continues one: give one of them")
-        prepare(Warehouse(db), loaded, from_run, policy or loaded.spec.policy)
-    except (ValueError, duckdb.Error) as exc:
-        err.print(str(exc).splitlines()[0], markup=False)
-        raise typer.Exit(1) from None
 
 
 @app.command()

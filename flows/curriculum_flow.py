@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,21 +21,21 @@ from curriculum.lineage import file_rows
 from curriculum.policies import final_verdicts, make_policy
 from curriculum.runstate import FLAT, Decision, Observed, Policy, RunState, Step
 from curriculum.problems import CurriculumError
-from curriculum.spec import TrainConfig
 from curriculum.states import Action, Outcome, StageKind, Status
 from curriculum.tokens import token_plan
 from curriculum.inputs import input_files
-from curriculum.validate import LoadedCurriculum, load_curriculum, select_profile
+from curriculum.validate import LoadedCurriculum, load_curriculum
 from curriculum import train as training
 from flows import inherit
 from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
-from flows import faults, runlock
+from flows import faults
 from flows.planning import (Rows, as_rows, draw_until_clear, mixture_rows, observe_rows, probe_plan,
                             resolve_auto_gates, score_rows, stage_check, start_state, status_rows)
 from flows.failures import failure_reason
 from flows.stages import probe_task, retrying, share_base, train_task
-from flows.resume import Settings, check_resume, check_run_folder, new_settings
+from flows.resume import Settings
+from flows.setup import RunPlan, given_settings, holding, plan_run
 from probes.lm import DECODING
 from probes.calibrate import out_of_reach
 from probes.prober import Prober
@@ -95,50 +94,16 @@ def curriculum(
         for problem in exc.problems:
             log.error("%s", problem)
         raise
-    wh = Warehouse(warehouse).check()  # damaged, foreign or newer: refused before anything is written
-    if resume and from_run:
-        raise ValueError("--from starts a new run and --resume continues one: give one of them")
-    given = {"policy": policy, "seed": seed, "max_stages": max_stages, "runs_dir": runs_dir, "profile": profile,
-             "final_probe": final_probe, "train_overrides": train_overrides}
-    if resume:
-        run, settings = check_resume(wh, loaded, resume, given, run_id)
-        run_id = resume
-        check_run_folder(Path(settings.runs_dir) / run_id)  # a damaged saved adapter: refused before anything is written
-    else:
-        run, settings = None, new_settings(given, loaded.spec.policy)
-        run_id = run_id or uuid.uuid4().hex[:12]
-        if records.get_run(wh, run_id) is not None:
-            raise ValueError(f"run '{run_id}' already exists in {wh.path}; continue it with --resume {run_id}")
-        make_policy(settings.policy)  # fail on a bad name before anything is written
-        if settings.train_overrides:
-            TrainConfig(**settings.train_overrides)  # and on a bad override
-    if settings.profile:
-        loaded = select_profile(loaded, settings.profile)  # an unknown profile fails here, before anything is written
-    lineage_config = inherit.prepare(wh, loaded, from_run, settings.policy) if from_run else {}
-    run_dir = Path(settings.runs_dir) / run_id
-    if taken := runlock.acquire(run_dir, run_id):  # a second live process on this run stops here
-        log.warning("%s", taken)
-    try:
-        if run is None:
-            cur = loaded.spec  # a profile run records the nodes it walks, so the report draws those
-            inputs = input_files(loaded)  # each data and probe file read once: its hash per node, its text
-            records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
-                              graph_hash=loaded.sha256, policy=settings.policy, seed=settings.seed,
-                              base_model=cur.model.base,
-                              config={"max_stages": settings.max_stages, "runs_dir": settings.runs_dir,
-                                      "profile": settings.profile, "nodes": list(cur.nodes) if settings.profile else None,
-                                      "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
-                                      "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
-                                      **lineage_config},
-                              parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
-                              texts=[(sha, text) for _, sha, text in inputs if text is not None])
-        else:
-            if run["status"] == "running":  # its lock was free (or stale): no process is running it
-                log.warning("run %s was interrupted (recorded as running, no live process holds it); resuming", run_id)
-                records.set_run_status(wh, run_id, "interrupted")
-            records.set_run_status(wh, run_id, "running")
+    plan = plan_run(loaded, given_settings(policy=policy, seed=seed, max_stages=max_stages, runs_dir=runs_dir,
+                                           profile=profile, final_probe=final_probe, train_overrides=train_overrides),
+                    warehouse=warehouse, run_id=run_id, resume=resume, from_run=from_run)
+    wh, run_id = plan.wh, plan.run_id
+    with holding(plan) as taken:  # a second live process on this run stops here
+        if taken:
+            log.warning("%s", taken)
+        _record_start(plan, graph, from_run, log)
         try:
-            walk(wh, loaded, run_id, settings, run_dir, progress=progress, train_deployment=train_deployment,
+            walk(wh, plan.loaded, run_id, plan.settings, plan.run_dir, progress=progress, train_deployment=train_deployment,
                  retries=retries, retry_delay_s=retry_delay_s)
         except Exception as exc:
             error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -154,9 +119,29 @@ def curriculum(
             except Exception:  # noqa: BLE001 -- what interrupted it is the one to raise
                 pass
             raise
-    finally:
-        runlock.release(run_dir)
     return run_id
+
+
+def _record_start(plan: RunPlan, graph: str, from_run: str | None, log: Any) -> None:
+    """A new run's row (its settings, and every input file's hash and text), or a resumed run marked running again."""
+    wh, loaded, run_id, settings = plan.wh, plan.loaded, plan.run_id, plan.settings
+    if plan.run is not None:
+        if plan.run["status"] == "running":  # its lock was free (or stale): no process is running it
+            log.warning("run %s was interrupted (recorded as running, no live process holds it); resuming", run_id)
+            records.set_run_status(wh, run_id, "interrupted")
+        records.set_run_status(wh, run_id, "running")
+        return
+    cur = loaded.spec  # a profile run records the nodes it walks, so the report draws those
+    inputs = input_files(loaded)  # each data and probe file read once: its hash per node, its text
+    records.start_run(wh, run_id, curriculum=cur.curriculum, graph_path=str(graph), yaml_text=loaded.text,
+                      graph_hash=loaded.sha256, policy=settings.policy, seed=settings.seed, base_model=cur.model.base,
+                      config={"max_stages": settings.max_stages, "runs_dir": settings.runs_dir,
+                              "profile": settings.profile, "nodes": list(cur.nodes) if settings.profile else None,
+                              "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
+                              "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
+                              **plan.lineage_config},
+                      parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
+                      texts=[(sha, text) for _, sha, text in inputs if text is not None])
 
 
 def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Settings, run_dir: Path, *,

@@ -7,9 +7,10 @@ import logging
 
 from curriculum.integrity import IntegrityError
 from curriculum.problems import CurriculumError
+from flows.setup import SetupError
 from warehouse.db import WarehouseError, is_disk_full
 
-USER_FAULTS = (IntegrityError, CurriculumError, WarehouseError)
+USER_FAULTS = (IntegrityError, CurriculumError, WarehouseError, SetupError)
 
 
 def user_fault(exc: BaseException | None) -> bool:

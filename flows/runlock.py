@@ -44,6 +44,30 @@ def _guard(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _holder_message(path: Path, run_id: str, host: str) -> str | None:
+    """Raises RunLocked when a live process (or one on another host) holds the lock; else the message to give
+    when taking it (a stale or unreadable lock replaced), or None when there is none."""
+    if not path.exists():
+        return None
+    try:
+        held = json.loads(path.read_text())
+        pid, where, since = int(held["pid"]), str(held["host"]), str(held.get("since", "?"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{path}: unreadable lock replaced"
+    if where != host:
+        raise RunLocked(f"run '{run_id}' is locked by pid {pid} on host {where} since {since} ({path}); "
+                        f"if that process is gone, delete the file")
+    if _alive(pid):
+        raise RunLocked(f"run '{run_id}' is already running: pid {pid} on {where} since {since} holds {path}")
+    return f"run '{run_id}': taking over the stale lock of pid {pid} (since {since}), no longer running"
+
+
+def check(run_dir: Path, run_id: str) -> None:
+    """RunLocked when a live process holds the run; takes and writes nothing (a run's setup asks this early, so a
+    second process is refused before Prefect starts; the flow takes the lock)."""
+    _holder_message(run_dir / LOCK_FILE, run_id, socket.gethostname())
+
+
 def acquire(run_dir: Path, run_id: str) -> str | None:
     """Take the run's lock; returns a message when a stale lock was taken over, raises RunLocked when a
     live process (or one on another host) holds it."""
@@ -51,24 +75,7 @@ def acquire(run_dir: Path, run_id: str) -> str | None:
     path = run_dir / LOCK_FILE
     host = socket.gethostname()
     with _guard(run_dir):
-        message = None
-        if path.exists():
-            try:
-                held = json.loads(path.read_text())
-                pid, where, since = int(held["pid"]), str(held["host"]), str(held.get("since", "?"))
-            except (ValueError, KeyError, TypeError):
-                held = None
-            if held is None:
-                message = f"{path}: unreadable lock replaced"
-            elif where != host:
-                raise RunLocked(f"run '{run_id}' is locked by pid {pid} on host {where} since {since} ({path}); "
-                                f"if that process is gone, delete the file")
-            elif pid == os.getpid():  # this process took it already (the CLI, before the flow it starts)
-                message = None
-            elif _alive(pid):
-                raise RunLocked(f"run '{run_id}' is already running: pid {pid} on {where} since {since} holds {path}")
-            else:
-                message = f"run '{run_id}': taking over the stale lock of pid {pid} (since {since}), no longer running"
+        message = _holder_message(path, run_id, host)
         tmp = path.with_name(f"{LOCK_FILE}.{os.getpid()}")
         tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
         os.replace(tmp, path)

@@ -283,6 +283,14 @@ def test_run_lock_takes_over_dead_pids_and_refuses_live_or_foreign_ones(tmp_path
     assert json.loads(lock.read_text())["pid"] == os.getpid()
     runlock.release(tmp_path)
     assert not lock.exists()
+    runlock.acquire(tmp_path, "r")  # one process takes its run once: a second take, even its own, is refused
+    with pytest.raises(runlock.RunLocked, match=f"^run 'r' is already running: pid {os.getpid()} on "):
+        runlock.acquire(tmp_path, "r")
+    with pytest.raises(runlock.RunLocked, match=f"^run 'r' is already running: pid {os.getpid()} on "):
+        runlock.check(tmp_path, "r")
+    runlock.release(tmp_path)
+    runlock.check(tmp_path, "r")  # free: nothing raised, nothing written
+    assert not lock.exists()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         lock.write_text(json.dumps({"pid": live.pid, "host": os.uname().nodename, "since": "now"}))
