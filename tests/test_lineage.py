@@ -160,6 +160,7 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     tasks = tmp_path / "tasks"
     (tasks / "base.yaml").write_text("dataset_path: json\ndataset_kwargs:\n  data_files: [gen.jsonl, ../k.jsonl]\n"
                                      "process_docs: !function utils.docs\n")
+    (tasks / "utils.py").write_text("def docs(dataset):\n    return dataset\n")  # validate looks for it
     (tasks / "ll.yaml").write_text("include: base.yaml\n" + (tasks / "ll.yaml").read_text().replace(
         "dataset_kwargs:\n  data_files: {test: gen.jsonl}\n", ""))
     assert task_reads(tmp_path, "tasks/ll.yaml") == {"include": ["tasks/base.yaml"], "data_files": ["tasks/gen.jsonl", "k.jsonl"]}
@@ -175,7 +176,9 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     assert changed_files(before, input_files(load_curriculum(graph))) == ["tasks/arc.jsonl"]
     # a binary data file is hashed, its text not kept; a run recorded before such files were read resumes
     (tasks / "extra.parquet").write_bytes(b"PAR1\x00\xff\xfe")
-    (tasks / "base.yaml").write_text((tasks / "base.yaml").read_text().replace("../k.jsonl]", "../k.jsonl, extra.parquet]"))
+    (tasks / "base.yaml").write_text((tasks / "base.yaml").read_text().replace("../k.jsonl]", "../k.jsonl, extra.parquet]")
+                                     .replace("dataset_path: json", "dataset_path: parquet"))  # json would refuse it
+    (tasks / "ll.yaml").write_text((tasks / "ll.yaml").read_text().replace("dataset_path: json\n", ""))
     now = {name: text for name, _, text in input_files(load_curriculum(graph))}
     assert "tasks/extra.parquet" in now and now["tasks/extra.parquet"] is None and now["tasks/gen.jsonl"] is not None
     older = {name: sha for name, sha, _ in input_files(load_curriculum(graph)) if not name.endswith(".parquet")}
