@@ -93,7 +93,6 @@ def run(
     from flows.curriculum_flow import curriculum as curriculum_flow
     from flows.quiet import hide_user_fault_tracebacks
     from warehouse.db import Warehouse
-    from warehouse.records import mastery_table
 
     hide_user_fault_tracebacks()
 
@@ -103,15 +102,72 @@ def run(
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)
-    rid = state.result()
-    wh = Warehouse(db)
-    columns, rows = mastery_table(wh, rid)
-    out.print(mastery_rich(columns, rows, f"run {rid}"))
+    _print_run(Warehouse(db), state.result(), runs_dir, from_run)
+
+
+def _print_run(wh, run_id: str, runs_dir: Path, from_run: str | None = None) -> None:
+    """What a finished run prints (and `show` prints again): its mastery table, its drift, where its files are."""
+    from warehouse.records import mastery_table
+
+    columns, rows = mastery_table(wh, run_id)
+    out.print(mastery_rich(columns, rows, f"run {run_id}"))
     out.print(MASTERY_NOTE, style="dim", markup=False)
-    _print_drift(wh, rid)
-    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
+    _print_drift(wh, run_id)
+    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / run_id}\nreport:    {runs_dir / run_id / 'report.html'}",
+              markup=False)
     if from_run:
         out.print(f"continued from run {from_run}", markup=False)
+
+
+@app.command()
+def runs(db: Path | None = typer.Option(None, "--db", help="warehouse file")) -> None:
+    """The runs in the warehouse, newest first: id, graph, policy, seed, status, stages trained, start, wall time."""
+    from rich import box
+
+    from warehouse.db import Warehouse
+    from warehouse.records import run_list
+
+    wh = Warehouse(db)
+    found = run_list(wh)
+    if not found:
+        out.print(f"no runs in {wh.path} yet: start one with `curriculum run GRAPH.yaml`", markup=False)
+        return
+    table = Table(title=f"{len(found)} run(s) in {wh.path}", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header in ("run", "graph", "policy", "seed", "status", "stages", "started (UTC)", "wall"):
+        table.add_column(header, no_wrap=True, justify="right" if header in ("seed", "stages", "wall") else "left")
+    for r in found:
+        wall = _duration((r["finished_at"] - r["started_at"]).total_seconds()) if r["finished_at"] else "-"
+        table.add_row(r["run_id"], r["graph"] or r["curriculum"], r["policy"], str(r["seed"]), r["status"],
+                      str(r["stages"]), f"{r['started_at']:%Y-%m-%d %H:%M}", wall)
+    out.print(table, width=None if out.is_terminal else 400)  # piped: every cell whole, for grep and awk
+
+
+def _duration(seconds: float) -> str:
+    """3 s, 4m05s, 2h07m: a wall time at a glance."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., help="a run's id (see `curriculum runs`)"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+) -> None:
+    """A run's mastery and drift tables again, as `run` printed them, and where its files are."""
+    from warehouse.db import Warehouse
+    from warehouse.records import get_run
+
+    wh = Warehouse(db)
+    run = get_run(wh, run_id)
+    if run is None:
+        err.print(f"no run '{run_id}' in {wh.path} (see `curriculum runs`)", markup=False)
+        raise typer.Exit(1)
+    if run["status"] != "completed":
+        out.print(f"run {run_id} is {run['status']}" + (f": {run['error']}" if run.get("error") else ""), markup=False)
+    _print_run(wh, run_id, _recorded_runs_dir(run_id, db), run.get("parent_run"))
 
 
 @app.command()
