@@ -3,6 +3,11 @@
 `train_stage` is a pure function of (base, parent adapter, examples, LoRA and train config)
 -> (adapter directory, metrics): nothing global is read or written, so a stage can run in
 another process or on another machine.
+
+Why one long file: the stage is one transaction, from loading the base to the atomic save of its
+adapter and stage.json; the rounds, the out-of-memory halving and the save share its state (the
+model, the optimizer, the best round's weights), and the helpers that read a saved stage back
+(finished_stage, stage_inputs, stage_owner) must agree with what the save writes.
 """
 
 from __future__ import annotations
