@@ -1,4 +1,9 @@
-"""The `curriculum` command: the one face of the domain allowed to reach flows and warehouse."""
+"""The `curriculum` command: the one face of the domain allowed to reach flows and warehouse.
+
+Why one long file: typer builds `--help` from one app, and each command here is a thin edge (parse, call
+flows or warehouse, print); the work is in those packages and its tables in curriculum/display.py. Imports
+are deferred into each command so `curriculum --help` never loads torch or Prefect.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from curriculum.mastery import HEADERS as MASTERY_HEADERS, NOTE as MASTERY_NOTE, mastery_cells
+from curriculum.display import DRIFT_NOTE, diff_lines, drift_table, mastery_rich, runs_table
+from curriculum.mastery import NOTE as MASTERY_NOTE
 from curriculum.schema import schema_json
 from curriculum.summary import summary_lines
 from curriculum.problems import CurriculumError
@@ -93,7 +99,6 @@ def run(
     from flows.curriculum_flow import curriculum as curriculum_flow
     from flows.quiet import hide_user_fault_tracebacks
     from warehouse.db import Warehouse
-    from warehouse.records import mastery_table
 
     hide_user_fault_tracebacks()
 
@@ -103,15 +108,65 @@ def run(
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)
-    rid = state.result()
-    wh = Warehouse(db)
-    columns, rows = mastery_table(wh, rid)
-    out.print(mastery_rich(columns, rows, f"run {rid}"))
+    _print_run(Warehouse(db), state.result(), runs_dir, from_run)
+
+
+def _print_drift(wh, run_id: str) -> None:
+    """Each stage's drift of general ability, when the curriculum measures it (`drift:`)."""
+    from warehouse.drift import drift_by_stage
+
+    rows = drift_by_stage(wh, run_id)
+    if rows:
+        out.print(drift_table(rows))
+        out.print(DRIFT_NOTE, style="dim", markup=False)
+
+
+def _print_run(wh, run_id: str, runs_dir: Path, from_run: str | None = None) -> None:
+    """What a finished run prints (and `show` prints again): its mastery table, its drift, where its files are."""
+    from warehouse.records import mastery_table
+
+    columns, rows = mastery_table(wh, run_id)
+    out.print(mastery_rich(columns, rows, f"run {run_id}"))
     out.print(MASTERY_NOTE, style="dim", markup=False)
-    _print_drift(wh, rid)
-    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / rid}\nreport:    {runs_dir / rid / 'report.html'}", markup=False)
+    _print_drift(wh, run_id)
+    out.print(f"warehouse: {wh.path}\nadapters:  {runs_dir / run_id}\nreport:    {runs_dir / run_id / 'report.html'}",
+              markup=False)
     if from_run:
         out.print(f"continued from run {from_run}", markup=False)
+
+
+@app.command()
+def runs(db: Path | None = typer.Option(None, "--db", help="warehouse file")) -> None:
+    """The runs in the warehouse, newest first: id, graph, policy, seed, status, stages trained, start, wall time."""
+    from warehouse.db import Warehouse
+    from warehouse.records import run_list
+
+    wh = Warehouse(db)
+    found = run_list(wh)
+    if not found:
+        out.print(f"no runs in {wh.path} yet: start one with `curriculum run GRAPH.yaml`", markup=False)
+        return
+    table = runs_table(found, f"{len(found)} run(s) in {wh.path}")
+    out.print(table, width=None if out.is_terminal else 400)  # piped: every cell whole, for grep and awk
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., help="a run's id (see `curriculum runs`)"),
+    db: Path | None = typer.Option(None, "--db", help="warehouse file"),
+) -> None:
+    """A run's mastery and drift tables again, as `run` printed them, and where its files are."""
+    from warehouse.db import Warehouse
+    from warehouse.records import get_run
+
+    wh = Warehouse(db)
+    run = get_run(wh, run_id)
+    if run is None:
+        err.print(f"no run '{run_id}' in {wh.path} (see `curriculum runs`)", markup=False)
+        raise typer.Exit(1)
+    if run["status"] != "completed":
+        out.print(f"run {run_id} is {run['status']}" + (f": {run['error']}" if run.get("error") else ""), markup=False)
+    _print_run(wh, run_id, _recorded_runs_dir(run_id, db), run.get("parent_run"))
 
 
 @app.command()
@@ -192,63 +247,6 @@ def diff(
     out.print(" · ".join(f"{a} {n}" for a, n in counts.items() if n or a in ("keep", "schedule")), style="dim")
     for blocker in found.blockers:
         err.print(f"--from would refuse: {blocker}", style="red", markup=False)
-
-
-def _short(value) -> str:
-    """A changed value in a few characters: hashes cut to 10, a probe as key=value pairs."""
-    if isinstance(value, dict):
-        value = " ".join(f"{k}={v}" for k, v in value.items())
-    text = "-" if value is None else value[:10] if isinstance(value, str) and len(value) == 64 else str(value)
-    return text if len(text) <= 32 else text[:31] + "…"
-
-
-def diff_lines(found) -> list[str]:
-    """The changes in short lines: added, removed, then per node each changed field old -> new."""
-    lines = [f"added:   {', '.join(found.added) or '-'}", f"removed: {', '.join(found.removed) or '-'}"]
-    if not found.files_known:
-        lines.append("(the run recorded no file hashes: data and probe file edits cannot be seen)")
-    for c in found.top:
-        lines.append(f"curriculum {c.field}: {_short(c.old)} -> {_short(c.new)}")
-    for n, changes in found.changed.items():
-        lines.append(f"changed {n}:")
-        lines += [f"  {c.field}: {_short(c.old)} -> {_short(c.new)}" for c in changes]
-    return lines
-
-
-def mastery_rich(columns, rows, title: str) -> Table:
-    """The mastery table for a terminal: no vertical rules, one line per node, ids never folded."""
-    from rich import box
-
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
-    for header in MASTERY_HEADERS:
-        table.add_column(header, no_wrap=True, justify="left" if header in ("node", "status") else "right")
-    for row in rows:
-        cells = mastery_cells(columns, row)
-        table.add_row(*(cells[h] for h in MASTERY_HEADERS))
-    return table
-
-
-def _print_drift(wh, run_id: str) -> None:
-    """Each stage's drift of general ability, when the curriculum measures it (`drift:`)."""
-    from warehouse.drift import drift_by_stage
-
-    rows = drift_by_stage(wh, run_id)
-    if not rows:
-        return
-    from rich import box
-
-    prompts = sorted({r["drift_n"] for r in rows})  # the same prompts every stage: one count, in the title
-    table = Table(title=f"drift of general ability, on {'/'.join(map(str, prompts))} prompts", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  padding=(0, 1), collapse_padding=True)
-    for header in ("stage", "node", "status", "drift", "95% interval"):
-        table.add_column(header, no_wrap=True, justify="left" if header in ("node", "status") else "right")
-    for r in rows:
-        bounds = "" if r["drift_low"] is None else f"[{r['drift_low']:+.3f}, {r['drift_high']:+.3f}]"
-        table.add_row(str(r["stage"]), r["node_id"], r["status"], f"{r['drift']:+.3f}", bounds)
-    out.print(table)
-    out.print("drift: mean per-token log-likelihood of the base model's own answers to neutral\n"
-              "prompts, on the stage's adapter minus on the base (negative: less likely now)",
-              style="dim", markup=False)
 
 
 @app.command()

@@ -5,6 +5,10 @@ graph. `gated`, `greedy`, `bandit` and `random` share the gate rules and differ 
 ready node they pick; `random`, `fixed` and `flat` are the baselines; `mix` trains a moving mixture
 (curriculum/mix.py). Everything here is deterministic given the scores and the seed, so a resumed run
 replays its recorded stages through the same state machine and lands exactly where it stopped.
+
+Why one long file: the gate rules (retry, remedial branch, back-off, rehearse, drift) are one state
+machine that `gated`, `greedy`, `bandit` and `random` share; the registry that names each policy sits
+beside them, so adding one is one class and one line here.
 """
 
 from __future__ import annotations

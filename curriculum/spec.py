@@ -2,6 +2,9 @@
 
 The JSON Schema shipped as graphs/schema.json is generated from these models, so editors
 complete exactly the keys that validation accepts.
+
+Why one long file: the schema is generated from one module's models, in the order a user reads the
+YAML, and most of its length is each field's description (which the editor shows as you type).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 `train_stage` is a pure function of (base, parent adapter, examples, LoRA and train config)
 -> (adapter directory, metrics): nothing global is read or written, so a stage can run in
 another process or on another machine.
+
+Why one long file: the stage is one transaction, from loading the base to the atomic save of its
+adapter and stage.json; the rounds, the out-of-memory halving and the save share its state (the
+model, the optimizer, the best round's weights), and the helpers that read a saved stage back
+(finished_stage, stage_inputs, stage_owner) must agree with what the save writes.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from curriculum.placement import Placement
 from curriculum.problems import CurriculumError, Problem
 from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
+from curriculum.stagespec import StageSpec
 from curriculum.tokens import Plan, hyperword_ids, save_plan, trainable_token_indices
 
 # peft still calls a transformers method deprecated in v5; the warning is theirs and fills every stage's log
@@ -402,6 +408,18 @@ def _save(model, result: StageResult, **produced_by) -> None:
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, out_dir)
+
+
+def train_spec(spec: StageSpec, *, progress: bool = False, check: CheckFn | None = None,
+               shared: Loaded | None = None) -> StageResult:
+    """Train the stage a StageSpec describes (the flow's stages, here or on a `train-stage` worker). What is not an
+    input of the adapter (a progress bar, the live gate check, a lent base) is given here, not in the spec."""
+    from curriculum import placement
+
+    return train_stage(spec.base, Path(spec.parent_adapter) if spec.parent_adapter else None, spec.examples, spec.lora,
+                       spec.train, Path(spec.out_dir), replay_pools=spec.replay_pools, progress=progress,
+                       placement=placement.resolve(**spec.placement), tokens=spec.tokens, check=check,
+                       budget=spec.budget, meta=spec.meta, shared=shared)
 
 
 def finished_stage(out_dir: Path) -> StageResult | None:

@@ -2,6 +2,10 @@
 
 Every run calls `load_curriculum`; `curriculum validate` prints the same problems. All
 problems are collected before reporting, and nothing is ever written.
+
+Why one long file: every check feeds one list of file:line:col problems in one pass (YAML, graph,
+then each file with the line map of the YAML that named it); split, the passes would each re-read
+the YAML and the line maps, and a problem could be reported twice or not at all.
 """
 
 from __future__ import annotations

@@ -15,14 +15,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 
-from curriculum import placement
 from curriculum.mix import MIX_ROUNDS
 from curriculum.runstate import Step
 from curriculum.sizing import node_budget, round_length
 from curriculum.states import StageKind
 from curriculum.tokens import token_plan
-from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_inputs, stage_owner,
-                              train_stage, with_replay)
+from curriculum.stagespec import StageSpec
+from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_owner, train_spec,
+                              with_replay)
 from curriculum.validate import LoadedCurriculum
 from flows import faults
 from flows.planning import mix_examples, stage_config
@@ -32,16 +32,11 @@ from probes.sweep import Selection
 from probes.results import ItemResult
 
 
-def _train_remotely(deployment: str, cur, parent: Path | None, examples, pools, cfg, out_dir: Path, budget: int,
-                    meta: dict[str, str]) -> None:
+def _train_remotely(deployment: str, spec: StageSpec) -> None:
     """Run the stage as a `train-stage` deployment (a worker of its pool picks it up) and wait."""
     from prefect.deployments import run_deployment
 
-    params = {"base": cur.model.base, "parent_adapter": str(parent.resolve()) if parent else None,
-              "examples": [asdict(e) for e in examples], "lora": cur.model.lora.model_dump(),
-              "train": cfg.model_dump(), "out_dir": str(out_dir.resolve()),
-              "replay_pools": [[asdict(e) for e in pool] for pool in pools], "tokens": token_plan(cur),
-              "budget": budget, "meta": meta, "model": cur.model.model_dump(include={"device", "dtype", "quantize"})}
+    params = {"spec": spec.on_shared_storage().model_dump(mode="json")}
     child = cast(FlowRun, run_deployment(deployment, parameters=params, timeout=None, poll_interval=1))  # sync call
     if child.state and child.state.is_crashed():  # the worker died under it: worth another try
         raise WorkerLost(f"{deployment} run '{child.name}' crashed: {child.state.message}")
@@ -78,10 +73,14 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         budget = one_round
     else:
         budget = max(1, node_budget(n_items, cfg) - step.spent)
-    remote_budget = min(budget, one_round)
-    meta = {"run_id": run_id, "inputs": stage_inputs(
-        cur.model.base, parent, examples, pools, cur.model.lora, cfg, tokens=token_plan(cur), node=step.node_id,
-        kind=step.kind, attempt=step.attempt, budget=remote_budget if deployment else budget, checked=not deployment)}
+    remote_budget = min(budget, one_round)  # no check runs on a worker: one round's length, and the gate decides after
+    spec = StageSpec(base=cur.model.base, parent_adapter=str(parent) if parent else None, examples=examples,
+                     replay_pools=pools, lora=cur.model.lora, train=cfg, out_dir=str(out_dir), tokens=token_plan(cur),
+                     budget=remote_budget if deployment else budget,
+                     placement=cur.model.model_dump(include={"device", "dtype", "quantize"}))
+    meta = {"run_id": run_id, "inputs": spec.inputs(node=step.node_id, kind=step.kind, attempt=step.attempt,
+                                                    checked=not deployment)}
+    spec = spec.model_copy(update={"meta": meta})
     owner = stage_owner(out_dir)
     if owner is not None and owner != meta:
         aside = set_aside(out_dir)
@@ -91,15 +90,13 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
     result = finished_stage(out_dir)
     if result is None:
         faults.reached("train-start")
-        if deployment:  # no check runs on the worker: one round's length, and the gate decides after
-            _train_remotely(deployment, cur, parent, examples, pools, cfg, out_dir, remote_budget, meta)
+        if deployment:
+            _train_remotely(deployment, spec)
             result = finished_stage(out_dir)
             if result is None:
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
         else:
-            result = train_stage(cur.model.base, parent, examples, cur.model.lora, cfg, out_dir, replay_pools=pools,
-                                 progress=progress, tokens=token_plan(cur), check=check, budget=budget, meta=meta,
-                                 shared=lend() if lend else None, placement=placement.of_model(cur.model))
+            result = train_spec(spec, progress=progress, check=check, shared=lend() if lend else None)
     log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
              step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
              result.seconds, result.train_loss)

@@ -166,7 +166,7 @@ def test_every_run_publishes_its_mastery_table_and_report_link(runs: dict) -> No
 def test_mastery_table_fits_80_columns_without_folding_node_ids() -> None:
     from rich.console import Console
 
-    from curriculum.cli import mastery_rich
+    from curriculum.display import mastery_rich
     from curriculum.mastery import NOTE
     from curriculum.validate import load_curriculum
 

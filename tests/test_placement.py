@@ -105,11 +105,12 @@ def test_bf16_stage_on_the_cpu_runs_under_autocast_with_a_loss_close_to_fp32(tmp
 
 def test_a_remote_stage_resolves_the_graphs_settings_on_its_worker(tmp_path: Path) -> None:
     """train-stage (a worker of a GPU pool) gets the graph's model.device/dtype, not the orchestrator's resolution."""
-    from dataclasses import asdict
-
+    from curriculum.stagespec import StageSpec
     from flows.train_stage_flow import train_stage_flow
 
-    train_stage_flow.fn(TINY, None, [asdict(e) for e in EXAMPLES], LoraConfig(dropout=0.0).model_dump(), CFG.model_dump(),
-                        str(tmp_path / "r"), budget=2, model={"device": "cpu", "dtype": "bfloat16", "quantize": None})
+    spec = StageSpec(base=TINY, examples=EXAMPLES, lora=LoraConfig(dropout=0.0), train=CFG, out_dir=str(tmp_path / "r"),
+                     budget=2, placement={"device": "cpu", "dtype": "bfloat16", "quantize": None})
+    wire = json.loads(json.dumps(spec.model_dump(mode="json")))  # what a deployment run is sent: plain JSON
+    train_stage_flow.fn(StageSpec.model_validate(wire))
     record = json.loads((tmp_path / "r" / STAGE_FILE).read_text())
     assert (record["device"], record["dtype"], record["steps"]) == ("cpu", "bfloat16", 2)

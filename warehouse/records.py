@@ -68,6 +68,22 @@ def run_files(wh: Warehouse, run_id: str) -> dict[str, str]:
     return dict(wh.query("SELECT DISTINCT path, sha256 FROM run_files WHERE run_id = ? ORDER BY path", [run_id])[1])
 
 
+def run_list(wh: Warehouse) -> list[dict[str, Any]]:
+    """Every run in the warehouse, newest first: id, curriculum, graph file, policy, seed, status, stages trained
+    (the final sweep is not a training stage), start and end (UTC), and the error of a failed one."""
+    if not wh.path.exists():
+        return []
+    cols, rows = wh.query(
+        """
+        SELECT r.run_id, r.curriculum, g.path AS graph, r.policy, r.seed, r.status,
+               (SELECT count(*) FROM stages s WHERE s.run_id = r.run_id AND s.kind <> 'final') AS stages,
+               r.started_at, r.finished_at, r.error
+        FROM runs r LEFT JOIN graph_snapshots g USING (graph_hash)
+        ORDER BY r.started_at DESC, r.run_id
+        """)
+    return [dict(zip(cols, row)) for row in rows]
+
+
 def set_run_status(wh: Warehouse, run_id: str, status: str, error: str | None = None) -> None:
     """running | completed | failed (with its error) | interrupted (found dead at resume: counted)."""
     with wh.transaction() as con:

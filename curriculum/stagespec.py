@@ -1,0 +1,48 @@
+"""One stage's inputs, in one place: built once by the flow, trained from here or sent as JSON to a `train-stage`
+deployment on another host, and hashed into the stage's stage.json (so a resume reuses an adapter only when it was
+made from the very same spec).
+
+Before, the same fourteen inputs were listed three times (the trainer's parameters, the dispatch's dict, the
+deployment flow's parameters), and a setting added to one could be forgotten in another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from curriculum.chat import Example
+from curriculum.spec import LoraConfig, TrainConfig
+
+
+class StageSpec(BaseModel):
+    """What a stage's adapter is a function of, and where it goes. Plain JSON on the wire (model_dump(mode='json'))."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: str = Field(description="base model as in the graph YAML")
+    parent_adapter: str | None = Field(None, description="adapter folder the stage continues; None: a fresh adapter")
+    examples: list[Example] = Field(description="the stage's chat pairs")
+    replay_pools: list[list[Example]] = Field(default_factory=list, description="earlier nodes' pairs to mix in")
+    lora: LoraConfig
+    train: TrainConfig
+    out_dir: str = Field(description="where the adapter goes (shared storage for a remote stage)")
+    tokens: dict[str, Any] | None = Field(None, description="the hyperword token plan, when the graph adds tokens")
+    budget: int | None = Field(None, description="optimizer steps the stage may spend")
+    placement: dict[str, Any] = Field(default_factory=dict, description="the graph's {device, dtype, quantize}, "
+                                      "resolved where the stage trains ('auto' is that host's own GPU)")
+    meta: dict[str, str] | None = Field(None, description="{run_id, inputs}, kept in stage.json: what resume checks")
+
+    def inputs(self, **more: Any) -> str:
+        """sha256 of everything the adapter is a function of (curriculum.train.stage_inputs), `more` included."""
+        from curriculum.train import stage_inputs
+
+        return stage_inputs(self.base, Path(self.parent_adapter) if self.parent_adapter else None, self.examples,
+                            self.replay_pools, self.lora, self.train, tokens=self.tokens, budget=self.budget, **more)
+
+    def on_shared_storage(self) -> StageSpec:
+        """The spec with absolute paths, for a worker on another host that mounts the same storage."""
+        parent = str(Path(self.parent_adapter).resolve()) if self.parent_adapter else None
+        return self.model_copy(update={"parent_adapter": parent, "out_dir": str(Path(self.out_dir).resolve())})
