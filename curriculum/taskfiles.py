@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ _NoTags.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 def task_reads(root: Path, task: str) -> dict[str, list[str]]:
     """The files a task YAML (a path from the curriculum's folder) reads: its `include:` YAMLs, recursively,
-    and the local `data_files` of the merged config, globs expanded; as paths from the curriculum's folder.
+    the local `data_files` of the merged config, globs expanded, and the modules its `!function` tags name
+    (an edited helper changes what the probe scores); as paths from the curriculum's folder.
     Only files that exist: a missing one is lm-eval's error to report when the probe runs."""
     path = root / task
     includes: list[Path] = []
@@ -35,8 +37,21 @@ def task_reads(root: Path, task: str) -> dict[str, list[str]]:
     kwargs = config.get("dataset_kwargs")
     files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
     data = [p for f in _names(files) for p in _matches(path.parent, f)]
-    out = {"include": [_rel(root, p) for p in includes], "data_files": [_rel(root, p) for p in data]}
+    functions = [m for f in [path, *includes] for m in _function_modules(f)]
+    out = {"include": [_rel(root, p) for p in includes], "data_files": [_rel(root, p) for p in data],
+           "functions": [_rel(root, p) for p in functions]}
     return {k: list(dict.fromkeys(v)) for k, v in out.items() if v}
+
+
+def _function_modules(path: Path) -> list[Path]:
+    """module.py beside a task YAML for each `!function module.name` in it (found by reading its text, never by
+    importing), only those that exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    found = (path.parent / f"{name.rpartition('.')[0]}.py" for name in re.findall(r"!function\s+([\w.]+)", text))
+    return [module for module in found if module.name != ".py" and module.is_file()]
 
 
 def _merged(path: Path, includes: list[Path], seen: set[Path]) -> dict[str, Any]:

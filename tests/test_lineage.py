@@ -163,7 +163,8 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     (tasks / "utils.py").write_text("def docs(dataset):\n    return dataset\n")  # validate looks for it
     (tasks / "ll.yaml").write_text("include: base.yaml\n" + (tasks / "ll.yaml").read_text().replace(
         "dataset_kwargs:\n  data_files: {test: gen.jsonl}\n", ""))
-    assert task_reads(tmp_path, "tasks/ll.yaml") == {"include": ["tasks/base.yaml"], "data_files": ["tasks/gen.jsonl", "k.jsonl"]}
+    assert task_reads(tmp_path, "tasks/ll.yaml") == {"include": ["tasks/base.yaml"], "data_files": ["tasks/gen.jsonl", "k.jsonl"],
+                                                     "functions": ["tasks/utils.py"]}
     assert task_reads(tmp_path, "tasks/arc.yaml") == {"data_files": ["tasks/arc.jsonl"]}
     loaded = load_curriculum(graph)
     rows = {(r["node_id"], r["file_key"]): r["path"] for r in file_rows(loaded)}
@@ -174,6 +175,8 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     with (tasks / "arc.jsonl").open("a") as f:
         f.write('{"question": "What is cold?", "choices": {"text": ["frost", "sun"], "label": ["A", "B"]}, "answerKey": "A"}\n')
     assert changed_files(before, input_files(load_curriculum(graph))) == ["tasks/arc.jsonl"]
+    (tasks / "utils.py").write_text("def docs(dataset):\n    return dataset.select(range(1))\n")  # the helper edited
+    assert changed_files(before, input_files(load_curriculum(graph))) == ["tasks/arc.jsonl", "tasks/utils.py"]
     # a binary data file is hashed, its text not kept; a run recorded before such files were read resumes
     (tasks / "extra.parquet").write_bytes(b"PAR1\x00\xff\xfe")
     (tasks / "base.yaml").write_text((tasks / "base.yaml").read_text().replace("../k.jsonl]", "../k.jsonl, extra.parquet]")
