@@ -147,7 +147,8 @@ def runs(db: Path | None = typer.Option(None, "--db", help="warehouse file")) ->
         out.print(f"no runs in {wh.path} yet: start one with `curriculum run GRAPH.yaml`", markup=False)
         return
     table = runs_table(found, f"{len(found)} run(s) in {wh.path}")
-    out.print(table, width=None if out.is_terminal else 400)  # piped: every cell whole, for grep and awk
+    wide = out if out.is_terminal else Console(highlight=False, width=400)  # piped: every cell whole, for grep and awk
+    wide.print(table)
 
 
 @app.command()

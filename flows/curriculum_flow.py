@@ -157,7 +157,8 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     train, probe = retrying(train_task, retries, retry_delay_s), retrying(probe_task, retries, retry_delay_s)
     history = records.load_history(wh, run_id)
     pol = make_policy(settings.policy, seed)
-    prober = Prober(cur.model.base, token_plan(cur), placement.of_model(cur.model))
+    where = placement.of_model(cur.model)  # the graph's device and dtype, for the prober and every stage
+    prober = Prober(cur.model.base, token_plan(cur), where)
     log.info("run %s: %s%s, policy %s, %d nodes", run_id, cur.curriculum,
              f" (profile {settings.profile})" if settings.profile else "", settings.policy, len(cur.nodes))
 
@@ -197,7 +198,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         started = time.perf_counter()
         attempt = train(loaded, step, stage, parent, out_dir, seed, progress, train_deployment,
                         stage_check(loaded, st, step), settings.train_overrides, run_id,
-                        prober.lend_base if share_base() else None, return_state=True)
+                        prober.lend_base if share_base(where) else None, return_state=True)
         if attempt.is_failed():  # shown as a failed task in the UI; the run goes on without it
             exc = attempt.result(raise_on_failure=False)
             if is_disk_full(exc if isinstance(exc, BaseException) else None):  # not the stage's fault: the run stops

@@ -10,11 +10,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, cast
 
-import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 
+from curriculum import placement
 from curriculum.mix import MIX_ROUNDS
 from curriculum.runstate import Step
 from curriculum.sizing import node_budget, round_length
@@ -101,6 +101,8 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
              step.node_id, result.steps, len(result.checks), result.stop_reason, result.tokens,
              result.seconds, result.train_loss)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": result.seconds, "device": result.device,
+            "dtype": result.dtype, "micro_batch": result.micro_batch or None, "grad_accum": result.grad_accum or None,
+            "ooms": result.ooms,
             "train_loss": result.train_loss, "rounds": len(result.checks), "stop_reason": result.stop_reason,
             "check_s": result.check_seconds, "budget": budget, "round_steps": one_round,
             "checks": json.dumps([asdict(c) for c in result.checks]), "log": [asdict(s) for s in result.log]}
@@ -114,11 +116,11 @@ def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, s
     return results
 
 
-def share_base() -> bool:
-    """Whether stages train on the prober's copy of the base (one model in memory, not two): on a GPU, where
-    memory is what runs out; $CURRICULUM_SHARE_BASE=1 or 0 says otherwise."""
+def share_base(where: placement.Placement) -> bool:
+    """Whether stages train on the prober's copy of the base (one model in memory, not two): when the graph places
+    the model on a GPU, where memory is what runs out; $CURRICULUM_SHARE_BASE=1 or 0 says otherwise."""
     value = os.environ.get("CURRICULUM_SHARE_BASE")
-    return value == "1" if value in ("0", "1") else torch.cuda.is_available()
+    return value == "1" if value in ("0", "1") else where.device.startswith("cuda")
 
 
 def retrying(task_, retries: int, delay_s: float):

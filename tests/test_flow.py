@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from paths_graph import paths_graph
@@ -44,6 +45,10 @@ def test_every_action_path_lands_in_the_warehouse(paths_run) -> None:
     _, sized = wh.query("SELECT stage, rounds, stop_reason, steps FROM stages WHERE kind <> 'final' ORDER BY stage")
     assert all(r >= 1 and reason in ("gate-met", "plateau", "budget") and steps >= 4 for _, r, reason, steps in sized)
     assert dict((s, reason) for s, _, reason, _ in sized)[1] == "gate-met"
+    # and where and how it trained, as its stage.json says (the tiny model on the CPU: fp32, no out-of-memory)
+    _, how = wh.query("SELECT DISTINCT device, dtype, micro_batch, grad_accum, ooms FROM stages WHERE kind <> 'final'")
+    recorded = json.loads((Path(wh.query("SELECT adapter_path FROM stages WHERE stage = 1")[1][0][0]) / "stage.json").read_text())
+    assert how == [("cpu", "float32", recorded["micro_batch"], recorded["grad_accum"], 0)] and recorded["micro_batch"] >= 1
     _, lineage = wh.query("SELECT lineage FROM adapter_lineage WHERE stage = 7")
     assert lineage == [(["learn", "remedial", "flip", "learn"],)]
     # the baseline probed every schedulable node; each stage probed its node fully and mastered ones on a sample

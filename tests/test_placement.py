@@ -114,3 +114,15 @@ def test_a_remote_stage_resolves_the_graphs_settings_on_its_worker(tmp_path: Pat
     train_stage_flow.fn(StageSpec.model_validate(wire))
     record = json.loads((tmp_path / "r" / STAGE_FILE).read_text())
     assert (record["device"], record["dtype"], record["steps"]) == ("cpu", "bfloat16", 2)
+
+
+def test_stages_borrow_the_probers_base_where_the_graph_places_it_on_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not where torch happens to see a GPU: a graph that says device: cpu keeps two copies on a GPU machine too."""
+    from flows.stages import share_base
+
+    monkeypatch.delenv("CURRICULUM_SHARE_BASE", raising=False)
+    assert share_base(Placement("cuda:1", torch.bfloat16)) and not share_base(CPU)
+    monkeypatch.setenv("CURRICULUM_SHARE_BASE", "1")
+    assert share_base(CPU)
+    monkeypatch.setenv("CURRICULUM_SHARE_BASE", "0")
+    assert not share_base(Placement("cuda", torch.bfloat16))
