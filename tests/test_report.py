@@ -30,15 +30,14 @@ def _page_requests(net_log: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's chromium, installed here when missing (root and apt needed)."""
-    found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], env=env, capture_output=True, timeout=600)
-        found = shutil.which("chromium")
+    """Chromium, as `make setup` installs it. Missing, the test fails (CI must open the report in a real browser);
+    CURRICULUM_SKIP_BROWSER=1 skips it on purpose on a machine without one."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.skip("chromium is not installed and could not be installed with apt-get here")
+        if os.environ.get("CURRICULUM_SKIP_BROWSER") == "1":
+            pytest.skip("CURRICULUM_SKIP_BROWSER=1: the report is not opened in a browser")
+        pytest.fail("chromium is not installed: `make setup` installs it (apt, as root), or install it yourself; "
+                    "CURRICULUM_SKIP_BROWSER=1 skips this test")
     return found
 
 
