@@ -1,0 +1,107 @@
+"""model.processes: a stage trained by two processes through Accelerate (gloo, on the CPU) is the stage one process
+trains: the same adapter files, the same loss curve on the same data and seed; bad settings are refused in one line."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+from peft import PeftModel
+from typer.testing import CliRunner
+
+from curriculum.chat import Example
+from curriculum.cli import app
+from curriculum.launch import LaunchError, launch_stage
+from curriculum.models import TINY, load_base, load_tokenizer
+from curriculum.spec import LoraConfig, TrainConfig
+from curriculum.stagespec import StageSpec
+from curriculum.train import ADAPTER_FILE, STAGE_FILE, _windows, shard, tokenize_examples, train_spec
+from helpers import tiny_graph
+
+# 9 examples of four lengths in batches of 4, 2 batches a step: with seed 0 a process's share of a step is sometimes
+# two micro-batches (no_sync, then the all-reduce), sometimes one, and in the last step none (the one-example batch)
+EXAMPLES = [Example(f"What is ember number {i}?", f"Ember {i} is the glow left in the hearth after {'the fire ' * (i % 4)}"
+                    "dies down.", f"mem:{i + 1}") for i in range(9)]
+CFG = TrainConfig(epochs=3, lr=5e-3, batch_size=4, grad_accum=2, max_length=96, warmup_ratio=0.0, seed=0)
+RELATIVE = 1e-3  # same examples per step, same init and order: only the order of float sums differs
+
+
+def _spec(out: Path) -> StageSpec:
+    return StageSpec(base=TINY, examples=EXAMPLES, lora=LoraConfig(dropout=0.0), train=CFG, out_dir=str(out),
+                     placement={"device": "cpu"}, meta={"run_id": "r", "inputs": "x"})
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("stages")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OMP_NUM_THREADS", "1")  # two workers on a shared machine
+    try:
+        one = train_spec(_spec(root / "one"))
+        two = launch_stage(_spec(root / "two"), 2)
+    finally:
+        mp.undo()
+    return one, two
+
+
+def test_the_data_reaches_every_case_of_a_share() -> None:
+    items = tokenize_examples(load_tokenizer(TINY), EXAMPLES, CFG.max_length)
+    windows = [[len(batch) for batch in window] for epoch, window in
+               itertools.takewhile(lambda w: w[0] < CFG.epochs, _windows(items, CFG, random.Random(CFG.seed)))]
+    assert windows == [[4, 1], [4], [1, 4], [4], [4, 4], [1]]
+    assert shard([[1, 2, 3, 4], [5]], 1, 2) == [[2, 4], []]
+
+
+def test_two_processes_follow_the_one_process_loss_curve(stages) -> None:
+    one, two = stages
+    assert one.steps == two.steps == 3 * 2  # ceil(9 / 4) = 3 batches, 2 a step, 3 epochs
+    assert (one.processes, two.processes) == (1, 2)
+    worst = max(abs(a.loss - b.loss) / a.loss for a, b in zip(one.log, two.log))
+    print("one:", [round(s.loss, 5) for s in one.log])
+    print("two:", [round(s.loss, 5) for s in two.log])
+    print(f"worst relative difference {worst:.2e}")
+    assert worst < RELATIVE
+    assert one.log[-1].loss < one.log[0].loss  # it learned, so agreeing is not agreeing on nothing
+    assert two.tokens == one.tokens and [s.tokens for s in two.log] == [s.tokens for s in one.log]
+    assert two.train_loss == pytest.approx(one.train_loss, rel=RELATIVE)
+
+
+def test_two_processes_write_the_one_process_adapter(stages) -> None:
+    one, two = stages
+    names = sorted(p.name for p in Path(one.adapter_dir).iterdir())
+    assert sorted(p.name for p in Path(two.adapter_dir).iterdir()) == names and ADAPTER_FILE in names
+    record = json.loads((Path(two.adapter_dir) / STAGE_FILE).read_text())
+    assert record["steps"] == 6 and record["tokens"] == one.tokens and record["run_id"] == "r"
+    assert record["device"] == "cpu" and len(record["log"]) == 6 and record["processes"] == 2
+    assert "processes" not in json.loads((Path(one.adapter_dir) / STAGE_FILE).read_text())
+    assert not list(Path(two.adapter_dir).parent.glob("*.partial"))
+    model = PeftModel.from_pretrained(load_base(TINY).model, str(two.adapter_dir))
+    assert any("lora_" in name for name, _ in model.named_parameters())
+
+
+def test_zero_processes_is_refused_in_one_line(tmp_path: Path) -> None:
+    graph = tiny_graph(tmp_path)
+    graph.write_text(graph.read_text().replace("model: {base: tiny-random}", "model: {base: tiny-random, processes: 0}"))
+    result = CliRunner().invoke(app, ["validate", str(graph)])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if "processes" in line]
+    assert len(lines) == 1 and "greater than or equal to 1" in lines[0], result.output
+    with pytest.raises(LaunchError, match="model.processes must be at least 1, got 0") as info:
+        launch_stage(_spec(tmp_path / "s"), 0)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_accelerate_config_is_refused_in_one_line(tmp_path: Path) -> None:
+    graph = tiny_graph(tmp_path)
+    graph.write_text(graph.read_text().replace("model: {base: tiny-random}",
+                                               "model: {base: tiny-random, processes: 2, accelerate_config: fsdp.yaml}"))
+    result = CliRunner().invoke(app, ["validate", str(graph)])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if "accelerate_config" in line]
+    assert len(lines) == 1 and "fsdp.yaml" in lines[0], result.output
+    with pytest.raises(LaunchError, match="model.accelerate_config: no such file") as info:
+        launch_stage(_spec(tmp_path / "s"), 2, tmp_path / "fsdp.yaml")
+    assert "\n" not in str(info.value)
