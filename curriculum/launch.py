@@ -24,6 +24,7 @@ import torch
 from curriculum.stagespec import StageSpec
 from curriculum.train import StageResult, finished_stage, train_spec
 
+RANK = re.compile(r"^\[rank(\d+)\]:\s?")  # torchrun's prefix of each worker's stderr line
 ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
 
 
@@ -48,10 +49,18 @@ def launch_command(spec_file: Path, processes: int, config: Path | None = None) 
 
 
 def _failure(stderr: str) -> str:
-    """The workers' own error (the last exception line), not the launcher's summary of it, or the last line."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if ERROR_LINE.match(line) and "ChildFailedError" not in line]
-    return (errors or lines or ["no output"])[-1][:400]
+    """The workers' own error (the last exception line, naming its process), not the launcher's summary of it, or
+    the last line of all."""
+    errors, last = [], "no output"
+    for raw in stderr.splitlines():
+        rank = RANK.match(raw)
+        line = raw[rank.end():].strip() if rank else raw.strip()
+        if not line:
+            continue
+        last = line
+        if ERROR_LINE.match(line) and "ChildFailedError" not in line:
+            errors.append(f"process {rank.group(1)}: {line}" if rank else line)
+    return (errors[-1] if errors else last)[:400]
 
 
 def launch_stage(spec: StageSpec, processes: int, config: str | Path | None = None) -> StageResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -105,3 +106,53 @@ def test_a_missing_accelerate_config_is_refused_in_one_line(tmp_path: Path) -> N
     with pytest.raises(LaunchError, match="model.accelerate_config: no such file") as info:
         launch_stage(_spec(tmp_path / "s"), 2, tmp_path / "fsdp.yaml")
     assert "\n" not in str(info.value)
+
+
+def test_a_failing_process_is_one_line_with_its_own_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    spec = _spec(tmp_path / "s").model_copy(update={"base": str(tmp_path / "no-such-model")})
+    with pytest.raises(LaunchError, match=r"stage of 2 processes failed \(exit 1\): .*no-such-model") as info:
+        launch_stage(spec, 2)
+    print(info.value)
+    assert "\n" not in str(info.value) and not (tmp_path / "s").exists()
+
+
+def test_the_flow_launches_a_stage_of_several_processes_for_one_rounds_length(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """train_task: model.processes > 1 goes to launch_stage with the config beside the graph and the fixed length of
+    a remote stage; model.processes 1 trains here with the node's whole budget and its check, as before."""
+    import flows.stages as stages
+    from curriculum.runstate import Step
+    from curriculum.states import StageKind
+    from curriculum.validate import load_curriculum
+
+    graph = tiny_graph(tmp_path)
+    (tmp_path / "fsdp.yaml").write_text("distributed_type: FSDP\n")
+    calls: list[tuple[str, StageSpec, dict]] = []
+
+    def launched(spec: StageSpec, processes: int, config: Path | None = None):
+        calls.append(("launch", spec, {"processes": processes, "config": config}))
+        return train_spec(spec)
+
+    def here(spec: StageSpec, **kw):
+        calls.append(("here", spec, kw))
+        return train_spec(spec.model_copy(update={"budget": 1}))  # the spec is what is checked; one step will do
+
+    monkeypatch.setattr(stages, "launch_stage", launched)
+    monkeypatch.setattr(stages, "train_spec", here)
+    monkeypatch.setattr(stages, "get_run_logger", lambda: logging.getLogger("test"))
+    step = Step(StageKind.TRAIN, "a", 1, ["a"])
+    text = graph.read_text()
+    rows = {}
+    for name, model in (("one", "{base: tiny-random}"),
+                        ("two", "{base: tiny-random, processes: 2, accelerate_config: fsdp.yaml}")):
+        graph.write_text(text.replace("model: {base: tiny-random}", f"model: {model}"))
+        rows[name] = stages.train_task.fn(load_curriculum(graph), step, 1, None, tmp_path / name, 0, False,
+                                          check=lambda model, tok: (1.0, "pass", 1))
+    (how_one, one, kw_one), (how_two, two, kw_two) = calls
+    assert (how_one, how_two) == ("here", "launch")
+    assert kw_two == {"processes": 2, "config": tmp_path / "fsdp.yaml"}
+    assert one.budget == rows["one"]["budget"] > rows["one"]["round_steps"] and kw_one["check"] is not None
+    assert two.budget == rows["two"]["round_steps"] == rows["two"]["steps"] and rows["two"]["stop_reason"] is None
+    assert one.inputs(node="a", kind=StageKind.TRAIN, attempt=1, checked=True) == one.meta["inputs"]
+    assert two.inputs(node="a", kind=StageKind.TRAIN, attempt=1, checked=False) == two.meta["inputs"]
