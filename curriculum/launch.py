@@ -28,6 +28,9 @@ RANK = re.compile(r"^\[rank(\d+)\]:\s?")  # torchrun's prefix of each worker's s
 ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
 
 
+SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # distributed types Accelerate has only for accelerators
+
+
 class LaunchError(RuntimeError):
     """A multi-process stage that could not run or failed; one line: the setting, or the workers' own error."""
 
@@ -73,8 +76,10 @@ def launch_stage(spec: StageSpec, processes: int, config: str | Path | None = No
     if config is not None and not Path(config).is_file():
         raise LaunchError(f"model.accelerate_config: no such file: {config}")
     device = str(spec.placement.get("device", "auto"))
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    _check_machine(processes, config, device, cpu)
     env = dict(os.environ)
-    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+    if cpu:
         env["ACCELERATE_USE_CPU"] = "true"
     with tempfile.TemporaryDirectory(prefix="stage-spec-") as tmp:
         spec_file = Path(tmp) / "spec.json"
@@ -87,6 +92,21 @@ def launch_stage(spec: StageSpec, processes: int, config: str | Path | None = No
     if result is None:
         raise LaunchError(f"stage of {processes} processes ended but {spec.out_dir} holds no adapter")
     return result
+
+
+def _check_machine(processes: int, config: str | Path | None, device: str, cpu: bool) -> None:
+    """What this machine cannot do is refused in one line, not left to fail in N processes or, worse, done otherwise:
+    more processes than GPUs, or a sharding config (FSDP, DeepSpeed) that Accelerate would run as plain DDP on the CPU."""
+    if not cpu and device.startswith(("cuda", "auto")) and processes > torch.cuda.device_count():
+        raise LaunchError(f"model.processes is {processes} but this machine has {torch.cuda.device_count()} CUDA "
+                          "device(s): one process a GPU")
+    if cpu and config is not None:
+        import yaml
+
+        kind = str((yaml.safe_load(Path(config).read_text()) or {}).get("distributed_type", "")).upper()
+        if kind in SHARDED:
+            raise LaunchError(f"model.accelerate_config asks for {kind}, which Accelerate runs on GPUs only "
+                              f"(this stage's model.device is '{device}')")
 
 
 def run_worker(spec_file: Path) -> StageResult:

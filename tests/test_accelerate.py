@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from peft import PeftModel
 from typer.testing import CliRunner
 
@@ -156,3 +157,18 @@ def test_the_flow_launches_a_stage_of_several_processes_for_one_rounds_length(tm
     assert two.budget == rows["two"]["round_steps"] == rows["two"]["steps"] and rows["two"]["stop_reason"] is None
     assert one.inputs(node="a", kind=StageKind.TRAIN, attempt=1, checked=True) == one.meta["inputs"]
     assert two.inputs(node="a", kind=StageKind.TRAIN, attempt=1, checked=False) == two.meta["inputs"]
+
+
+def test_what_the_machine_cannot_do_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FSDP on the CPU (Accelerate would quietly train with DDP) and more processes than GPUs."""
+    config = tmp_path / "fsdp.yaml"
+    config.write_text("distributed_type: FSDP\nfsdp_config: {fsdp_version: 2}\n")
+    with pytest.raises(LaunchError, match="asks for FSDP, which Accelerate runs on GPUs only") as info:
+        launch_stage(_spec(tmp_path / "s"), 2, config)
+    assert "\n" not in str(info.value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cuda = _spec(tmp_path / "s").model_copy(update={"placement": {"device": "cuda"}})
+    with pytest.raises(LaunchError, match=r"model.processes is 2 but this machine has 1 CUDA device\(s\)"):
+        launch_stage(cuda, 2)
+    assert not (tmp_path / "s").exists()
