@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,9 @@ from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
 from curriculum.stagespec import StageSpec
 from curriculum.tokens import Plan, hyperword_ids, save_plan, trainable_token_indices
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 # peft still calls a transformers method deprecated in v5; the warning is theirs and fills every stage's log
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -239,7 +243,7 @@ def shard(batches: Sequence[Sequence[Tokenized]], index: int, count: int) -> lis
     return [list(batch[index::count]) for batch in batches]
 
 
-def _accumulate_shard(accelerator, model, batches: Sequence[Sequence[Tokenized]], micro: int, answer_tokens: int,
+def _accumulate_shard(accelerator: Accelerator, model, batches: Sequence[Sequence[Tokenized]], micro: int, answer_tokens: int,
                       pad_id: int, placement: Placement, scaler: torch.amp.GradScaler | None) -> tuple[float, int]:
     """`_accumulate` for one of several processes: this process's share of the step, the gradients all-reduced by
     DDP once, on the last micro-batch (no_sync before it), whatever number of micro-batches each process has.
@@ -303,7 +307,7 @@ def train_stage(
     budget: int | None = None,
     meta: dict[str, str] | None = None,
     shared: Loaded | None = None,
-    accelerator=None,
+    accelerator: Accelerator | None = None,
 ) -> StageResult:
     """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir.
 
@@ -473,7 +477,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
 
 
 def train_spec(spec: StageSpec, *, progress: bool = False, check: CheckFn | None = None,
-               shared: Loaded | None = None, accelerator=None) -> StageResult:
+               shared: Loaded | None = None, accelerator: Accelerator | None = None) -> StageResult:
     """Train the stage a StageSpec describes (the flow's stages, here, on a `train-stage` worker or in each process
     of a launched one). What is not an input of the adapter (a progress bar, the live gate check, a lent base, the
     processes' Accelerator) is given here, not in the spec."""

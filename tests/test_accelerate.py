@@ -172,3 +172,21 @@ def test_what_the_machine_cannot_do_is_refused_in_one_line(tmp_path: Path, monke
     with pytest.raises(LaunchError, match=r"model.processes is 2 but this machine has 1 CUDA device\(s\)"):
         launch_stage(cuda, 2)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow  # a whole run: Prefect's test server and two processes launched per stage (1 to 3 minutes)
+def test_a_run_of_two_process_stages_trains_probes_and_records_them(prefect_harness, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.curriculum_flow import curriculum
+    from warehouse.db import Warehouse
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    graph = tiny_graph(tmp_path)
+    graph.write_text(graph.read_text().replace("model: {base: tiny-random}", "model: {base: tiny-random, processes: 2}"))
+    run_id = curriculum(graph=str(graph), warehouse=str(tmp_path / "w.duckdb"), runs_dir=str(tmp_path / "runs"),
+                        run_id="two")
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs" / run_id).glob("stage-*/stage.json"))]
+    assert records and all(r["processes"] == 2 and r["stop_reason"] is None and not r["checks"] for r in records)
+    _, rows = Warehouse(tmp_path / "w.duckdb").query(
+        "SELECT steps, round_steps, stop_reason FROM stages WHERE run_id = ? AND steps > 0", [run_id])
+    assert len(rows) == len(records) and all(steps == round_steps and reason is None for steps, round_steps, reason in rows)
