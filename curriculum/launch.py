@@ -28,6 +28,7 @@ RANK = re.compile(r"^\[rank(\d+)\]:\s?")  # torchrun's prefix of each worker's s
 ERROR_LINE = re.compile(r"^(\w+\.)*\w*(Error|Exception|Interrupt)\b.*")
 
 
+STOP_S = 10  # seconds the launcher has to stop its processes when the stage is stopped
 SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")  # distributed types Accelerate has only for accelerators
 
 
@@ -84,14 +85,32 @@ def launch_stage(spec: StageSpec, processes: int, config: str | Path | None = No
     with tempfile.TemporaryDirectory(prefix="stage-spec-") as tmp:
         spec_file = Path(tmp) / "spec.json"
         spec_file.write_text(spec.model_dump_json())
-        done = subprocess.run(launch_command(spec_file, processes, Path(config) if config else None), env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        raise LaunchError(f"stage of {processes} processes failed (exit {done.returncode}): {_failure(done.stderr)}")
+        code, stderr = _run(launch_command(spec_file, processes, Path(config) if config else None), env)
+    if code != 0:
+        raise LaunchError(f"stage of {processes} processes failed (exit {code}): {_failure(stderr)}")
     result = finished_stage(Path(spec.out_dir))
     if result is None:
         raise LaunchError(f"stage of {processes} processes ended but {spec.out_dir} holds no adapter")
     return result
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the launcher and wait; when the caller is stopped (Ctrl-C, SIGTERM of the flow), stop the launcher too.
+
+    Not a plain kill: torchrun starts each process in a session of its own, so only the launcher's SIGTERM handler
+    takes them down; SIGKILL follows when it has not within STOP_S seconds.
+    """
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = proc.communicate()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    return proc.returncode, stderr
 
 
 def _check_machine(processes: int, config: str | Path | None, device: str, cpu: bool) -> None:

@@ -6,7 +6,12 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -190,3 +195,38 @@ def test_a_run_of_two_process_stages_trains_probes_and_records_them(prefect_harn
     _, rows = Warehouse(tmp_path / "w.duckdb").query(
         "SELECT steps, round_steps, stop_reason FROM stages WHERE run_id = ? AND steps > 0", [run_id])
     assert len(rows) == len(records) and all(steps == round_steps and reason is None for steps, round_steps, reason in rows)
+
+
+STOPPED_STAGE = """
+import signal, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # what Prefect's engine does with a SIGTERM: an exception
+from curriculum.launch import launch_stage
+from curriculum.stagespec import StageSpec
+spec = StageSpec.model_validate_json(sys.argv[1])
+launch_stage(spec, 2)
+"""
+
+
+def test_a_stopped_stage_takes_its_processes_down(tmp_path: Path) -> None:
+    """SIGTERM to the flow while a launched stage trains: no process of the stage is left behind (torchrun starts
+    each in a session of its own, so killing the launcher alone would leave them training)."""
+    import psutil
+
+    spec = _spec(tmp_path / "s").model_copy(update={"budget": 100_000})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", STOPPED_STAGE, spec.model_dump_json()], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.monotonic() + 120, []
+        while len(workers) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+            workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                       if "curriculum.launch" in " ".join(p.cmdline())]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        _, alive = psutil.wait_procs(workers, timeout=20)
+        assert not alive, f"left behind: {alive}"
+    finally:
+        for p in psutil.Process().children(recursive=True):  # this test's own processes only
+            p.kill()
