@@ -112,6 +112,14 @@ class ModelConfig(Strict):
                              "without bf16, float32 elsewhere); float16 trains with loss scaling")
     quantize: Literal["4bit"] | None = Field(None, description="'4bit': the base loads in 4 bits (QLoRA, for models "
                                              "that do not fit in bf16); needs CUDA and bitsandbytes (the [gpu] extra)")
+    processes: int = Field(1, ge=1, description="processes that train each stage together through Hugging Face "
+                           "Accelerate (data parallel, one per GPU; on the CPU, gloo): every process trains on its share "
+                           "of each optimizer step's examples; more than 1 trains a stage one fixed length, without "
+                           "checks between rounds (the gate decides after); the flow, probes and warehouse stay in one")
+    accelerate_config: str | None = Field(None, description="an Accelerate config YAML (`accelerate config` writes "
+                                          "one), relative to the curriculum file, for stages of more than one process: "
+                                          "e.g. FSDP instead of the default DDP; the number of processes is "
+                                          "model.processes")
 
 
 class LexiconEntry(Strict):

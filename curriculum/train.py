@@ -21,8 +21,10 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,9 @@ from curriculum.sizing import Check, best_check, round_length, stop_reason
 from curriculum.spec import LoraConfig, TrainConfig
 from curriculum.stagespec import StageSpec
 from curriculum.tokens import Plan, hyperword_ids, save_plan, trainable_token_indices
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 # peft still calls a transformers method deprecated in v5; the warning is theirs and fills every stage's log
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -77,6 +82,7 @@ class StageResult:
     grad_accum: int = 0  # forward passes per optimizer step it ended with (same examples per step as configured)
     ooms: int = 0  # out-of-memory errors recovered by halving the micro-batch
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds: load, tokenize, train, check, save
+    processes: int = 1  # trained together through Accelerate (curriculum.launch), each on its share of every step
 
     @property
     def tokens_per_s(self) -> float:
@@ -231,6 +237,41 @@ def _accumulate(model, batches: Sequence[Sequence[Tokenized]], micro: int, answe
     return total.item(), tokens
 
 
+def shard(batches: Sequence[Sequence[Tokenized]], index: int, count: int) -> list[list[Tokenized]]:
+    """Process `index` of `count`'s part of one optimizer step's batches: every count-th example of each batch, so
+    the processes together see exactly the examples one process would, and each batch stays length-grouped."""
+    return [list(batch[index::count]) for batch in batches]
+
+
+def _accumulate_shard(accelerator: Accelerator, model, batches: Sequence[Sequence[Tokenized]], micro: int, answer_tokens: int,
+                      pad_id: int, placement: Placement, scaler: torch.amp.GradScaler | None) -> tuple[float, int]:
+    """`_accumulate` for one of several processes: this process's share of the step, the gradients all-reduced by
+    DDP once, on the last micro-batch (no_sync before it), whatever number of micro-batches each process has.
+
+    DDP averages gradients over processes while every share is divided by the whole window's answer tokens, so each
+    loss is multiplied by the number of processes: the step's gradient is the one a single process computes. A
+    process whose share is empty (a last batch smaller than the processes) runs a forward of weight 0, so it still
+    joins the all-reduce. Returns the step's loss and tokens summed over all processes (the same on every one).
+    """
+    count = accelerator.num_processes
+    mine = shard(batches, accelerator.process_index, count)
+    chunks = [batch[start : start + micro] for batch in mine for start in range(0, len(batch), micro)]
+    weight = float(count)
+    if not chunks:
+        chunks, weight = [[batches[0][0]]], 0.0
+    total, tokens = torch.zeros((), device=placement.device), 0
+    for k, chunk in enumerate(chunks):
+        memory.pressure(len(chunk))
+        inputs = collate(chunk, pad_id, placement.device)
+        with placement.autocast(), (accelerator.no_sync(model) if k < len(chunks) - 1 else nullcontext()):
+            loss = summed_loss(model, inputs) * weight / answer_tokens
+            accelerator.backward(scaler.scale(loss) if scaler is not None else loss)
+        total += loss.detach().float() / count
+        tokens += sum(len(it.ids) for it in chunk) if weight else 0
+    step = accelerator.reduce(torch.stack([total, torch.tensor(float(tokens), device=total.device)]), reduction="sum")
+    return step[0].item(), int(step[1].item())
+
+
 class _Best:
     """The trainable weights of the best round so far, so a stage that ends past its best keeps the best."""
 
@@ -266,6 +307,7 @@ def train_stage(
     budget: int | None = None,
     meta: dict[str, str] | None = None,
     shared: Loaded | None = None,
+    accelerator: Accelerator | None = None,
 ) -> StageResult:
     """Train one LoRA stage and save it (safetensors, PEFT format) atomically to out_dir.
 
@@ -280,7 +322,14 @@ def train_stage(
 
     Out of memory, the step is run again with half the micro-batch and twice the accumulation (the same examples
     per optimizer step), down to one example, before the error reaches any retry; stage.json records what it ran with.
+    accelerator: an accelerate.Accelerator of more than one process (curriculum.launch): the model is prepared (DDP,
+        or what its config says), each process trains on its share of every step (`shard`), the logged loss and
+        tokens are summed over the processes, and only the main process saves. Such a stage runs its fixed length:
+        no `check`, no lent base, and out of memory is not halved (the processes would disagree on the step).
     """
+    parallel = accelerator if accelerator is not None and accelerator.num_processes > 1 else None
+    if parallel is not None and (check is not None or shared is not None):
+        raise ValueError("a stage of several processes runs without a check and on its own base")
     torch.manual_seed(cfg.seed)
     clock = time.perf_counter()
     loaded = shared or load_base(base, placement=placement, tokens=tokens)
@@ -292,6 +341,8 @@ def train_stage(
     token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
     model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
     model.train()
+    if parallel is not None:  # before the optimizer: FSDP replaces the parameters it shards
+        model = parallel.prepare(model)
     rng = random.Random(cfg.seed)
     per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
     total_steps = budget if budget is not None else per_epoch * cfg.epochs
@@ -317,18 +368,22 @@ def train_stage(
             batches = [[items[i] for i in batch_idx] for batch_idx in window]
             while True:
                 try:
-                    window_loss, window_tokens = _accumulate(model, batches, micro, answer_tokens,
-                                                             tokenizer.pad_token_id, where, scaler)
+                    if parallel is not None:
+                        window_loss, window_tokens = _accumulate_shard(parallel, model, batches, micro, answer_tokens,
+                                                                       tokenizer.pad_token_id, where, scaler)
+                    else:
+                        window_loss, window_tokens = _accumulate(model, batches, micro, answer_tokens,
+                                                                 tokenizer.pad_token_id, where, scaler)
                     break
                 except Exception as exc:
-                    if not memory.is_oom(exc) or micro == 1:
+                    if not memory.is_oom(exc) or micro == 1 or parallel is not None:
                         raise
                 optimizer.zero_grad(set_to_none=True)  # the failed attempt's partial gradients
                 memory.free_memory()
                 micro, ooms = memory.halved(micro), ooms + 1
             if scaler is not None:
                 scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            (parallel.clip_grad_norm_ if parallel is not None else torch.nn.utils.clip_grad_norm_)(params, 1.0)
             lr = schedule.get_last_lr()[0]
             if scaler is not None:
                 scaler.step(optimizer)
@@ -361,10 +416,19 @@ def train_stage(
               - check_s, "check": check_s}  # train: from the adapter's attachment to the last step, checks excluded
     result = StageResult(out_dir, step, seen, seconds, where.device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
                          reason if check is not None else None, check_s, where.dtype_name, where.quantize, micro,
-                         cfg.grad_accum * math.ceil(cfg.batch_size / micro), ooms, phases)
+                         cfg.grad_accum * math.ceil(cfg.batch_size / micro), ooms, phases,
+                         parallel.num_processes if parallel is not None else 1)
     saving = time.perf_counter()
-    _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
-          token_plan=tokens, tokenizer=tokenizer, meta=meta or {})
+    state = None
+    if parallel is not None:  # every process gives its part of the weights (FSDP gathers them); the main one saves
+        parallel.wait_for_everyone()
+        state = parallel.get_state_dict(model)
+        model = parallel.unwrap_model(model)
+    if parallel is None or parallel.is_main_process:
+        _save(model, result, base=base, parent_adapter=parent_adapter, examples=mixed, lora=lora, cfg=cfg,
+              token_plan=tokens, tokenizer=tokenizer, meta=meta or {}, state_dict=state)
+    if parallel is not None:
+        parallel.wait_for_everyone()  # the adapter is whole before any process reports the stage done
     phases["save"] = time.perf_counter() - saving  # not in stage.json: the record is part of what is timed
     if shared is not None:
         model.unload().eval()  # the lent base without this stage's LoRA layers
@@ -378,7 +442,8 @@ def _save(model, result: StageResult, **produced_by) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     ensure_room(out_dir.parent, adapter_bytes(model))  # a full disk: one clear ENOSPC before anything is written
     # trainable-token rows are in the adapter; the resized matrix is rebuilt by load_base, so never save it whole
-    model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
+    model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False,
+                          state_dict=produced_by.pop("state_dict", None))
     if on_save is not None:
         on_save(staging)
     examples = produced_by.pop("examples")
@@ -401,6 +466,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "log": [asdict(entry) for entry in result.log],
         "checks": [asdict(c) for c in result.checks], "stop_reason": result.stop_reason,
         "check_seconds": round(result.check_seconds, 3),
+        **({"processes": result.processes} if result.processes > 1 else {}),  # a one-process stage.json as before
         "versions": {"torch": torch.__version__, "peft": __import__("peft").__version__},
     }
     (staging / STAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
@@ -411,15 +477,16 @@ def _save(model, result: StageResult, **produced_by) -> None:
 
 
 def train_spec(spec: StageSpec, *, progress: bool = False, check: CheckFn | None = None,
-               shared: Loaded | None = None) -> StageResult:
-    """Train the stage a StageSpec describes (the flow's stages, here or on a `train-stage` worker). What is not an
-    input of the adapter (a progress bar, the live gate check, a lent base) is given here, not in the spec."""
+               shared: Loaded | None = None, accelerator: Accelerator | None = None) -> StageResult:
+    """Train the stage a StageSpec describes (the flow's stages, here, on a `train-stage` worker or in each process
+    of a launched one). What is not an input of the adapter (a progress bar, the live gate check, a lent base, the
+    processes' Accelerator) is given here, not in the spec."""
     from curriculum import placement
 
     return train_stage(spec.base, Path(spec.parent_adapter) if spec.parent_adapter else None, spec.examples, spec.lora,
                        spec.train, Path(spec.out_dir), replay_pools=spec.replay_pools, progress=progress,
                        placement=placement.resolve(**spec.placement), tokens=spec.tokens, check=check,
-                       budget=spec.budget, meta=spec.meta, shared=shared)
+                       budget=spec.budget, meta=spec.meta, shared=shared, accelerator=accelerator)
 
 
 def finished_stage(out_dir: Path) -> StageResult | None:
@@ -433,7 +500,7 @@ def finished_stage(out_dir: Path) -> StageResult | None:
     return StageResult(Path(out_dir), rec["steps"], rec["tokens"], rec["seconds"], rec["device"], rec["train_loss"], log,
                        checks, rec.get("stop_reason"), rec.get("check_seconds", 0.0), rec.get("dtype", "float32"),
                        rec.get("quantize"), rec.get("micro_batch", 0), rec.get("grad_accum", 0), rec.get("ooms", 0),
-                       rec.get("phases", {}))
+                       rec.get("phases", {}), rec.get("processes", 1))
 
 
 def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Example],

@@ -421,6 +421,9 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
     _check_top(ck, top, known)
     _check_drift(ck, top, parsed)
     resolved = _check_base(ck, top) if top is not None else None
+    if top is not None and top.model.accelerate_config and not (path.parent / top.model.accelerate_config).is_file():
+        ck.at(("model", "accelerate_config"), f"model.accelerate_config: no such file '{top.model.accelerate_config}' "
+              "(relative to the curriculum file)")
     if top is not None and top.model.new_tokens is not None and not top.lexicon:
         ck.at(("model", "new_tokens"), "new_tokens comes from the lexicon, but the curriculum declares no 'lexicon'")
     examples, items = _check_files(ck, parsed)

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 
 from curriculum import placement
+from curriculum.launch import launch_stage
 from curriculum.mix import MIX_ROUNDS
 from curriculum.runstate import Step
 from curriculum.sizing import node_budget, round_length
@@ -52,8 +53,9 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
                overrides: dict[str, Any] | None = None, run_id: str = "",
                lend: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Train one stage in rounds until its check stops it (here, or one fixed length on a `train-stage`
-    deployment), or pick up the adapter this run saved for it (same run id, same inputs); a folder left by
-    anything else is moved aside. Out of memory and lost workers are retried (retry_if_transient).
+    deployment or in `model.processes` processes launched through Accelerate), or pick up the adapter this run
+    saved for it (same run id, same inputs); a folder left by anything else is moved aside. Out of memory and lost
+    workers are retried (retry_if_transient).
     lend: gives the prober's loaded base to train on (see share_base)."""
     log = get_run_logger()
     cur = loaded.spec
@@ -74,12 +76,14 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
     else:
         budget = max(1, node_budget(n_items, cfg) - step.spent)
     remote_budget = min(budget, one_round)  # no check runs on a worker: one round's length, and the gate decides after
+    processes = 1 if deployment else cur.model.processes  # a worker trains in one process
+    fixed = bool(deployment) or processes > 1  # no check either in a launched stage of several processes
     spec = StageSpec(base=cur.model.base, parent_adapter=str(parent) if parent else None, examples=examples,
                      replay_pools=pools, lora=cur.model.lora, train=cfg, out_dir=str(out_dir), tokens=token_plan(cur),
-                     budget=remote_budget if deployment else budget,
+                     budget=remote_budget if fixed else budget,
                      placement=cur.model.model_dump(include={"device", "dtype", "quantize"}))
     meta = {"run_id": run_id, "inputs": spec.inputs(node=step.node_id, kind=step.kind, attempt=step.attempt,
-                                                    checked=not deployment)}
+                                                    checked=not fixed)}
     spec = spec.model_copy(update={"meta": meta})
     owner = stage_owner(out_dir)
     if owner is not None and owner != meta:
@@ -95,6 +99,9 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
             result = finished_stage(out_dir)
             if result is None:
                 raise RuntimeError(f"{deployment} finished but {out_dir} holds no adapter: is it on storage both hosts share?")
+        elif processes > 1:
+            config = cur.model.accelerate_config
+            result = launch_stage(spec, processes, loaded.path.parent / config if config else None)
         else:
             result = train_spec(spec, progress=progress, check=check, shared=lend() if lend else None)
     log.info("stage %d %s: %d steps in %d round(s), stopped by %s, %d tokens, %.1f s, loss %.3f", stage,
