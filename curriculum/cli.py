@@ -47,6 +47,17 @@ def _checked(path: Path):
     return loaded
 
 
+def _profiled(loaded, profile: str | None):
+    """The profile's part of the curriculum (all of it without one), or its one-line error and exit 1."""
+    if not profile:
+        return loaded
+    try:
+        return select_profile(loaded, profile)
+    except CurriculumError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
     """Check a curriculum and its data before running it: every problem as file:line:col, or a summary."""
@@ -191,12 +202,7 @@ def compare(
         err.print(f"--policies: {', '.join(unknown) or policies} (expected distinct names among {', '.join(POLICIES)})",
                   markup=False)
         raise typer.Exit(1)
-    if profile:
-        try:
-            select_profile(loaded, profile)
-        except CurriculumError as exc:
-            err.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
+    _profiled(loaded, profile)  # an unknown profile: one line before any run starts
     _offline_unless_hub(loaded.spec.model.base)
     from flows.compare import compare as run_comparison, comparison_lines, write_comparison
 
@@ -261,12 +267,7 @@ def calibrate(
     if write is not None and write.resolve().parent != graph.resolve().parent:
         err.print(f"{write}: write the copy beside {graph} so its data paths still resolve", markup=False)
         raise typer.Exit(1)
-    if profile:
-        try:
-            loaded = select_profile(loaded, profile)
-        except CurriculumError as exc:
-            err.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
+    loaded = _profiled(loaded, profile)
     _offline_unless_hub(loaded.spec.model.base)
     from probes.calibrate import calibrate as levels_of
 
