@@ -21,7 +21,7 @@ from curriculum.choosers import Chooser, Exp3S, RandomOrder, first_in_order, lar
 from curriculum.drift import Drift
 from curriculum.evidence import Drop, Evidence, GateCall, paired_drop
 from curriculum.flat import FlatPolicy
-from curriculum.runstate import Decision, Observed, Policy, RunState, Step
+from curriculum.runstate import FLAT, Decision, Observed, Policy, RunState, Step
 from curriculum.states import SETTLED, Action, Outcome, StageKind, Status
 
 
@@ -67,18 +67,27 @@ class GatedPolicy:
                         f"significant drop below its gate ({st.latest(n):.3f} < {st.gate(n):.3f}); consolidating with "
                         f"all {1 + len(others) + len(rest)} learned nodes' data", parent=st.accepted_stage, rehearse_nodes=others)
         if not ready:
-            return None
+            return self._closing(st, held)
         n, reason, signals = self.choose(st, ready)
         attempt = st.attempts.get(n, 0) + 1
         parent = st.continue_from.get(n, st.accepted_stage)
         if n in st.continue_from:
             reason = f"attempt {attempt}, continuing stage {parent} ({st.spent.get(n, 0)} steps spent)"
         folded = [m for m in st.pending_rehearsal if m != n]
-        replay = [m for m in held if m != n and m not in folded] if st.cur.train_config(n).replay else []
+        cfg = st.train_config(n)
+        replay = [m for m in held if m != n and m not in folded] if cfg.replay or cfg.replay_each else []
         if folded:
             reason += f"; rehearsing {', '.join(folded)} in the same stage"
         return Step(StageKind.TRAIN, n, attempt, [n, *folded], replay, reason=reason, signals={"ready": ready, **signals},
                     parent=parent, spent=st.spent.get(n, 0), rehearse_nodes=folded)
+
+    def _closing(self, st: RunState, held: list[str]) -> Step | None:
+        """`consolidate`: once nothing is left to train, one round over every held node's data, so the nodes the
+        later stages pushed aside are seen again together (what a flat stage does for all of them), before the end."""
+        if st.consolidated or st.accepted_stage is None or len(held) < 2 or not st.train_config().consolidate:
+            return None
+        return Step(StageKind.CONSOLIDATE, FLAT, 1, held, [], f"closing consolidation: one round over the {len(held)} "
+                    "held nodes' data", parent=st.accepted_stage)
 
     def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
                 trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
@@ -89,6 +98,8 @@ class GatedPolicy:
         """
         n = step.node_id
         trained = trained or {}
+        if step.kind == StageKind.CONSOLIDATE:
+            return self._consolidated(st, stage, observed, trained)
         before_ev = st.on_accepted(n)
         before = before_ev.score if before_ev else None
         st.record(stage, observed)
@@ -176,6 +187,41 @@ class GatedPolicy:
                                          "stays below its gate in replay, dependants go on", call, gate,
                                          attempt=step.attempt, before=before, signals=signals), *extra]
 
+    def _consolidated(self, st: RunState, stage: int, observed: Observed,
+                      trained: dict[str, Any]) -> tuple[Outcome, list[Decision]]:
+        """The closing consolidation: kept unless it made a held node significantly worse (a paired test on the same
+        items: a mastered node against the items it was mastered on and below its gate, any other against the
+        adapter the run had); a held node it brings over its gate is mastered."""
+        before = {m: st.on_accepted(m) for m in observed}
+        st.record(stage, observed)
+        st.consolidated = True
+        worse = worse_on_held(st, observed, None, None)
+        for m, ev in observed.items():
+            was = before.get(m)
+            if m in worse or ev is None or was is None or st.status.get(m) == Status.MASTERED:
+                continue
+            if paired_drop(was, ev).significant(st.confidence(m)):
+                worse.append(m)
+        signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
+                   "steps": trained.get("steps")}
+        if worse:
+            return Outcome.DISCARDED, [Decision(FLAT, Action.BACK_OFF, f"closing consolidation made {', '.join(worse)} "
+                                                "significantly worse; adapter discarded, the run ends on its parent",
+                                                signals=signals)]
+        st.keep(stage)
+        decisions = [Decision(FLAT, Action.KEEP, "closing consolidation kept: no held node significantly worse",
+                              signals=signals)]
+        for m, ev in observed.items():
+            if ev is None or not self.gates or st.status.get(m) not in (Status.BELOW_GATE, Status.FORGOTTEN):
+                continue
+            call = st.call(m, ev)
+            if call.passed:
+                st.status[m] = Status.MASTERED
+                st.mastered_on[m] = ev
+                decisions.append(Decision.on(m, Action.PASS, "over its gate after the closing consolidation: "
+                                             + call.describe(st.gate(m), st.confidence(m)), call, st.gate(m)))
+        return Outcome.DONE, decisions
+
     def _drifted(self, st: RunState, step: Step, stage: int, trained: dict[str, Any]) -> list[Decision] | None:
         """`max_drift`: a stage that cost the base model's own answers clearly more than the node's gate allows
         is a failed stage for its node, whatever its probes say (None: within the limit, or not measured)."""
@@ -193,6 +239,9 @@ class GatedPolicy:
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
         """A stage that raised (bad data, out of memory): its node backs off, the run goes on."""
         n = step.node_id
+        if step.kind == StageKind.CONSOLIDATE:  # the run ends on the adapter it had
+            st.consolidated = True
+            return [Decision(FLAT, Action.BACK_OFF, f"closing consolidation stage {stage} failed: {error}")]
         if step.kind == StageKind.REHEARSE:
             return self._rehearsal_spent(st, n, Decision(n, Action.SKIP, f"rehearsal stage {stage} failed: {error}", step.attempt))
         st.attempts[n] = step.attempt

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import networkx as nx
 
 from curriculum.evidence import Evidence, GateCall, gate_call
-from curriculum.spec import Curriculum
+from curriculum.spec import Curriculum, TrainConfig
 from curriculum.states import SETTLED, Action, Outcome, StageKind, Status
 
 FLAT = "*"
@@ -87,14 +87,23 @@ class RunState:
     auto_gates: dict[str, float] = field(default_factory=dict)  # gates of `min_score: auto`, fixed at baseline
     sizes: dict[str, int] = field(default_factory=dict)  # training examples per node (mix sizes its stages by them)
     budgets: dict[str, int] = field(default_factory=dict)  # optimizer steps each node may spend (curriculum.sizing)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the run's training overrides (`--max-steps`, compare)
+    consolidated: bool = False  # the closing consolidation stage (`consolidate`) has run
 
     @classmethod
     def start(cls, cur: Curriculum, graph: nx.DiGraph, sizes: dict[str, int] | None = None,
-              budgets: dict[str, int] | None = None) -> RunState:
+              budgets: dict[str, int] | None = None, overrides: dict[str, Any] | None = None) -> RunState:
         requires = nx.subgraph_view(graph, filter_edge=lambda u, v: graph[u][v]["kind"] == "requires")
         order = list(nx.lexicographical_topological_sort(requires, key=list(cur.nodes).index))
         status = {n: Status.DORMANT if cur.nodes[n].entered_by == "on_fail" else Status.LOCKED for n in order}
-        return cls(cur, order, status, sizes=dict(sizes or {}), budgets=dict(budgets or {}))
+        return cls(cur, order, status, sizes=dict(sizes or {}), budgets=dict(budgets or {}),
+                   overrides=dict(overrides or {}))
+
+    def train_config(self, node_id: str | None = None) -> TrainConfig:
+        """A node's training settings (the defaults for None) with the run's overrides laid over them, as its
+        stages will train."""
+        cfg = self.cur.defaults.train if node_id is None else self.cur.train_config(node_id)
+        return cfg.model_copy(update=self.overrides) if self.overrides else cfg
 
     def gate(self, node_id: str) -> float:
         value = self.cur.gate_config(node_id).min_score

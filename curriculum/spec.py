@@ -160,6 +160,18 @@ class TrainConfig(Strict):
     replay: UnitFloat = Field(
         0.25, description="replay share: about this fraction of the node's examples is drawn again from the nodes "
         "the run has learned (mastered, or kept below their gate), at least one example from each; 0: none")
+    replay_each: int = Field(
+        0, ge=0, description="replay sized per node: at least this many examples drawn again from each held node "
+        "every stage (all of a smaller node's), however few the trained node has and however many nodes are held; "
+        "0: the replay share alone")
+    freeze_lower: UnitFloat = Field(
+        0.0, description="share of the model's layers, counted from the input, whose adapter weights a continued "
+        "adapter no longer trains: the lower layers keep what the first stage put there, the upper ones go on "
+        "learning (Spurious Forgetting, Zheng et al. 2025); 0: every layer trains in every stage")
+    consolidate: bool = Field(
+        False, description="read from `defaults.train`, node-by-node policies: once the graph is done, one closing "
+        "stage trains one round over every held node's data (counted in the run's steps), kept unless it makes a "
+        "held node significantly worse")
 
 
 class GateConfig(Strict):

@@ -54,6 +54,7 @@ class StageKind(StrEnum):
     REHEARSE = "rehearse"  # a consolidation round over held nodes
     FLAT = "flat"  # every node's data at once: the plain fine-tune
     MIX = "mix"  # a moving mixture of the frontier and replay
+    CONSOLIDATE = "consolidate"  # the closing round over every held node's data (`consolidate`)
     FINAL = "final"  # the closing sweep: trains nothing, probes every node on all its items
 
 

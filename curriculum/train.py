@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 import warnings
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -173,13 +174,15 @@ def mean_loss(model, items: Sequence[Tokenized], pad_id: int, device: str, batch
 
 
 def with_replay(examples: Sequence[Example], pools: Sequence[Sequence[Example]], fraction: float,
-                seed: int) -> list[Example]:
+                seed: int, at_least: int = 0) -> list[Example]:
     """The node's examples plus about fraction * n earlier ones, drawn per mastered node (one pool each):
-    every mastered node gets at least one example, so replay does not thin out as the graph grows."""
+    every mastered node gets at least one example, so replay does not thin out as the graph grows.
+    at_least: `replay_each`, a floor per held node, so a node of 8 examples is not down to one a stage when the
+    trained node is small or many nodes are held."""
     pools = [list(p) for p in pools if p]
-    if not fraction or not pools:
+    if not (fraction or at_least) or not pools:
         return list(examples)
-    each = max(1, round(fraction * len(examples) / len(pools)))
+    each = max(1 if fraction else 0, round(fraction * len(examples) / len(pools)), at_least)
     rng = random.Random(seed)
     return list(examples) + [ex for pool in pools for ex in rng.sample(pool, min(each, len(pool)))]
 
@@ -198,6 +201,25 @@ def attach_lora(model, parent_adapter: Path | None, lora: LoraConfig, token_ids:
         trainable_token_indices=trainable_token_indices(model, list(token_ids)) if token_ids else None,
     )
     return get_peft_model(model, config)
+
+
+_LAYER = re.compile(r"\.layers\.(\d+)\.")
+
+
+def freeze_lower(model, share: float) -> int:
+    """Stop training the adapter's weights in the lowest `share` of the model's layers (a continued adapter keeps
+    what the earlier stages put there). Why: sequential fine-tuning forgets mostly through the lower layers'
+    alignment being overwritten, and freezing them retains far more (Zheng et al., "Spurious Forgetting in
+    Continual Learning of Language Models", ICLR 2025). New-token rows are not in a layer and go on training.
+    Returns how many layers were frozen."""
+    if share <= 0:
+        return 0
+    layers = int(getattr(model.get_base_model().config, "num_hidden_layers", 0) or 0)
+    frozen = math.floor(share * layers)
+    for name, param in model.named_parameters():
+        if param.requires_grad and (m := _LAYER.search(name)) and int(m.group(1)) < frozen:
+            param.requires_grad_(False)
+    return frozen
 
 
 def _progress(total: int, enabled: bool):
@@ -335,11 +357,13 @@ def train_stage(
     loaded = shared or load_base(base, placement=placement, tokens=tokens)
     tokenizer, where = loaded.tokenizer, loaded.placement
     loaded_at = time.perf_counter()
-    mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed)
+    mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed, cfg.replay_each)
     items = tokenize_examples(tokenizer, mixed, cfg.max_length)
     tokenized_at = time.perf_counter()
     token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
     model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
+    if parent_adapter is not None:
+        freeze_lower(model, cfg.freeze_lower)
     model.train()
     if parallel is not None:  # before the optimizer: FSDP replaces the parameters it shards
         model = parallel.prepare(model)
@@ -503,6 +527,11 @@ def finished_stage(out_dir: Path) -> StageResult | None:
                        rec.get("phases", {}), rec.get("processes", 1))
 
 
+# training settings added after runs were recorded, at their defaults: left out of the hash, so a resumed older run's
+# stages still match their own folders
+_LATER: dict[str, Any] = {"replay_each": 0, "freeze_lower": 0.0, "consolidate": False}
+
+
 def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Example],
                  pools: Sequence[Sequence[Example]], lora: LoraConfig, cfg: TrainConfig, **more) -> str:
     """sha256 of everything a stage's adapter is a function of: base, the parent adapter (by its own inputs
@@ -511,8 +540,9 @@ def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Exam
     if parent_adapter is not None:
         record = Path(parent_adapter) / STAGE_FILE
         parent = json.loads(record.read_text()).get("inputs") if record.exists() else str(parent_adapter)
+    train = {k: v for k, v in cfg.model_dump().items() if not (k in _LATER and v == _LATER[k])}
     doc = {"base": base, "parent": parent, "examples": [asdict(e) for e in examples],
-           "pools": [[asdict(e) for e in pool] for pool in pools], "lora": lora.model_dump(), "train": cfg.model_dump(),
+           "pools": [[asdict(e) for e in pool] for pool in pools], "lora": lora.model_dump(), "train": train,
            **more}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -215,7 +215,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         trained = attempt.result()
         probe_started = time.perf_counter()
         results = probe(prober, loaded, out_dir, stage, plan, st.auto_gates)
-        for n in step.data_nodes if step.kind == StageKind.MIX else [step.node_id] if step.kind != StageKind.FLAT else []:
+        for n in step.data_nodes if step.kind == StageKind.MIX else [] if step.node_id == FLAT else [step.node_id]:
             draw_until_clear(loaded, st, n, results, lambda sel: probe(prober, loaded, out_dir, stage, sel, st.auto_gates))  # noqa: B023 (called here)
         timing = {"train_wall_s": probe_started - started, "probe_s": time.perf_counter() - probe_started}
         trained.update(stage_drift(wh, run_id, prober, drift_answers, out_dir, stage))  # drift columns: row and policy

@@ -40,6 +40,12 @@ def probe_plan(loaded: LoadedCurriculum, st: RunState, step: Step | None, stage:
                 plan[m] = (sorted(st.mastered_on[m].items) if st.status[m] == Status.FORGOTTEN
                            else regression_items(loaded, m, sorted(st.mastered_on[m].items), stage))
         return plan
+    if step.kind == StageKind.CONSOLIDATE:  # each held node on the items its last kept evidence has, to pair with
+        plan = {}
+        for m in step.data_nodes:
+            ev = st.mastered_on.get(m) if st.status[m] == Status.MASTERED else st.on_accepted(m)
+            plan[m] = sorted(ev.items) if ev is not None else first_items(loaded, m)
+        return plan
     plan = {step.node_id: first_items(loaded, step.node_id)}
     for m in st.order:
         if m == step.node_id or m not in st.mastered_on:
@@ -87,9 +93,12 @@ def status_rows(st: RunState) -> list[dict[str, Any]]:
              "rehearsals": st.rehearsals.get(n, 0)} for n in st.order]
 
 
-def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn:
+def stage_check(loaded: LoadedCurriculum, st: RunState, step: Step) -> CheckFn | None:
     """The cheap look after each training round: the trained node's first draw (every node's items for
-    flat), scored as the gate will be; "pass" when every gate call on it passes."""
+    flat), scored as the gate will be; "pass" when every gate call on it passes. None for the closing
+    consolidation, which trains its one round whatever a check would say."""
+    if step.kind == StageKind.CONSOLIDATE:
+        return None
     selection: Selection = ({n: None for n in step.data_nodes} if step.kind == StageKind.FLAT
                             else {n: first_items(loaded, n) for n in step.data_nodes} if step.kind == StageKind.MIX
                             else {step.node_id: first_items(loaded, step.node_id)})
@@ -160,7 +169,7 @@ def start_state(loaded: LoadedCurriculum, overrides: dict[str, Any] | None) -> R
     cur = loaded.spec
     sizes = {n: len(loaded.examples.get(n, [])) for n in cur.nodes}
     budgets = {n: node_budget(sizes[n], cur.train_config(n).model_copy(update=overrides or {})) for n in cur.nodes}
-    return RunState.start(cur, loaded.graph, sizes, budgets)
+    return RunState.start(cur, loaded.graph, sizes, budgets, overrides)
 
 
 def stage_config(loaded: LoadedCurriculum, step: Step, stage: int, seed: int, overrides: dict[str, Any] | None) -> TrainConfig:

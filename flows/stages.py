@@ -65,13 +65,13 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
     else:
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
         pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
-    n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed))
+    n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed, cfg.replay_each))
     one_round = round_length(n_items, cfg)
     if step.kind == StageKind.MIX:  # until a frontier node would overspend its budget, and a few rounds at most
         budget = min(step.budget or one_round, MIX_ROUNDS * one_round)
     elif step.kind == StageKind.FLAT and not (overrides or {}).get("max_steps"):  # what the nodes' own budgets add up to
         budget = sum(node_budget(len(loaded.examples[n]), cfg) for n in step.data_nodes)
-    elif step.kind == StageKind.REHEARSE:  # upkeep, not learning: one round of every learned node's data
+    elif step.kind in (StageKind.REHEARSE, StageKind.CONSOLIDATE):  # upkeep: one round of every learned node's data
         budget = one_round
     else:
         budget = max(1, node_budget(n_items, cfg) - step.spent)

@@ -50,7 +50,7 @@ def mastered_at(wh: Warehouse, run_id: str) -> dict[str, tuple[str, int]]:
                             ELSE d.stage END, d.seq)
         FROM decisions d LEFT JOIN stages s ON s.run_id = d.run_id AND s.stage = d.stage
         WHERE d.run_id = $1 AND (
-              (d.action = 'pass' AND (d.stage = 0 OR (s.kind IN ('train', 'flat') AND s.node_id IN (d.node_id, '*'))))
+              (d.action = 'pass' AND (d.stage = 0 OR (s.kind IN ('train', 'flat', 'consolidate') AND s.node_id IN (d.node_id, '*'))))
               OR (d.action = 'inherit' AND json_extract(d.signals, '$.mastered_on.run') IS NOT NULL))
         GROUP BY d.node_id
         """, [run_id])
