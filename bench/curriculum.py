@@ -16,6 +16,8 @@ wall time and probe time. Figures are mean ± 95 % t interval over the seeds.
 Run: .venv/bin/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
      .venv/bin/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
      (--max-steps 20: the demo's cap on every node; --baselines flat-budget: the fair plain fine-tune only)
+     --set replay_each=4 --set consolidate=true: train settings over the YAML's for the adaptive arm only;
+     --pair-with DIR: that arm against another benchmark's adaptive arm (same graph, same seeds), paired by seed
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from typing import Any
 
 for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(key, "1")
+
+import yaml
 
 import flows  # noqa: F401  (Prefect defaults)
 from curriculum.validate import load_curriculum
@@ -87,8 +91,15 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=None,
                     help="every node's step budget over the YAML's, as `curriculum run --max-steps` (make demo uses 20)")
     ap.add_argument("--out", default=None, help="keep the warehouse and adapters here (default a temporary folder)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a train setting over the YAML's for the adaptive arm (repeatable), e.g. freeze_lower=0.5")
+    ap.add_argument("--pair-with", default=None, metavar="DIR",
+                    help="another benchmark's --out: its adaptive runs, paired by seed against this one's")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: the table of the runs --out already holds")
     args = ap.parse_args()
+    settings = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
+    if bad := [kv for kv in args.set if "=" not in kv]:
+        ap.error(f"--set {bad[0]}: expected KEY=VALUE")
     baselines = [b for b in args.baselines.split(",") if b]
     loaded = load_curriculum(args.graph, args.profile)
     targets = [n for n, node in loaded.spec.nodes.items() if node.entered_by is None and node.probes]
@@ -120,7 +131,8 @@ def main() -> None:
 
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         capped = {"train_overrides": {"max_steps": args.max_steps}} if args.max_steps else {}
-        a = run("adaptive", seed, policy=adaptive, **capped)
+        a = run("adaptive", seed, {"settings": settings} if settings else None, policy=adaptive,
+                train_overrides={**capped.get("train_overrides", {}), **settings} or None)
         if a is None:
             continue
         per_seed["adaptive"].append(a)
@@ -156,7 +168,7 @@ def main() -> None:
 
     summary = {
         "graph": args.graph, "profile": args.profile, "adaptive_policy": adaptive, "seeds": args.seeds,
-        "max_steps": args.max_steps,
+        "max_steps": args.max_steps, "settings": settings,
         "targets": len(targets), "policies": table,
     }
     if "flat-rounds" in per_seed:
@@ -175,6 +187,17 @@ def main() -> None:
     if "fixed" in per_seed:
         steps = paired(ratio, "fixed", "steps_to_all")
         summary |= {"adaptive_steps_over_fixed": steps["mean"], "adaptive_steps_over_fixed_ci": steps["ci"]}
+    if args.pair_with:
+        other = [json.loads(line) for line in (Path(args.pair_with) / "rows.jsonl").read_text().splitlines()]
+        per_seed["paired"] = [r for r in other if r["run_id"].startswith("adaptive-s")]
+        for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("bwt", "bwt"), ("steps", "total_steps")):
+            d = paired(lambda x, y: None if x is None or y is None else x - y, "paired", fig)
+            summary |= {f"adaptive_{key}_minus_paired": d["mean"], f"adaptive_{key}_minus_paired_ci": d["ci"],
+                        f"adaptive_{key}_minus_paired_n": d["n"]}
+        del per_seed["paired"]
+        print(f"against {args.pair_with}'s adaptive arm, paired by seed: "
+              + ", ".join(f"{k} {summary[f'adaptive_{k}_minus_paired']:+.3f} {summary[f'adaptive_{k}_minus_paired_ci']}"
+                          for k in ("gates", "score", "bwt", "steps") if summary[f"adaptive_{k}_minus_paired"] is not None))
     every_run = [r for rows in per_seed.values() for r in rows if r["overhead_s"] is not None]
     summary["overhead_fraction"] = sum(r["overhead_s"] for r in every_run) / max(sum(r["train_s"] for r in every_run), 1e-9)
     summary["end_scores"] = {name: [r["end"] for r in rows] for name, rows in per_seed.items()}
