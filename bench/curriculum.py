@@ -10,8 +10,9 @@ Per seed, on the same graph, items and seed:
 
 Every figure is read from the end state — the final sweep, all items probed on the run's final accepted
 adapter — and from the policy's recorded statuses: gates held, mean score over the gated nodes, BWT
-(forgetting view), optimizer steps and tokens until every gate was held (and still held at the end),
-wall time and probe time. Figures are mean ± 95 % t interval over the seeds.
+(forgetting view), drift of the adapter it ends with (where the curriculum has `drift:`), optimizer steps
+and tokens until every gate was held (and still held at the end), wall time and probe time. Figures are
+mean ± 95 % t interval over the seeds.
 
 Run: .venv/bin/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
      .venv/bin/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
@@ -53,7 +54,7 @@ from warehouse.records import get_run
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ["flat-rounds", "flat-budget", "fixed", "random", "gated"]
-FIGURES = ["gates_held", "final_score", "bwt", "steps_to_all", "tokens_to_all", "total_steps", "wall_s", "probe_s", "train_s"]
+FIGURES = ["gates_held", "final_score", "bwt", "drift", "steps_to_all", "tokens_to_all", "total_steps", "wall_s", "probe_s", "train_s"]
 
 
 @flow
@@ -181,7 +182,7 @@ def main() -> None:
             d = paired(lambda x, y: None if x is None or y is None else x - y, "flat-rounds", fig)
             summary |= {f"adaptive_{key}_minus_flat": d["mean"], f"adaptive_{key}_minus_flat_ci": d["ci"]}
     if "flat-budget" in per_seed:
-        for key, fig in (("gates", "gates_held"), ("score", "final_score")):
+        for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("drift", "drift")):
             d = paired(lambda x, y: None if x is None or y is None else x - y, "flat-budget", fig)
             summary |= {f"adaptive_{key}_minus_flat_budget": d["mean"], f"adaptive_{key}_minus_flat_budget_ci": d["ci"]}
     if "fixed" in per_seed:
@@ -204,11 +205,11 @@ def main() -> None:
 
     print(f"\n{loaded.spec.curriculum}{' / ' + args.profile if args.profile else ''}: {len(targets)} gated nodes, "
           f"{args.seeds} seed(s), adaptive = {adaptive}; mean [95 % t interval]; (k/n): seeds where it held every gate")
-    head = f"{'policy':12s} {'gates held':>14s} {'final score':>15s} {'bwt':>15s} {'steps→all':>16s} {'steps':>14s} {'wall s':>12s}"
+    head = f"{'policy':12s} {'gates held':>14s} {'final score':>15s} {'bwt':>15s} {'drift':>15s} {'steps→all':>16s} {'steps':>14s} {'wall s':>12s}"
     print(head)
     for name, t in table.items():
         print(f"{name:12s} {fmt(t['gates_held'], 2):>14s} {fmt(t['final_score']):>15s} {fmt(t['bwt']):>15s} "
-              f"{fmt(t['steps_to_all'], 0):>16s} {fmt(t['total_steps'], 0):>14s} {fmt(t['wall_s'], 0):>12s}")
+              f"{fmt(t['drift']) if t['drift']['n'] else '—':>15s} {fmt(t['steps_to_all'], 0):>16s} {fmt(t['total_steps'], 0):>14s} {fmt(t['wall_s'], 0):>12s}")
     print(f"warehouse: {db}")
     print(json.dumps(summary, default=float))
 
