@@ -45,7 +45,8 @@ def _file_lock(path: Path) -> Iterator[None]:
 def load_gguf(gguf: Path) -> tuple[PreTrainedModel, Any]:
     """The slow path: transformers dequantizes the GGUF (kept for the benchmark)."""
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
+                                                 use_kernels=False)
     return model, tokenizer
 
 
@@ -120,7 +121,9 @@ def load_base(base: str, *, placement: Placement | None = None, tokens: dict[str
         tiny: Any = tiny_random(tokenizer)
         model = tiny.to(placement.dtype)  # the same base whatever the training seed
     else:
-        model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=placement.dtype)
+        # use_kernels=False: with `kernels` installed, transformers otherwise swaps in layers it downloads from the
+        # hub at the first CUDA forward (rotary, RMSNorm): network at run time, and code nobody pinned
+        model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=placement.dtype, use_kernels=False)
     if tokens is not None:
         from curriculum.tokens import add_hyperwords
 
@@ -148,6 +151,6 @@ def _load_4bit(source: str, placement: Placement) -> PreTrainedModel:
     config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                 bnb_4bit_compute_dtype=placement.dtype)
     model = AutoModelForCausalLM.from_pretrained(source, quantization_config=config, dtype=placement.dtype,
-                                                 device_map={"": placement.device})
+                                                 device_map={"": placement.device}, use_kernels=False)
     # norms in fp32 and inputs that carry gradients; no gradient checkpointing: stages are short, speed matters more
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -44,6 +44,14 @@ def _greedy(model, tokenizer, question: str) -> str:
     return tokenizer.decode(out[0, x.shape[1]:], skip_special_tokens=True)
 
 
+def test_the_bundled_base_loads_without_hub_kernels() -> None:
+    """transformers swaps in layers from the hub at the first CUDA forward when `kernels` is installed (it is, with
+    trl): offline that stage fails, online it runs code nobody pinned. Seen on the first GPU run; on a CPU the flag
+    is what shows it."""
+    pytest.importorskip("kernels")
+    assert load_base(BUNDLED).model.use_kernels is False
+
+
 def test_stage_teaches_a_definition(tmp_path: Path) -> None:
     examples = [Example(q, DEFINITION, f"test:{i + 1}") for i, q in enumerate(QUESTIONS)]
     cfg = TrainConfig(epochs=3, lr=1e-3, batch_size=4, max_length=96, warmup_ratio=0.1)
