@@ -34,8 +34,9 @@ def test_bf16_stage_follows_the_fp32_cpu_loss_curve(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "gpu" / STAGE_FILE).read_text())
     assert (record["device"], record["dtype"]) == ("cuda", "bfloat16")
     assert gpu.steps == cpu.steps == 8
-    for a, b in zip(cpu.log, gpu.log):
-        assert b.loss == pytest.approx(a.loss, rel=0.05, abs=0.05), (a, b)
+    curves = "\n".join(f"step {a.step}: fp32 cpu {a.loss:.4f}, bf16 cuda {b.loss:.4f}" for a, b in zip(cpu.log, gpu.log))
+    print("\n" + curves)  # the whole curve, not only the first step out of tolerance: the evidence a lent GPU is for
+    assert all(b.loss == pytest.approx(a.loss, rel=0.05, abs=0.05) for a, b in zip(cpu.log, gpu.log)), curves
     assert gpu.log[-1].loss < gpu.log[0].loss
 
 
