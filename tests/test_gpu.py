@@ -27,16 +27,23 @@ CFG = TrainConfig(epochs=2, lr=1e-3, batch_size=4, max_length=96, warmup_ratio=0
 LORA = LoraConfig(dropout=0.0)
 
 
-def test_bf16_stage_follows_the_fp32_cpu_loss_curve(tmp_path: Path) -> None:
-    cpu = train_stage(BUNDLED, None, EXAMPLES, LORA, CFG, tmp_path / "cpu", progress=False, placement=CPU)
+def test_bf16_stage_on_the_card_follows_the_same_precision_on_the_cpu(tmp_path: Path) -> None:
+    """The card must not change the numbers beyond the order of float sums: compared with the same bf16 mixed
+    precision on the CPU. Against fp32 it cannot be held to 5 % on the real model: bf16 activations round away
+    LoRA's first, tiny updates, so its loss lags fp32's (+8 % at step 2, +21 % at step 8 on the CPU; the first H200
+    run gave 3.365 at step 2 where the CPU's bf16 gives 3.371 and fp32 3.123). The fp32 curve is printed beside."""
+    fp32 = train_stage(BUNDLED, None, EXAMPLES, LORA, CFG, tmp_path / "fp32", progress=False, placement=CPU)
+    cpu = train_stage(BUNDLED, None, EXAMPLES, LORA, CFG, tmp_path / "cpu", progress=False,
+                      placement=resolve("cpu", "bfloat16"))
     gpu = train_stage(BUNDLED, None, EXAMPLES, LORA, CFG, tmp_path / "gpu", progress=False,
                       placement=resolve("cuda", "bfloat16"))
     record = json.loads((tmp_path / "gpu" / STAGE_FILE).read_text())
     assert (record["device"], record["dtype"]) == ("cuda", "bfloat16")
-    assert gpu.steps == cpu.steps == 8
-    curves = "\n".join(f"step {a.step}: fp32 cpu {a.loss:.4f}, bf16 cuda {b.loss:.4f}" for a, b in zip(cpu.log, gpu.log))
+    assert gpu.steps == cpu.steps == fp32.steps == 8
+    curves = "\n".join(f"step {a.step}: fp32 cpu {a.loss:.4f}, bf16 cpu {b.loss:.4f}, bf16 cuda {c.loss:.4f}"
+                       for a, b, c in zip(fp32.log, cpu.log, gpu.log))
     print("\n" + curves)  # the whole curve, not only the first step out of tolerance: the evidence a lent GPU is for
-    assert all(b.loss == pytest.approx(a.loss, rel=0.05, abs=0.05) for a, b in zip(cpu.log, gpu.log)), curves
+    assert all(c.loss == pytest.approx(b.loss, rel=0.05, abs=0.05) for b, c in zip(cpu.log, gpu.log)), curves
     assert gpu.log[-1].loss < gpu.log[0].loss
 
 
