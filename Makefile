@@ -64,7 +64,7 @@ gpu-check: $(STAMP)
 	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or sys.exit('gpu-check needs a CUDA device; torch ' + torch.__version__ + ' sees none')"
 	-$(BIN)/pip install -q --retries 0 --timeout 10 -e '.[gpu]' || echo "no bitsandbytes: the QLoRA test is skipped"
 	@echo "commit $$(git rev-parse --short HEAD 2>/dev/null), $$(date -u +%FT%TZ), $$($(BIN)/python -c 'import torch; print(torch.cuda.get_device_name(0))')"
-	timeout 200 $(BIN)/python -m pytest -q -ra -m gpu tests/test_gpu.py
+	timeout 200 $(BIN)/python -m pytest -q -rA -m gpu tests/test_gpu.py
 	timeout 100 $(BIN)/python bench/train.py
 	@start=$$(date +%s); timeout 160 $(BIN)/curriculum run graphs/hyperwords.yaml --profile demo --max-steps 20 \
 		--run-id gpu-demo-$$(date +%Y%m%d-%H%M%S); rc=$$?; echo "demo profile on the GPU: $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc

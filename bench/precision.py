@@ -19,7 +19,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import dataclasses
 import json
+import os
 import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import torch
 
 from curriculum.chat import Example
 from curriculum.models import BUNDLED, load_base
@@ -50,7 +56,8 @@ def main() -> None:
             curves[name] = [round(s.loss, 4) for s in result.log]
             print(f"{name:28s} " + " ".join(f"{x:.3f}" for x in curves[name]), flush=True)
     lag = {k: round(v[-1] / curves["fp32"][-1] - 1, 3) for k, v in curves.items() if k != "fp32"}
-    print(json.dumps({"curves": curves, "final_loss_over_fp32_minus_1": lag}))
+    print(json.dumps({"curves": curves, "final_loss_over_fp32_minus_1": lag, "torch": torch.__version__,
+                      "device": torch.cuda.get_device_name(0) if args.cuda else "cpu"}))
 
 
 if __name__ == "__main__":

@@ -121,8 +121,9 @@ def load_base(base: str, *, placement: Placement | None = None, tokens: dict[str
         tiny: Any = tiny_random(tokenizer)
         model = tiny.to(placement.dtype)  # the same base whatever the training seed
     else:
-        # use_kernels=False: with `kernels` installed, transformers otherwise swaps in layers it downloads from the
-        # hub at the first CUDA forward (rotary, RMSNorm): network at run time, and code nobody pinned
+        # use_kernels=False: transformers (which requires `kernels`) otherwise swaps in layers it downloads from the
+        # hub (rotary, RMSNorm) whenever a model on CUDA changes mode (a stage's model.train()) or loads onto CUDA:
+        # network at run time, and code nobody pinned
         model = AutoModelForCausalLM.from_pretrained(_source(base), dtype=placement.dtype, use_kernels=False)
     if tokens is not None:
         from curriculum.tokens import add_hyperwords

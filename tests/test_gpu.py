@@ -28,7 +28,7 @@ LORA = LoraConfig(dropout=0.0)
 
 
 def test_bf16_stage_on_the_card_follows_the_same_precision_on_the_cpu(tmp_path: Path) -> None:
-    """The card must not change the numbers beyond the order of float sums: compared with the same bf16 mixed
+    """The card must not change the numbers beyond rounding: compared with the same bf16 mixed
     precision on the CPU. Against fp32 it cannot be held to 5 % on the real model: bf16 activations round away
     LoRA's first, tiny updates, so its loss lags fp32's (+8 % at step 2, +21 % at step 8 on the CPU; the first H200
     run gave 3.365 at step 2 where the CPU's bf16 gives 3.371 and fp32 3.123). The fp32 curve is printed beside."""

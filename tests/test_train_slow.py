@@ -45,9 +45,9 @@ def _greedy(model, tokenizer, question: str) -> str:
 
 
 def test_the_bundled_base_loads_without_hub_kernels() -> None:
-    """transformers swaps in layers from the hub at the first CUDA forward when `kernels` is installed (it is, with
-    trl): offline that stage fails, online it runs code nobody pinned. Seen on the first GPU run; on a CPU the flag
-    is what shows it."""
+    """transformers 5.25 (which requires `kernels`) swaps in layers from the hub when a model on CUDA goes to
+    train mode: offline every stage failed, online it runs code nobody pinned. Seen on the first GPU run; on a CPU
+    the flag is what shows it."""
     pytest.importorskip("kernels")
     assert load_base(BUNDLED).model.use_kernels is False
 
