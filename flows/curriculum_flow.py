@@ -32,7 +32,7 @@ from flows.drift_step import drift_baseline, stage_drift
 from flows import faults
 from flows.planning import (Rows, as_rows, draw_until_clear, mixture_rows, observe_rows, probe_plan,
                             resolve_auto_gates, score_rows, stage_check, start_state, status_rows)
-from flows.failures import failure_reason
+from flows.failures import failure_reason, interruption
 from flows.stages import probe_task, retrying, share_base, train_task
 from flows.resume import Settings
 from flows.setup import RunPlan, given_settings, holding, plan_run
@@ -105,19 +105,22 @@ def curriculum(
         try:
             walk(wh, plan.loaded, run_id, plan.settings, plan.run_dir, progress=progress, train_deployment=train_deployment,
                  retries=retries, retry_delay_s=retry_delay_s)
-        except Exception as exc:
+        except BaseException as exc:
+            stop = interruption(exc)
+            if stop is not None:  # Ctrl-C, SIGTERM, SystemExit: not a failure of the run, an interruption
+                try:
+                    records.set_run_status(wh, run_id, "interrupted")
+                except Exception:  # noqa: BLE001 -- what interrupted it is the one to raise
+                    pass
+                if stop is exc:
+                    raise
+                raise stop from None  # the signal Prefect's engine masked with an error of its own
             error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.error("run %s failed: %s", run_id, error)
             try:
                 records.set_run_status(wh, run_id, "failed", error=f"{type(exc).__name__}: {error}")
             except Exception as also:  # the warehouse itself may be what failed: the first error is the one to raise
                 log.error("could not record the failure: %s", also)
-            raise
-        except BaseException:  # Ctrl-C, SystemExit: not a failure of the run, an interruption
-            try:
-                records.set_run_status(wh, run_id, "interrupted")
-            except Exception:  # noqa: BLE001 -- what interrupted it is the one to raise
-                pass
             raise
     return run_id
 

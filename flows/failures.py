@@ -10,6 +10,22 @@ class WorkerLost(ConnectionError):
     """A remote stage's worker crashed or vanished before it finished."""
 
 
+def interruption(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C, SIGTERM or exit behind `exc` (itself, or what it was raised while handling), else None.
+
+    A signal that lands while Prefect 3.8's task engine creates a task run is masked: its crash handler fails and
+    raises ValueError('Task run is not set') in the interrupt's place, the interrupt left as the error's context. Read
+    as a failure, a Ctrl-C between two stages would record the run `failed` and print a traceback."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if not isinstance(cur, Exception):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def transient(exc: BaseException) -> str | None:
     """Why a failure may pass on its own ('out of memory', 'lost worker'), or None when retrying cannot help."""
     if isinstance(exc, (CurriculumError, ValueError, TypeError, KeyError)):
