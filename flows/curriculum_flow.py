@@ -114,6 +114,7 @@ def curriculum(
                     pass
                 if stop is exc:
                     raise
+                log.warning("run %s interrupted; %s: %s was raised while it stopped", run_id, type(exc).__name__, exc)
                 raise stop from None  # the signal Prefect's engine masked with an error of its own
             error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.error("run %s failed: %s", run_id, error)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from prefect.exceptions import TerminationSignal
+
 from curriculum.memory import free_memory, is_oom
 from curriculum.problems import CurriculumError
+
+
+STOPS = (KeyboardInterrupt, SystemExit, TerminationSignal)  # Ctrl-C, exit, SIGTERM as Prefect raises it
 
 
 class WorkerLost(ConnectionError):
@@ -15,11 +20,14 @@ def interruption(exc: BaseException) -> BaseException | None:
 
     A signal that lands while Prefect 3.8's task engine creates a task run is masked: its crash handler fails and
     raises ValueError('Task run is not set') in the interrupt's place, the interrupt left as the error's context. Read
-    as a failure, a Ctrl-C between two stages would record the run `failed` and print a traceback."""
+    as a failure, a Ctrl-C between two stages would record the run `failed` and print a traceback. Down the chain only
+    a stop counts: a TimeoutError raised from asyncio's CancelledError is a failure, not an interruption."""
+    if not isinstance(exc, Exception):
+        return exc
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
-        if not isinstance(cur, Exception):
+        if isinstance(cur, STOPS):
             return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__

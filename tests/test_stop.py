@@ -3,6 +3,7 @@ seconds, without a traceback, the run recorded `interrupted`; --resume then fini
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -105,6 +106,10 @@ def test_an_interruption_is_found_behind_the_error_that_masked_it() -> None:
     assert isinstance(interruption(error), KeyboardInterrupt)
     assert isinstance(interruption(SystemExit(1)), SystemExit)
     assert interruption(ValueError("bad data")) is None
+    try:
+        raise TimeoutError("no answer") from asyncio.CancelledError()
+    except TimeoutError as timed_out:  # asyncio.wait_for's timeout: a failure, though CancelledError is no Exception
+        assert interruption(timed_out) is None
     try:
         raise RuntimeError("while saving") from OSError("disk")
     except RuntimeError as plain:
