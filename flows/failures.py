@@ -24,12 +24,10 @@ def interruption(exc: BaseException) -> BaseException | None:
     a stop counts: a TimeoutError raised from asyncio's CancelledError is a failure, not an interruption."""
     if not isinstance(exc, Exception):
         return exc
-    seen: set[int] = set()
     cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if isinstance(cur, STOPS):
+    for _ in range(8):  # as warehouse.db.is_disk_full walks it: causes are few, and a cycle ends here too
+        if cur is None or isinstance(cur, STOPS):
             return cur
-        seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return None
 
