@@ -32,13 +32,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import json
 import math
-import os
 import tempfile
 import time
 from typing import Any
 
-for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(key, "1")
+from curriculum.bases import stay_offline
+
+stay_offline()
 
 import yaml
 

@@ -19,11 +19,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import dataclasses
 import json
-import os
 import tempfile
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from curriculum.bases import stay_offline
+
+stay_offline()
 
 import torch
 

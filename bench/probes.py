@@ -19,8 +19,9 @@ import json
 import os
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from curriculum.bases import stay_offline
+
+stay_offline()
 
 import torch
 

@@ -28,13 +28,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections import defaultdict
 
-for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(key, "1")
+from curriculum.bases import stay_offline
+
+stay_offline()
 
 from curriculum.chat import Example
 from curriculum.draws import first_items, pool_keys, regression_items

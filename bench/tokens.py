@@ -20,8 +20,9 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from curriculum.bases import stay_offline
+
+stay_offline()
 
 from rich.console import Console
 from rich.table import Table

@@ -23,8 +23,9 @@ import random
 import tempfile
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+from curriculum.bases import stay_offline
+
+stay_offline()
 
 import torch
 

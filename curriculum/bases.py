@@ -48,6 +48,16 @@ def bundled_converted() -> bool:
     return (cache_dir() / BUNDLED / CONVERTED_MARK).exists()
 
 
+OFFLINE_KEYS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def stay_offline() -> None:
+    """No network at run time: set before transformers, huggingface_hub or datasets are imported
+    (they read these once, at import). A value the user set, e.g. 0 for a hub model, is kept."""
+    for key in OFFLINE_KEYS:
+        os.environ.setdefault(key, "1")
+
+
 def hub_offline() -> bool:
     """What huggingface_hub and transformers read, read now (their constants are fixed at import)."""
     return any(os.environ.get(k, "").strip().upper() in {"1", "ON", "YES", "TRUE"}

@@ -68,13 +68,11 @@ def validate(path: Path = typer.Argument(..., help="curriculum YAML")) -> None:
 
 def _offline_unless_hub(base: str) -> None:
     """No network at run time unless the graph names a hub model."""
-    import os
-
+    from curriculum.bases import stay_offline
     from curriculum.models import BUNDLED, TINY
 
     if base in (BUNDLED, TINY) or Path(base).expanduser().is_dir():
-        for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            os.environ.setdefault(key, "1")
+        stay_offline()
 
 
 @app.command()
@@ -341,10 +339,9 @@ def serve(
 
     Trigger runs with: prefect deployment run curriculum/main --param graph=graphs/hyperwords.yaml
     """
-    import os
+    from curriculum.bases import stay_offline
 
-    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        os.environ.setdefault(key, "1")  # a graph naming a hub model needs these unset by the user
+    stay_offline()  # a graph naming a hub model needs these set to 0 by the user
     from flows.curriculum_flow import curriculum as curriculum_flow
 
     curriculum_flow.serve(name=name, limit=limit, print_starting_message=True)
