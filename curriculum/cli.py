@@ -495,6 +495,39 @@ def schema(out_path: Path | None = typer.Option(None, "--out", "-o", help="write
         out.print(f"wrote {out_path}")
 
 
+def _sizes(given: list[str]) -> dict[str, int]:
+    """--size NAME=N options as a dict, or a ValueError naming the one that is not NAME=N."""
+    sizes = {}
+    for option in given:
+        name, _, value = option.partition("=")
+        if not value.strip().isdigit():
+            raise ValueError(f"--size {option}: expected NAME=N with N a whole number")
+        sizes[name.strip()] = int(value)
+    return sizes
+
+
+@app.command()
+def generate(
+    family: str = typer.Argument(..., help="chain (dependent skills, LEGO style) | layers (facts, rules, transfer, two hops)"),
+    out_dir: Path = typer.Argument(..., help="folder to write: graph.yaml and each node's train/check/exam JSONL"),
+    seed: int = typer.Option(0, help="the same family, seed and sizes give the same bytes"),
+    size: list[str] = typer.Option([], "--size", help="a size over its default, NAME=N (repeatable): chain: depth, "
+                                   "train, check, exam, max_steps; layers: people, towns, train, check, exam, max_steps"),
+    force: bool = typer.Option(False, help="overwrite a folder that is not empty"),
+) -> None:
+    """Write a synthetic curriculum with hundreds of exactly checked exam items a node (see the guide)."""
+    from curriculum import generators
+
+    try:
+        sizes = _sizes(size)
+        command = " ".join(["curriculum generate", family, "OUT", f"--seed {seed}", *(f"--size {s}" for s in size)])
+        path = generators.write(generators.generate(family, seed, command, **sizes), out_dir, force)
+    except (ValueError, generators.TargetExists) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"wrote {path}; run it with `curriculum run {path}`", markup=False)
+
+
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="SQL to run, read-only"),
