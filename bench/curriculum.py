@@ -8,11 +8,15 @@ Per seed, on the same graph, items and seed:
   fixed        topological order, no gates, stages sized by the same checks
   random       ready nodes in random order, with the adaptive policy's gates and rehearsal
 
-Every figure is read from the end state — the final sweep, all items probed on the run's final accepted
-adapter — and from the policy's recorded statuses: gates held, mean score over the gated nodes, BWT
-(forgetting view), drift of the adapter it ends with (where the curriculum has `drift:`), optimizer steps
-and tokens until every gate was held (and still held at the end), wall time and probe time. Figures are
-mean ± 95 % t interval over the seeds.
+Every figure is read from the end state — the final sweep on the run's final accepted adapter, each node
+scored on its exam items where it is split (else on all its items) — and from the policy's recorded statuses:
+gates held, mean score over the gated nodes, BWT (forgetting view), drift of the adapter it ends with (where the
+curriculum has `drift:`), optimizer steps and tokens until every gate was held (and still held at the end), wall
+time and probe time. Figures are mean ± 95 % t interval over the seeds. Each paired difference of the final
+score and of gates held is printed with its n (seeds × exam items), p, the smallest difference it could have
+detected (paired t, 80 % power, the data's own spread: curriculum.power) and, where its interval straddles 0,
+whether that is level or underpowered and whether to add seeds or items (--matters: the score difference that
+matters, default 0.05).
 
 Run: .venv/bin/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
      .venv/bin/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
@@ -47,7 +51,8 @@ from curriculum.validate import load_curriculum
 from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
-from flows.compare import flat_budget, mean_ci
+from curriculum.power import MATTERS
+from flows.compare import flat_budget, mean_ci, paired_figure
 from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures
 from warehouse.records import get_run
@@ -97,6 +102,9 @@ def main() -> None:
     ap.add_argument("--pair-with", default=None, metavar="DIR",
                     help="another benchmark's --out: its adaptive runs, paired by seed against this one's")
     ap.add_argument("--summary-only", action="store_true", help="train nothing: the table of the runs --out already holds")
+    ap.add_argument("--matters", type=float, default=MATTERS,
+                    help="the final-score difference that matters (score points): an interval straddling 0 is level "
+                         "when the detectable difference is at most this, else underpowered")
     args = ap.parse_args()
     settings = {k: yaml.safe_load(v) for k, _, v in (kv.partition("=") for kv in args.set)}
     if bad := [kv for kv in args.set if "=" not in kv]:
@@ -127,7 +135,7 @@ def main() -> None:
             row |= {"resumed": True, "wall_s": None, "overhead_s": None}
         with done_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        print(name, seed, json.dumps({k: v for k, v in row.items() if k != "end"}), flush=True)
+        print(name, seed, json.dumps({k: v for k, v in row.items() if k not in ("end", "item_scores")}), flush=True)
         return row
 
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -156,20 +164,36 @@ def main() -> None:
         table[name] = {f: {**mean_ci([r[f] for r in rows]), "of": len(rows)} for f in FIGURES}
         table[name]["seeds"] = len(rows)
 
+    def pairs(b: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The adaptive arm's runs and arm b's, seed by seed."""
+        by_seed = {r["run_id"].rsplit("-s", 1)[1]: r for r in per_seed.get(b, [])}
+        return [(a, by_seed[s]) for a in per_seed["adaptive"] if (s := a["run_id"].rsplit("-s", 1)[1]) in by_seed]
+
     def paired(f, b: str, key: str, censor: bool = False) -> dict[str, Any]:
         out = []
-        by_seed = {r["run_id"].rsplit("-s", 1)[1]: r for r in per_seed.get(b, [])}
-        for a in per_seed["adaptive"]:
-            r = by_seed.get(a["run_id"].rsplit("-s", 1)[1])
-            if r is None:
-                continue
+        for a, r in pairs(b):
             other = r[key] if r[key] is not None or not censor else r.get("budget", r["total_steps"])
             out.append(f(a[key], other))
         return {**mean_ci(out), "of": len(out)}
 
+    said: list[str] = []  # each paired difference with its power, printed before the summary
+
+    def difference(b: str, key: str, fig: str, name: str | None = None, label: str | None = None) -> dict[str, Any]:
+        """Adaptive minus arm b on one figure, its power in the summary (the final score and gates held) and in
+        the lines printed: `adaptive_{key}_minus_{name}` (mean), `_ci`, `_n`, and `_power`."""
+        name = name or b.replace("-", "_")
+        d = paired_figure(pairs(b), fig, args.matters)
+        out = {f"adaptive_{key}_minus_{name}": d["mean"], f"adaptive_{key}_minus_{name}_ci": d["ci"],
+               f"adaptive_{key}_minus_{name}_n": d["n"]}
+        if "power" in d:
+            out[f"adaptive_{key}_minus_{name}_power"] = d["power"]
+            said.append(f"adaptive − {label or b}, {fig.replace('_', ' ')}: {interval(d, 2 if fig == 'gates_held' else 3)}; "
+                        + d["said"])
+        return out
+
     summary = {
         "graph": args.graph, "profile": args.profile, "adaptive_policy": adaptive, "seeds": args.seeds,
-        "max_steps": args.max_steps, "settings": settings,
+        "max_steps": args.max_steps, "settings": settings, "matters": args.matters,
         "targets": len(targets), "policies": table,
     }
     if "flat-rounds" in per_seed:
@@ -179,12 +203,10 @@ def main() -> None:
             "adaptive_steps_over_flat_n": steps["n"],
         }
         for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("bwt", "bwt")):
-            d = paired(lambda x, y: None if x is None or y is None else x - y, "flat-rounds", fig)
-            summary |= {f"adaptive_{key}_minus_flat": d["mean"], f"adaptive_{key}_minus_flat_ci": d["ci"]}
+            summary |= difference("flat-rounds", key, fig, "flat")
     if "flat-budget" in per_seed:
         for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("drift", "drift")):
-            d = paired(lambda x, y: None if x is None or y is None else x - y, "flat-budget", fig)
-            summary |= {f"adaptive_{key}_minus_flat_budget": d["mean"], f"adaptive_{key}_minus_flat_budget_ci": d["ci"]}
+            summary |= difference("flat-budget", key, fig)
     if "fixed" in per_seed:
         steps = paired(ratio, "fixed", "steps_to_all")
         summary |= {"adaptive_steps_over_fixed": steps["mean"], "adaptive_steps_over_fixed_ci": steps["ci"]}
@@ -192,9 +214,7 @@ def main() -> None:
         other = [json.loads(line) for line in (Path(args.pair_with) / "rows.jsonl").read_text().splitlines()]
         per_seed["paired"] = [r for r in other if r["run_id"].startswith("adaptive-s")]
         for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("bwt", "bwt"), ("steps", "total_steps")):
-            d = paired(lambda x, y: None if x is None or y is None else x - y, "paired", fig)
-            summary |= {f"adaptive_{key}_minus_paired": d["mean"], f"adaptive_{key}_minus_paired_ci": d["ci"],
-                        f"adaptive_{key}_minus_paired_n": d["n"]}
+            summary |= difference("paired", key, fig, label=f"{args.pair_with}'s adaptive")
         del per_seed["paired"]
         print(f"against {args.pair_with}'s adaptive arm, paired by seed: "
               + ", ".join(f"{k} {summary[f'adaptive_{k}_minus_paired']:+.3f} {summary[f'adaptive_{k}_minus_paired_ci']}"
@@ -210,6 +230,8 @@ def main() -> None:
     for name, t in table.items():
         print(f"{name:12s} {fmt(t['gates_held'], 2):>14s} {fmt(t['final_score']):>15s} {fmt(t['bwt']):>15s} "
               f"{fmt(t['drift']) if t['drift']['n'] else '—':>15s} {fmt(t['steps_to_all'], 0):>16s} {fmt(t['total_steps'], 0):>14s} {fmt(t['wall_s'], 0):>12s}")
+    for line in said:
+        print(line)
     print(f"warehouse: {db}")
     print(json.dumps(summary, default=float))
 

@@ -156,8 +156,9 @@ def item_noise(item_diffs: Sequence[Sequence[float]], weights: Sequence[float] |
 class PairedPower:
     """One paired difference, said out loud: its n, interval, p, what it could have detected, and what next.
 
-    `items_needed` is the total item count (every node grown in proportion) that would, at these seeds, bring
-    the mde down to `matters`; None where unknown or where the seed part alone keeps it above.
+    `item_share` is the item part's share of the seeds' variance; `items_needed` the total item count (every node
+    grown in proportion) that would, at these seeds and this variance, bring the mde down to `matters` (None where
+    unknown, or where the seed part alone keeps it above); `seeds_needed` the seeds that would, at this variance.
     """
 
     n_seeds: int
@@ -225,14 +226,14 @@ def paired_power(diffs: Sequence[float | None], *, n_items: int | None = None,
             rows = [rows[i] for i in kept]
         noise = item_noise(rows, weights) if len(rows) == n else None
     if noise is not None:
-        item_var = noise.var_in_seed_difference
-        share = min(1.0, item_var / sd**2)
-        seed_var = max(0.0, sd**2 - item_var)
+        # the model gives the share; the seeds' own sd (what the t test and the mde read) gives the total, so the
+        # items needed agree with the mde printed beside them. The share is capped at 1: with few seeds the sd
+        # can come out below the item part alone.
+        share = min(1.0, noise.var_in_seed_difference / sd**2)
+        item_var, seed_var = share * sd**2, (1.0 - share) * sd**2
         target = (matters / mde_standardized(n, alpha, power)) ** 2  # the largest var(D) that reaches `matters`
-        if noise.interaction_var > 0 and target > seed_var:
-            more = noise.interaction_var / (target - seed_var)  # effective items needed
-            scale = (n_items / noise.effective_items) if n_items else 1.0
-            items_needed = math.ceil(more * scale)
+        if item_var > 0 and target > seed_var:  # item part shrinks as 1/items; items now: n_items (or effective)
+            items_needed = math.ceil((n_items or noise.effective_items) * item_var / (target - seed_var))
     if verdict in (Verdict.AHEAD, Verdict.BEHIND, Verdict.LEVEL):
         advice = Advice.STOP
     elif share is not None and share > ITEM_SHARE_FOR_ITEMS and items_needed is not None:

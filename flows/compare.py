@@ -4,8 +4,11 @@ Each (policy, seed) is one ordinary run of the flow in one warehouse, kept with 
 second call with more seeds adds to the runs already there instead of training them again. The first policy is
 the one under test; `flat` is the fair plain fine-tune: every node's data in one stage, one cosine schedule, for
 exactly the optimizer steps the first policy's run of the same seed spent (so the two runs have the same compute).
-Every figure is read from a run's end state (its final sweep: every node on all its items, on the adapter it ends
-with) and given with its n and a 95 % t interval over seeds; differences are paired by seed (same items, same seed).
+Every figure is read from a run's end state (its final sweep: every node's verdict items — its exam items where the
+node is split — on the adapter it ends with) and given with its n and a 95 % t interval over seeds; differences are
+paired by seed (same items, same seed), each with its n (seeds × exam items), p, the smallest difference it could have
+detected (curriculum.power: paired t, 80 % power, the data's own spread) and, where its interval straddles 0, whether
+that is `level` or `underpowered`, and whether to add seeds or items.
 """
 
 from __future__ import annotations
@@ -20,11 +23,40 @@ from typing import Any
 from scipy import stats
 
 from curriculum.inputs import input_files
+from curriculum.power import GATES_MATTER, MATTERS, describe, n_text, paired_power
 from curriculum.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
 from warehouse.records import end_state, get_run, policy_summary
 
 FIGURES = ("gates_held", "final_score", "bwt", "drift", "total_steps")
+
+
+def _item_score(x: Any) -> float:
+    """An item's score, whether the end state gives it bare or as a record with a `score`."""
+    return float(x["score"] if isinstance(x, dict) else x[-1] if isinstance(x, (list, tuple)) else x)
+
+
+def verdict_items(end: dict[str, dict[str, Any]], targets: list[str]) -> dict[str, Any]:
+    """What stands behind a run's final score: how many items (each node's `n`; `n_items` in warehouses written
+    before the exam split), what kind ('exam items' where every node is split, else said), and each node's item
+    scores in their stable order where the end state has them (the add-items advice needs them; None otherwise)."""
+    nodes = [end[t] for t in targets if t in end]
+    counts = [e.get("n", e.get("n_items")) for e in nodes]
+    splits = [e.get("split") for e in nodes]
+    exam = sum(1 for x in splits if x == "exam")
+    if not nodes or None in splits:
+        label = "items"
+    elif exam == len(nodes):
+        label = "exam items"
+    elif exam == 0:
+        label = "items (every node unsplit)"
+    else:
+        label = f"items (exam on {exam} of {len(nodes)} nodes, the rest unsplit)"
+    n_items = sum(int(c) for c in counts if c is not None) if nodes and None not in counts else None
+    scored = {t: end[t].get("item_scores") or [] for t in targets if t in end}
+    return {"n_items": n_items, "items_label": label,
+            "item_scores": ({t: [_item_score(x) for x in v] for t, v in scored.items()}
+                            if scored and all(scored.values()) else None)}
 
 
 def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
@@ -44,6 +76,7 @@ def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
         "bwt": s["bwt"], "drift": s["drift"], "steps_to_all": steps_to_all, "tokens_to_all": tokens_to_all,
         "total_steps": s["steps"], "total_tokens": s["tokens"], "stages": s["stages"], "probe_s": s["probe_s"],
         "train_s": s["train_s"], "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
+        **verdict_items(end, targets),
     }
 
 
@@ -69,6 +102,44 @@ def fmt(agg: dict[str, Any], digits: int = 3) -> str:
     return text
 
 
+def _item_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list[list[float]], list[float]] | None:
+    """Each seed's per-item differences (A − B) over every gated node, and each item's weight in the final score
+    (a mean of node means: 1 / (nodes × the node's items)). None unless every run of every pair has item scores
+    for the same nodes and the same number of items on each (the same exam)."""
+    if not pairs or any(not a.get("item_scores") or not b.get("item_scores") for a, b in pairs):
+        return None
+    layout = [(node, len(v)) for node, v in pairs[0][0]["item_scores"].items()]
+    rows = []
+    for a, b in pairs:
+        for run in (a, b):
+            if [(node, len(v)) for node, v in run["item_scores"].items()] != layout:
+                return None
+        rows.append([x - y for node, _ in layout for x, y in zip(a["item_scores"][node], b["item_scores"][node])])
+    weights = [1.0 / (len(layout) * m) for _, m in layout for _ in range(m)]
+    return rows, weights
+
+
+def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: str,
+                  matters: float = MATTERS) -> dict[str, Any]:
+    """One figure, first run minus second, pair by pair: mean [interval], each difference, and for the final score
+    (`matters` score points) and gates held (one gate) its power said out loud (`power`: curriculum.power's
+    figures; `said`: the line the tables print)."""
+    diffs = [None if a.get(figure) is None or b.get(figure) is None else a[figure] - b[figure] for a, b in pairs]
+    out: dict[str, Any] = {**mean_ci(diffs), "each": [None if d is None else round(d, 4) for d in diffs]}
+    if figure == "final_score":
+        counts = [r.get("n_items") for r in (a for a, _ in pairs)]
+        n_items = min(counts) if counts and None not in counts else None  # type: ignore[type-var]
+        items = _item_rows(pairs) if None not in diffs else None
+        pp = paired_power(diffs, n_items=n_items, item_diffs=items[0] if items else None,
+                          weights=items[1] if items else None, matters=matters)
+        label = pairs[0][0].get("items_label", "items") if pairs else "items"
+        out |= {"power": pp.as_dict(), "said": describe(pp, items=label), "items": label}
+    elif figure == "gates_held":
+        pp = paired_power(diffs, matters=GATES_MATTER)
+        out |= {"power": pp.as_dict(), "said": describe(pp, digits=2, unit=" gates", matters_text=f"{GATES_MATTER:g} gate")}
+    return out
+
+
 @dataclass
 class Comparison:
     """Every run's figures by policy (seed order), and the paired differences of the first policy to each other."""
@@ -79,24 +150,24 @@ class Comparison:
     seeds: list[int]
     targets: list[str]
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    matters: float = MATTERS  # the score difference that matters, for level vs underpowered (curriculum.power)
 
     def table(self) -> dict[str, dict[str, Any]]:
         return {p: {f: mean_ci([r[f] for r in self.rows[p]]) for f in FIGURES} for p in self.policies}
 
     def paired(self) -> dict[str, dict[str, Any]]:
-        """First policy minus each other one, seed by seed."""
+        """First policy minus each other one, seed by seed; the final score and gates held with their power."""
         first, out = self.policies[0], {}
         for other in self.policies[1:]:
             theirs = {r["seed"]: r for r in self.rows[other]}
             pairs = [(a, theirs[a["seed"]]) for a in self.rows[first] if a["seed"] in theirs]
-            out[other] = {f: {**mean_ci([None if a[f] is None or b[f] is None else a[f] - b[f] for a, b in pairs]),
-                              "each": [None if a[f] is None or b[f] is None else round(a[f] - b[f], 4) for a, b in pairs]}
-                          for f in ("gates_held", "final_score", "drift")}
+            out[other] = {f: paired_figure(pairs, f, self.matters) for f in ("gates_held", "final_score", "drift")}
         return out
 
     def as_json(self) -> dict[str, Any]:
         return {"graph": self.graph, "profile": self.profile, "policies": self.policies, "seeds": self.seeds,
-                "targets": len(self.targets), "table": self.table(), "paired": self.paired(), "runs": self.rows}
+                "targets": len(self.targets), "matters": self.matters, "table": self.table(), "paired": self.paired(),
+                "runs": self.rows}
 
 
 def flat_budget(steps: int) -> dict[str, Any]:
@@ -120,15 +191,16 @@ def run_id_for(tag: str, policy: str, seed: int, profile: str | None, max_steps:
 
 def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str | None = None,
             max_steps: int | None = None, warehouse: str | None = None, runs_dir: str = "runs",
-            log=print) -> Comparison:
-    """Run what is missing, then read every run's figures. `flat` runs at the first policy's steps, same seed."""
+            log=print, matters: float = MATTERS) -> Comparison:
+    """Run what is missing, then read every run's figures. `flat` runs at the first policy's steps, same seed.
+    `matters`: the final-score difference that matters, which tells `level` from `underpowered`."""
     from flows.curriculum_flow import curriculum
 
     loaded = load_curriculum(graph, profile)
     targets = [n for n, node in loaded.spec.nodes.items() if node.entered_by is None and node.probes]
     tag = inputs_tag(loaded)
     wh = Warehouse(warehouse)
-    cmp = Comparison(graph, profile, policies, seeds, targets, {p: [] for p in policies})
+    cmp = Comparison(graph, profile, policies, seeds, targets, {p: [] for p in policies}, matters)
     capped = {"max_steps": max_steps} if max_steps else None
     order = [p for p in policies if p != "flat"] + (["flat"] if "flat" in policies else [])
     for seed in seeds:
@@ -160,6 +232,8 @@ def comparison_lines(cmp: Comparison) -> list[str]:
     for other, d in paired.items():
         lines.append(f"{cmp.policies[0]} − {other}, paired by seed: gates {fmt(d['gates_held'], 2)}, final score "
                      f"{fmt(d['final_score'])} ({', '.join(map(str, d['final_score']['each']))})")
+        lines.append(f"  final score: {d['final_score']['said']}")
+        lines.append(f"  gates held: {d['gates_held']['said']}")
     return lines
 
 
@@ -176,6 +250,9 @@ def comparison_html(cmp: Comparison) -> str:
     pair = "".join("<tr>" + cell(f"{cmp.policies[0]} − {o}") + "".join(
         cell(f"{fmt(d[f], 2 if f == 'gates_held' else 3)} ({', '.join(map(str, d[f]['each']))})")
         for f in ("gates_held", "final_score", "drift")) + "</tr>" for o, d in paired.items())
+    power = "".join("<tr>" + cell(f"{cmp.policies[0]} − {o}") + cell(name) + cell(fmt(d[f], 2 if f == "gates_held" else 3))
+                    + "".join(cell(x) for x in _power_cells(d[f], f)) + cell(d[f]["said"]) + "</tr>"
+                    for o, d in paired.items() for f, name in (("final_score", "final score"), ("gates_held", "gates held")))
     runs = "".join("<tr>" + cell(r["run_id"]) + cell(p) + cell(r["seed"]) + cell(json.dumps(r["end"])) + "</tr>"
                    for p in cmp.policies for r in cmp.rows[p])
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
@@ -189,8 +266,26 @@ def comparison_html(cmp: Comparison) -> str:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
             "<h2>Paired by seed</h2><table><thead><tr><th></th><th>gates</th><th>final score</th><th>drift</th></tr>"
             f"</thead><tbody>{pair}</tbody></table>"
+            "<h2>What each difference could detect</h2>"
+            f"<p>Detectable: the smallest true difference a paired t test over these seeds finds with 80 % power, "
+            f"from the spread the seeds showed. An interval that straddles 0 is <em>level</em> when that is at most "
+            f"the difference that matters ({cmp.matters:g} score points; one gate), else <em>underpowered</em>: add "
+            "seeds, or items where the items' own noise is most of the spread.</p>"
+            "<table><thead><tr><th></th><th>figure</th><th>difference [95 %]</th><th>n</th><th>p</th>"
+            "<th>detectable (80 %)</th><th>verdict</th><th>advice</th><th>said</th></tr>"
+            f"</thead><tbody>{power}</tbody></table>"
             "<h2>Runs (end scores per node)</h2><table><thead><tr><th>run</th><th>policy</th><th>seed</th><th>end</th>"
             f"</tr></thead><tbody>{runs}</tbody></table></body></html>\n")
+
+
+def _power_cells(d: dict[str, Any], figure: str) -> list[str]:
+    """n, p, detectable, verdict, advice: the HTML's power columns, from one paired figure."""
+    pp = d["power"]
+    items = None if figure == "gates_held" else pp["n_items"]
+    return [n_text(pp["n_seeds"], items, d.get("items", "items")),
+            "—" if pp["p"] is None else f"{pp['p']:.2g}",
+            "—" if pp["mde"] is None else f"±{pp['mde']:.{2 if figure == 'gates_held' else 3}f}",
+            pp["verdict"], pp["advice"]]
 
 
 def write_comparison(cmp: Comparison, runs_dir: str | Path) -> Path:

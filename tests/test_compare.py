@@ -1,5 +1,6 @@
 """`curriculum compare` on the tiny model: flat gets the first policy's steps seed by seed, runs are kept so more
-seeds add to them, the figures and intervals are scipy's, and a bad policy list is one line."""
+seeds add to them, the figures and intervals are scipy's, each paired difference says its n, what it could detect and
+what to do next (in the terminal and the HTML), and a bad policy list is one line."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typer.testing import CliRunner
 
 from curriculum.cli import app
 from curriculum.validate import load_curriculum
-from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci
+from curriculum.power import paired_power
+from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, verdict_items
 from helpers import tiny_graph
 
 
@@ -35,8 +37,51 @@ def test_paired_differences_follow_the_seeds() -> None:
     assert d["final_score"]["each"] == [0.1, 0.0, 0.3] and d["gates_held"]["each"] == [1, 0, 1]
     want = mean_ci([0.1, 0.0, 0.3])
     assert d["final_score"]["mean"] == pytest.approx(want["mean"]) and d["final_score"]["ci"] == pytest.approx(want["ci"])
-    assert "mix − flat, paired by seed: gates 0.67" in "\n".join(comparison_lines(cmp))
+    lines = "\n".join(comparison_lines(cmp))
+    assert "mix − flat, paired by seed: gates 0.67" in lines
     assert "<h2>Paired by seed</h2>" in comparison_html(cmp) and "(0.1, 0.0, 0.3)" in comparison_html(cmp)
+    # rows read before the exam split have no item counts: n is the seeds alone, and the advice cannot be items
+    assert d["final_score"]["power"] == paired_power([0.6 - 0.5, 0.5 - 0.5, 0.7 - 0.4]).as_dict()
+    assert "  final score: n = 3 seeds, p = 0.27, detectable (80 % power) ±0.499: underpowered for 0.05 — add seeds" in lines
+    assert "  gates held: n = 3 seeds, p = 0.18, detectable (80 % power) ±1.88 gates: underpowered for 1 gate" in lines
+
+
+def test_each_difference_says_its_n_what_it_could_detect_and_what_next() -> None:
+    def row(policy, seed, items):
+        scores = {"a": items[:6], "b": items[6:]}
+        node_means = [sum(v) / len(v) for v in scores.values()]
+        return {"seed": seed, "gates_held": 1 + (seed + (policy == "mix")) % 2, "final_score": sum(node_means) / 2,
+                "bwt": 0.0, "drift": None, "total_steps": 10, "run_id": f"{policy}{seed}", "end": {},
+                "n_items": 10, "items_label": "exam items", "item_scores": scores}
+
+    flat = [[1, 0, 1, 0, 1, 0, 1, 1, 0, 0], [0, 1, 1, 0, 1, 0, 1, 0, 1, 0], [1, 1, 0, 0, 1, 0, 0, 1, 1, 0]]
+    mix = [[1, 1, 1, 0, 1, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 0, 1, 0, 1, 1], [1, 1, 0, 0, 1, 1, 0, 1, 1, 0]]
+    cmp = Comparison("g.yaml", "demo", ["mix", "flat"], [0, 1, 2], ["a", "b"],
+                     {"mix": [row("mix", s, mix[s]) for s in range(3)], "flat": [row("flat", s, flat[s]) for s in range(3)]},
+                     matters=0.1)
+    d = cmp.paired()["flat"]["final_score"]
+    diffs = [m["final_score"] - f["final_score"] for m, f in zip(cmp.rows["mix"], cmp.rows["flat"])]
+    per_item = [[x - y for x, y in zip(mix[s], flat[s])] for s in range(3)]
+    want = paired_power(diffs, n_items=10, item_diffs=per_item, weights=[1 / 12] * 6 + [1 / 8] * 4, matters=0.1)
+    assert d["power"] == want.as_dict() and want.item_share is not None
+    lines = comparison_lines(cmp)
+    assert lines[-2] == f"  final score: {d['said']}" and d["said"].startswith("n = 3 seeds × 10 exam items, p = ")
+    assert f"{want.verdict.value} for 0.1 — {want.advice.value}" in d["said"]
+    page = comparison_html(cmp)
+    assert "<h2>What each difference could detect</h2>" in page and "0.1 score points" in page
+    assert f"<td>3 seeds × 10 exam items</td><td>{want.p:.2g}</td><td>±{want.mde:.3f}</td><td>{want.verdict.value}</td>" in page
+
+
+def test_the_verdict_items_are_read_before_and_after_the_exam_split() -> None:
+    old = {"a": {"score": 0.5, "n_items": 8, "gate": 0.7}, "b": {"score": 0.6, "n_items": 4, "gate": 0.7}}
+    assert verdict_items(old, ["a", "b"]) == {"n_items": 12, "items_label": "items", "item_scores": None}
+    new = {"a": {"score": 0.5, "n": 2, "split": "exam", "item_scores": [1.0, 0.0]},
+           "b": {"score": 1.0, "n": 1, "split": "unsplit", "item_scores": [1.0]}}
+    got = verdict_items(new, ["a", "b", "remedial"])
+    assert got == {"n_items": 3, "items_label": "items (exam on 1 of 2 nodes, the rest unsplit)",
+                   "item_scores": {"a": [1.0, 0.0], "b": [1.0]}}
+    new["b"] |= {"split": "exam", "item_scores": []}  # no item rows: no add-items advice, n still said
+    assert verdict_items(new, ["a", "b"]) == {"n_items": 3, "items_label": "exam items", "item_scores": None}
 
 
 def test_a_bad_policy_list_is_one_line(tmp_path: Path) -> None:
@@ -73,3 +118,6 @@ def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp
     assert logged == [f"cmp-{tag}-mix-cap8-s1: running mix, seed 1", f"cmp-{tag}-flat-cap8-s1: running flat, seed 1"]  # seed 0 read
     assert second.rows["mix"][0] == mix and [r["seed"] for r in second.rows["flat"]] == [0, 1]
     assert second.table()["mix"]["final_score"] == mean_ci([r["final_score"] for r in second.rows["mix"]])
+    said = second.paired()["flat"]["final_score"]["said"]  # the end state's n and items, read from the warehouse
+    assert said.startswith(f"n = 2 seeds × {second.rows['mix'][0]['n_items']:,} ")
+    assert f"  final score: {said}" in comparison_lines(second)
