@@ -208,7 +208,7 @@ def paired_power(diffs: Sequence[float | None], *, n_items: int | None = None,
         return PairedPower(**base, mean=mean, ci=None, p=None, sd=None, mde=None, verdict=Verdict.UNDETERMINED,
                            advice=Advice.ADD_SEEDS, note="one seed: no interval, no power estimate")
     sd = float(np.std(xs, ddof=1))
-    if sd == 0 or max(xs) == min(xs):
+    if sd <= 1e-12 * max(1.0, abs(mean)):  # equal differences up to float rounding (0.6 − 0.5 against 0.7 − 0.6)
         return PairedPower(**base, mean=mean, ci=None, p=None, sd=0.0, mde=None, verdict=Verdict.UNDETERMINED,
                            advice=Advice.ADD_SEEDS, note="every seed gave the same difference: no spread, no power estimate")
     test = stats.ttest_1samp(xs, 0.0)

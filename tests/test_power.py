@@ -61,7 +61,8 @@ def test_each_verdict_is_reached() -> None:
 
 
 @pytest.mark.parametrize("diffs, note", [([], "no seed"), ([0.2], "one seed"), ([0.02, 0.02, 0.02], "no spread"),
-                                         ([0.0, 0.0], "no spread"), ([None, 0.1], "one seed")])
+                                         ([0.0, 0.0], "no spread"), ([None, 0.1], "one seed"),
+                                         ([0.6 - 0.5, 0.7 - 0.6, 0.4 - 0.3], "no spread")])
 def test_too_few_seeds_or_no_spread_is_said_not_a_crash(diffs: list[float | None], note: str) -> None:
     got = paired_power(diffs)
     assert got.verdict is Verdict.UNDETERMINED and got.advice is Advice.ADD_SEEDS and got.mde is None
