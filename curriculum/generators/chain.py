@@ -28,9 +28,9 @@ class ChainSizes:
     """How big a chain curriculum is. Defaults come from the measured runs in the guide's table."""
 
     depth: int = 3  # skills (nodes): step1 .. step{depth}, chains of 1 .. depth operations
-    train: int = 240  # training pairs a node
-    check: int = 32  # check items a node: read after every training round, so few
-    exam: int = 256  # exam items a node: read once, at the end
+    train: int = 160  # training pairs a node
+    check: int = 24  # check items a node: read after every training round, so few
+    exam: int = 200  # exam items a node: read at the start and at the end, never by a decision
     max_steps: int = 40  # every node's budget of optimizer steps (defaults.train.max_steps)
 
     def __post_init__(self) -> None:

@@ -54,14 +54,17 @@ def made_up_words(rng: random.Random, count: int, syllables: tuple[int, int] = (
 
 
 def choice_item(rng: random.Random, prompt: str, answer: str, options: Sequence[str], n_choices: int,
-                **tags: Any) -> dict[str, Any]:
-    """A ChoiceItem record: the answer among `n_choices - 1` other options, in a seeded order.
+                must: Sequence[str] = (), **tags: Any) -> dict[str, Any]:
+    """A ChoiceItem record: the answer among `n_choices - 1` other options (`must` among them), drawn by `rng`.
 
-    The order is drawn per item, so no position and no option text is right more often than chance allows.
+    The options are listed in the order of `options`, not shuffled per item: a calibrated choice probe scores
+    every distinct option list once more after a content-free question, so a few recurring lists halve the cost
+    of a sweep (with four options of four, one list for every item). The answer's position still varies with
+    the answer, which is uniform over `options`, so no position is right more often than chance allows.
     """
-    others = [o for o in options if o != answer]
-    choices = [answer, *rng.sample(others, n_choices - 1)]
-    rng.shuffle(choices)
+    others = [o for o in options if o != answer and o not in must]
+    chosen = {answer, *must, *rng.sample(others, n_choices - 1 - len(must))}
+    choices = [o for o in options if o in chosen]
     return {"prompt": prompt, "choices": choices, "answer": choices.index(answer), **tags}
 
 

@@ -65,8 +65,8 @@ class LayersSizes:
     people: int = 48  # people with a home town; half train two-hop QA, the other half is examined on it
     towns: int = 8  # towns, each with its cloak colour (at most len(COLOURS))
     train: int = 192  # training pairs of the rule, transfer and two-hop nodes (the fact node trains every phrasing)
-    check: int = 32  # check items a node
-    exam: int = 240  # exam items a node
+    check: int = 24  # check items a node: read after every training round, so few
+    exam: int = 200  # exam items a node: read at the start and at the end, never by a decision
     max_steps: int = 40  # every node's budget of optimizer steps
 
     def __post_init__(self) -> None:
@@ -129,7 +129,7 @@ def generate(seed: int = 0, sizes: LayersSizes | None = None, command: str = "")
         return out
 
     move_train = [pair(q, colour[b]) for q, _, b in moves(MOVE_TRAIN, sizes.train)]
-    move_items = [_with_decoy(rng, q, colour[b], colour[a], colours) for q, a, b in moves(MOVE_PROBE, sizes.check + sizes.exam)]
+    move_items = [choice_item(rng, q, colour[b], colours, 4, must=[colour[a]]) for q, a, b in moves(MOVE_PROBE, sizes.check + sizes.exam)]
 
     # two hops: trained on half the people, checked and examined on the other half (check and exam people apart)
     hop_train_pool = [(h.format(p=p), p) for p in trained for h in HOP]
@@ -173,9 +173,3 @@ def _take_pairs(rng: random.Random, pool: list[tuple[str, str]], n: int, what: s
     return rng.sample(pool, n)
 
 
-def _with_decoy(rng: random.Random, prompt: str, answer: str, decoy: str, colours: list[str]) -> dict:
-    """A choice item whose wrong options always include the colour of the town the newcomer left."""
-    others = [c for c in colours if c not in (answer, decoy)]
-    choices = [answer, decoy, *rng.sample(others, 2)]
-    rng.shuffle(choices)
-    return {"prompt": prompt, "choices": choices, "answer": choices.index(answer)}
