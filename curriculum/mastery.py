@@ -9,24 +9,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-HEADERS = ("node", "status", "base", "final", "bounds", "n")
-NOTE = ("status: the policy's; base: the base model's score; final: the last probe on an\n"
-        "adapter the run kept (the end state's sweep) on n items, with one-sided bounds\n"
-        "at the gate's confidence (Wilson for right/wrong items, t for paraphrase scores)")
+HEADERS = ("node", "status", "base", "end", "bounds", "n", "check")
+NOTE = ("status: the policy's; base, end: the verdict, on the node's n exam items (no\n"
+        "decision read them) on the base model and on the adapter the run ends with,\n"
+        "95 % bounds (Wilson for right/wrong items, t for paraphrase scores); n*: too\n"
+        "few items to split, the items that steered the run (bounds one-sided at the\n"
+        "gate's confidence); check: the end score on the check items it decided on")
 
 
 def _score(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.2f}"  # two places: a 95 % interval is ±0.03 at 1,000 items
 
 
 def mastery_cells(columns: Sequence[str], row: Sequence[Any]) -> dict[str, str]:
     """One row of warehouse.records.mastery_table as display strings, keyed by HEADERS."""
     r = dict(zip(columns, row))
     has_n = r.get("n") is not None
+    unsplit = r.get("split", "unsplit") == "unsplit"
     return {"node": str(r["node_id"]), "status": str(r["status"]), "base": _score(r["baseline"]),
-            "final": _score(r["final"]),
-            "bounds": f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if has_n and r.get("ci_low") is not None else "-",
-            "n": str(r["n"]) if has_n else "-"}
+            "end": _score(r["final"]),
+            "bounds": f"{r['ci_low']:.2f}-{r['ci_high']:.2f}" if has_n and r.get("ci_low") is not None else "-",
+            "n": f"{r['n']}{'*' if unsplit else ''}" if has_n else "-",
+            "check": "=" if unsplit and has_n else _score(r.get("check"))}
 
 
 def mastery_records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
@@ -35,7 +39,8 @@ def mastery_records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> li
     for row in rows:
         r = dict(zip(columns, row))
         out.append({"node": r["node_id"], "status": r["status"], "base": _round(r["baseline"]), "final": _round(r["final"]),
-                    "low": _round(r["ci_low"]), "high": _round(r["ci_high"]), "n": r["n"], "best": _round(r["best"]),
+                    "low": _round(r["ci_low"]), "high": _round(r["ci_high"]), "n": r["n"],
+                    "split": r.get("split", "unsplit"), "check": _round(r.get("check")), "best": _round(r["best"]),
                     "last_action": r["last_action"]})
     return out
 

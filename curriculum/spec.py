@@ -213,6 +213,21 @@ class DriftConfig(Strict):
     answer_tokens: int = Field(32, ge=1, le=128, description="longest base answer recorded, in tokens")
 
 
+class ExamConfig(Strict):
+    """Check items steer a run, exam items judge it. Every probe item is one or the other: everything a run decides
+    (gates, draws, retries, a stage's best round, plateaus, forgetting, auto gates, bandit rewards, mix weights)
+    reads check items only; the end state is scored on both, and its exam score is the verdict. A probe's own
+    `exam:` file is its exam; otherwise each item's side is a seeded hash of its content, so every run, seed and
+    policy of a graph sits the same exam."""
+
+    share: UnitFloat = Field(0.5, description="about this share of each probe's items is exam (0: no exam, every "
+                             "item steers the run and verdicts are unsplit)")
+    seed: int = Field(0, description="salt of the split's hash: another seed draws another exam from the same items")
+    min_items: int = Field(8, ge=1, description="fewest check items and fewest exam items a node needs to be split "
+                           "(below 8 a side, a 95 % interval spans more than half the scale); "
+                           "a smaller node stays unsplit (every item a check item) and its verdict is marked so")
+
+
 class Defaults(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
@@ -229,6 +244,10 @@ class ProbeSpec(Strict):
         "content-free question (removes a lean towards some words); 'raw' by per-token log-likelihood",
     )
     items: str | None = Field(None, description="JSONL of held-out items, relative to the YAML")
+    exam: str | None = Field(
+        None, description="JSONL of this probe's exam items (the shape of `items`), relative to the YAML: only the "
+        "run's end state reads them, and every `items` item is then a check item; without it the items are split "
+        "by the curriculum's `exam:` settings")
     task: str | None = Field(
         None, description="lmeval only: an installed lm-eval task name, or a task YAML (.yaml, relative to this file) "
         "whose local data (dataset_path: json, dataset_kwargs.data_files) is relative to the task YAML")
@@ -246,6 +265,8 @@ class ProbeSpec(Strict):
             raise ValueError(f"a {self.kind} probe needs 'items'")
         elif self.task is not None:
             raise ValueError(f"'task' is only for lmeval probes, not {self.kind}")
+        if self.exam is not None and self.items is None:
+            raise ValueError("'exam' needs 'items': a `task:` probe's docs are not split")
         return self
 
 
@@ -274,6 +295,8 @@ class Curriculum(Strict):
         default_factory=dict,
         description="name -> node ids: `--profile NAME` runs them with what they require and their on_fail branches",
     )
+    exam: ExamConfig = Field(default_factory=ExamConfig, description="how probe items split into check items (the "
+                             "run's decisions) and exam items (its verdict)")
     drift: DriftConfig | None = Field(
         None, description="measure drift of general ability after every stage (e.g. {prompts: 32}); off when absent")
     nodes: dict[str, Node] = Field(description="node id -> node", min_length=1)

@@ -15,6 +15,19 @@ def _names(items: list[str], limit: int = 6) -> str:
     return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "") if items else "none"
 
 
+def exam_line(loaded: LoadedCurriculum) -> str:
+    """Which nodes are judged on exam items no decision reads, and which are too small to split (with their counts):
+    their verdicts are read on the items that also steered the run."""
+    split = len(loaded.spec.nodes) - len(loaded.unsplit)
+    cfg = loaded.spec.exam
+    small = [f"{n} ({count})" for n, count in loaded.unsplit.items()]
+    head = f"  exam:     {split} of {len(loaded.spec.nodes)} nodes split into check and exam items"
+    if not small:
+        return head
+    return (f"{head}; unsplit, under {cfg.min_items} items a side at share {cfg.share:g} (their verdicts are marked "
+            f"unsplit): {_names(small, 8)}")
+
+
 def summary_lines(loaded: LoadedCurriculum) -> list[str]:
     """Nodes per layer, depth, roots, leaves and branches: enough to see the shape at a glance."""
     cur = loaded.spec
@@ -26,6 +39,7 @@ def summary_lines(loaded: LoadedCurriculum) -> list[str]:
     depth = nx.dag_longest_path_length(dag) + 1 if len(dag) else 0
     per_file = {recs[0].file: len(recs) for recs in loaded.examples.values() if recs}
     items = sum(len(recs) for per_node in loaded.probe_items.values() for recs in per_node)
+    exam = sum(len(recs) for per_node in loaded.exam_items.values() for recs in per_node)
     lines = [
         f"{loaded.path}: valid — curriculum '{cur.curriculum}', {len(cur.nodes)} nodes, "
         f"policy {cur.policy}, model {cur.model.base}",
@@ -34,7 +48,9 @@ def summary_lines(loaded: LoadedCurriculum) -> list[str]:
         f"  roots:    {_names(roots)}",
         f"  leaves:   {_names(leaves)}",
         f"  branches: {_names(branches, 4)}",
-        f"  data:     {len(per_file)} files, {sum(per_file.values())} training examples · probe items: {items}",
+        f"  data:     {len(per_file)} files, {sum(per_file.values())} training examples · probe items: {items} check, "
+        f"{exam} exam",
+        exam_line(loaded),
     ]
     if cur.lexicon:
         tokens = f", single tokens ({cur.model.new_tokens.init} init)" if cur.model.new_tokens else ""

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from curriculum import spec
 from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base, tokenizer_for_checks
 from curriculum.jsonl import Record, read_records
+from curriculum.exam import plan_exam
 from curriculum.spec import TrainExample
 from curriculum.problems import CurriculumError, Problem, decode_utf8, describe_error, display_path
 from curriculum.taskcheck import installed_tasks, task_file_problems, unknown_task_message
@@ -35,7 +36,8 @@ _ALL_KEYS = sorted(
     {
         name
         for model in (spec.Curriculum, spec.ModelConfig, spec.LoraConfig, spec.Defaults, spec.TrainConfig,
-                      spec.GateConfig, spec.Node, spec.ProbeSpec, spec.NewTokens, spec.LexiconEntry, spec.DriftConfig)
+                      spec.GateConfig, spec.Node, spec.ProbeSpec, spec.NewTokens, spec.LexiconEntry, spec.DriftConfig,
+                      spec.ExamConfig)
         for name in model.model_fields
     } | {"from"}
 )
@@ -67,7 +69,9 @@ class LoadedCurriculum:
     spec: spec.Curriculum
     graph: nx.DiGraph  # edge u->v: v requires u (kind='requires') or u's gate failure leads to v ('on_fail')
     examples: dict[str, list[Record[TrainExample]]]
-    probe_items: dict[str, list[list[Record[Any]]]]  # node id -> items of each of its probes
+    probe_items: dict[str, list[list[Record[Any]]]]  # node id -> CHECK items of each of its probes: all a decision reads
+    exam_items: dict[str, list[list[Record[Any]]]] = field(default_factory=dict)  # node id -> exam items, per probe
+    unsplit: dict[str, int] = field(default_factory=dict)  # nodes too small to split -> their item count
     profile: str | None = None
     warnings: list[Problem] = field(default_factory=list)  # lint: sound, but the signals will be weak
 
@@ -351,12 +355,15 @@ def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict
 def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
     examples: dict[str, list[Record[spec.TrainExample]]] = {}
     items: dict[str, list[list[Record[Any]]]] = {}
+    exams: dict[str, list[list[Record[Any]] | None]] = {}
     installed: list[tuple[tuple[Any, ...], str]] = []  # (where, name) of each probe naming an installed lm-eval task
     for node_id, node in parsed.items():
         examples[node_id] = ck.records(node.data, spec.TrainExample, ("nodes", node_id, "data")) or []
-        items[node_id] = []
+        items[node_id], exams[node_id] = [], []
         for i, probe in enumerate(node.probes):
             got = None
+            exams[node_id].append(None if probe.exam is None else ck.records(
+                probe.exam, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "exam")) or [])
             if probe.items is not None:
                 got = ck.records(probe.items, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "items"))
             elif probe.task is not None and probe.task.endswith((".yaml", ".yml")):
@@ -380,7 +387,7 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
             prompts.setdefault(_normal(rec.value.prompt), rec)
             answers.setdefault(_normal(rec.value.answer), rec)
     leaked: set[tuple[str, int]] = set()
-    for per_probe in items.values():
+    for per_probe in [*items.values(), *([r for r in e if r is not None] for e in exams.values())]:
         for records in per_probe:
             for rec in records:
                 if (rec.file, rec.line) in leaked:
@@ -395,7 +402,7 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
                     train = "answer" if what == "reference" else "prompt"
                     ck.problems.append(Problem(rec.file, rec.line, 1, f"probe item leaks into training data: its {what} "
                                                f"is the training {train} at {hit.file}:{hit.line}"))
-    return examples, items
+    return examples, items, exams
 
 
 def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Problem]]:
@@ -426,7 +433,7 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
               "(relative to the curriculum file)")
     if top is not None and top.model.new_tokens is not None and not top.lexicon:
         ck.at(("model", "new_tokens"), "new_tokens comes from the lexicon, but the curriculum declares no 'lexicon'")
-    examples, items = _check_files(ck, parsed)
+    examples, items, exams = _check_files(ck, parsed)
     if resolved is not None and top is not None and not ck.problems:  # tokenizing costs seconds: only when all else holds
         tokenizer = _tokenizer(ck, top, resolved)
         if tokenizer is not None:
@@ -435,8 +442,11 @@ def check_curriculum(path: str | Path) -> tuple[LoadedCurriculum | None, list[Pr
         return None, list(dict.fromkeys(ck.problems))
     curriculum = top.model_copy(update={"nodes": parsed})
     sha = hashlib.sha256(raw).hexdigest()
-    warnings = ck.warnings + lint(ck, curriculum, items)
-    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, items, warnings=warnings), []
+    split = plan_exam(curriculum, items, exams)
+    check = {n: s.check for n, s in split.nodes.items()}
+    warnings = ck.warnings + lint(ck, curriculum, check)  # decisions read check items: their power is what counts
+    return LoadedCurriculum(path, text, sha, curriculum, graph, examples, check, warnings=warnings,
+                            exam_items={n: s.exam for n, s in split.nodes.items()}, unsplit=split.unsplit()), []
 
 
 TYPICAL_SPREAD = 0.15  # sd of paraphrase item scores (0.08-0.15 measured on the bundled demo run) assumed when judging whether a probe can decide its gate
@@ -513,7 +523,9 @@ def select_profile(loaded: LoadedCurriculum, name: str) -> LoadedCurriculum:
     return replace(loaded, spec=loaded.spec.model_copy(update={"nodes": nodes}),
                    graph=loaded.graph.subgraph(order).copy(), profile=name,
                    examples={n: loaded.examples[n] for n in order},
-                   probe_items={n: loaded.probe_items[n] for n in order})
+                   probe_items={n: loaded.probe_items[n] for n in order},
+                   exam_items={n: loaded.exam_items.get(n, []) for n in order},
+                   unsplit={n: c for n, c in loaded.unsplit.items() if n in keep})
 
 
 def load_curriculum(path: str | Path, profile: str | None = None) -> LoadedCurriculum:

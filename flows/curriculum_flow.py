@@ -30,8 +30,8 @@ from flows import inherit
 from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
 from flows import faults
-from flows.planning import (Rows, as_rows, draw_until_clear, mixture_rows, observe_rows, probe_plan,
-                            resolve_auto_gates, score_rows, stage_check, start_state, status_rows)
+from flows.planning import (Rows, as_rows, draw_until_clear, exam_plan, exam_score_rows, mixture_rows, observe_rows,
+                            probe_plan, resolve_auto_gates, score_rows, stage_check, start_state, status_rows)
 from flows.failures import failure_reason, interruption
 from flows.stages import probe_task, retrying, share_base, train_task
 from flows.resume import Settings
@@ -182,9 +182,12 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
                 log.warning(note)
         if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
             decisions = lineage.decisions + decisions + lineage.recheck(st, pol, baseline)
-        records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
+        # the exam where the run starts, for the verdict's baseline: after every decision above, read by none
+        exam = probe(prober, loaded, lineage.adapter if lineage else None, 0, exam_plan(loaded, plan), {}, exam=True)
+        records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in [*results.values(), *exam.values()] for r in rs],
                                             [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
-                                            node_scores=score_rows(st, baseline), node_status=status_rows(st))
+                                            node_scores=score_rows(st, baseline), node_status=status_rows(st),
+                                            exam_scores=exam_score_rows(exam))
     drift_answers = drift_baseline(wh, run_id, loaded, prober)  # drift: the base's own answers, once per run
 
     while (step := pol.next_step(st)) is not None:
@@ -292,15 +295,18 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Poli
 
 def final_sweep(wh: Warehouse, run_id: str, prober: Prober, loaded: LoadedCurriculum, st: RunState, stage: int,
                 adapter: Path, probe=probe_task, pol_gates: bool = True) -> None:
-    """The end state, measured: every node on all its items, on the adapter the run ends with (a stage of
+    """The end state, measured: every node on all its check items, on the adapter the run ends with (a stage of
     kind 'final' that trains nothing). It is evidence too: a node held as mastered whose score on all its items is
-    clearly under its gate ends `below-gate` (policies.final_verdicts)."""
+    clearly under its gate ends `below-gate` (policies.final_verdicts). Then, after every verdict of the policy is
+    settled, its exam items: the run's verdict, which nothing above reads."""
     started = time.perf_counter()
     plan = probe_plan(loaded, st, None, stage)
     results = probe(prober, loaded, adapter, stage, plan, st.auto_gates)
     observed = observe_rows(loaded, plan, as_rows(results))
     decisions = final_verdicts(st, observed) if pol_gates else []
+    exam = probe(prober, loaded, adapter, stage, exam_plan(loaded, plan), st.auto_gates, exam=True)  # the verdict: last
     row = {"node_id": FLAT, "attempt": 1, "kind": StageKind.FINAL, "parent_stage": st.accepted_stage, "adapter_path": str(adapter),
            "status": Outcome.DONE, "steps": 0, "tokens": 0, "probe_s": time.perf_counter() - started}
-    records.record_probes_and_decisions(wh, run_id, stage, [r.row() for rs in results.values() for r in rs],
-                                        [asdict(d) for d in decisions], row, node_scores=score_rows(st, observed), node_status=status_rows(st))
+    records.record_probes_and_decisions(wh, run_id, stage, [r.row() for rs in [*results.values(), *exam.values()] for r in rs],
+                                        [asdict(d) for d in decisions], row, node_scores=score_rows(st, observed),
+                                        node_status=status_rows(st), exam_scores=exam_score_rows(exam))

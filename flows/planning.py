@@ -87,6 +87,27 @@ def score_rows(st: RunState, observed: Observed) -> list[dict[str, Any]]:
     return out
 
 
+EXAM_CONFIDENCE = 0.95  # two-sided: the verdict's interval, not a gate's one-sided bound
+
+
+def exam_plan(loaded: LoadedCurriculum, nodes) -> Selection:
+    """Every exam item of the given nodes that have any: what the verdict reads (never a decision)."""
+    return {n: None for n in nodes if any(loaded.exam_items.get(n) or [])}
+
+
+def exam_score_rows(results: dict[str, list[ItemResult]]) -> list[dict[str, Any]]:
+    """The warehouse's exam_scores rows: each node's exam score over all its exam items, with a two-sided interval."""
+    out = []
+    for n, rs in results.items():
+        if not rs:
+            continue
+        ev = evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in rs], len(rs))
+        low, high = ev.bounds(1 - (1 - EXAM_CONFIDENCE) / 2)
+        out.append({"node_id": n, "score": ev.score, "n_items": ev.n, "ci_low": low, "ci_high": high,
+                    "method": "wilson" if ev.binary else "t", "confidence": EXAM_CONFIDENCE})
+    return out
+
+
 def status_rows(st: RunState) -> list[dict[str, Any]]:
     """The policy's node statuses as the warehouse's node_status rows: the one record reports read."""
     return [{"node_id": n, "status": st.status[n], "attempts": st.attempts.get(n, 0), "spent_steps": st.spent.get(n, 0),

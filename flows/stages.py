@@ -117,8 +117,8 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
 
 @task(task_run_name="probe stage {stage}", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def probe_task(prober: Prober, loaded: LoadedCurriculum, adapter: Path | None, stage: int,
-               selection: Selection, gates: dict[str, float]) -> dict[str, list[ItemResult]]:
-    results = prober.probe(loaded, adapter, selection, gates)
+               selection: Selection, gates: dict[str, float], exam: bool = False) -> dict[str, list[ItemResult]]:
+    results = prober.probe(loaded, adapter, selection, gates, exam)
     faults.reached("probe")
     return results
 

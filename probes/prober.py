@@ -67,12 +67,12 @@ class Prober:
         return self._loaded
 
     def probe(self, loaded: LoadedCurriculum, adapter: Path | None, selection: Selection,
-              gates: dict[str, float] | None = None) -> dict[str, list[ItemResult]]:
+              gates: dict[str, float] | None = None, exam: bool = False) -> dict[str, list[ItemResult]]:
         model = self.model_for(adapter)
         if adapter is None and self._peft is not None:
             with self._peft.disable_adapter():
-                return probe_nodes(model, self._base().tokenizer, loaded, selection, gates)
-        return probe_nodes(model, self._base().tokenizer, loaded, selection, gates)
+                return probe_nodes(model, self._base().tokenizer, loaded, selection, gates, exam)
+        return probe_nodes(model, self._base().tokenizer, loaded, selection, gates, exam)
 
     @contextmanager
     def using(self, adapter: Path | None) -> Iterator[tuple[Any, Any]]:

@@ -30,6 +30,7 @@ class ItemResult:
     raw_correct: bool | None = None  # choice: right by per-token log-likelihood
     calibrated_correct: bool | None = None  # choice: right by log-likelihood minus the content-free prior
     scoring: str | None = None  # choice: which of the two the score uses
+    split: str = "unsplit"  # check (read by decisions) | exam (read only for the verdict) | unsplit (curriculum.exam)
 
     def row(self) -> dict[str, Any]:
         """The warehouse row (run_id and stage are added by the caller)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from curriculum.evidence import ItemKey
+from curriculum.exam import Split
 from curriculum.jsonl import Record
 from curriculum.spec import CONTINUOUS_PROBE_KINDS, LexiconEntry, ProbeSpec
 from curriculum.validate import LoadedCurriculum
@@ -38,9 +39,13 @@ def _task_docs(spec: ProbeSpec, probe_index: int, keys: Sequence[ItemKey] | None
 
 
 def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
-                gates: Mapping[str, float] | None = None) -> dict[str, list[ItemResult]]:
-    """The selected items of each node's probes, scored; lm-eval probes through lm-eval's evaluator."""
+                gates: Mapping[str, float] | None = None, exam: bool = False) -> dict[str, list[ItemResult]]:
+    """The selected items of each node's probes, scored; lm-eval probes through lm-eval's evaluator.
+
+    exam: score the nodes' exam items instead of their check items (a selection of exam items is all of them, and
+    `task:` probes have none): only the verdict asks for these, never a decision (curriculum.exam)."""
     was_training = model.training
+    pool = cur.exam_items if exam else cur.probe_items
     model.eval()
     results: dict[str, list[ItemResult]] = {n: [] for n in selection}
     para: list[tuple[str, int, str, list[Record[Any]]]] = []
@@ -48,7 +53,9 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
     lmeval: list[LmevalProbe] = []
     for node_id, keys in selection.items():
         for i, spec in enumerate(cur.spec.nodes[node_id].probes):
-            records = _chosen(cur.probe_items[node_id][i], i, keys)
+            records = _chosen(pool[node_id][i], i, keys) if pool.get(node_id) else []
+            if exam and not records:
+                continue
             if spec.kind in CONTINUOUS_PROBE_KINDS:
                 para.append((node_id, i, spec.kind, records))
             elif spec.kind in ("transfer", "analogy"):
@@ -83,9 +90,11 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
         results[node_id] += score_choices(node_id, i, kind, records, per_item, priors, scoring)
     model.train(was_training)
     by_word = {e.word.casefold(): e for e in cur.spec.lexicon}
-    for rs in results.values():
+    for node_id, rs in results.items():
+        side = Split.EXAM if exam else Split.UNSPLIT if node_id in cur.unsplit else Split.CHECK
         for r in rs:
             r.tags = {**lexicon_tags(by_word, r), **r.tags}  # the item's own tags win
+            r.split = side.value
     return results
 
 

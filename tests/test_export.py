@@ -76,7 +76,7 @@ def test_peft_export_reloads_with_peft_and_carries_a_model_card(runs: dict, tmp_
     columns, rows = mastery_table(Warehouse(runs["db"]), "plain")
     for row in rows:
         r = dict(zip(columns, row))
-        assert f"| `{r['node_id']}` | {r['status']} | {r['baseline']:.3f} | {r['final']:.3f} |" in card
+        assert f"| `{r['node_id']}` | {r['status']} | {r['baseline']:.2f} | {r['final']:.2f} |" in card
     assert "curriculum run " in card and "--policy fixed" in card and "--max-stages 1" in card and "--run-id plain" in card
     assert f"curriculum export plain {out}" in card
 
@@ -172,8 +172,9 @@ def test_mastery_table_fits_80_columns_without_folding_node_ids() -> None:
 
     nodes = list(load_curriculum(ROOT / "graphs" / "hyperwords.yaml").spec.nodes)
     assert "fogwhisperfrost.transfer.remedial" in nodes
-    columns = ["node_id", "status", "baseline", "final", "n", "ci_low", "ci_high", "best", "probed_at", "last_action"]
-    widest = [(n, "forgotten", 0.123, 0.875, 128, 0.512, 0.953, 0.9, 3, "back-off") for n in nodes]
+    columns = ["node_id", "status", "baseline", "final", "n", "ci_low", "ci_high", "split", "check", "best", "probed_at",
+               "last_action"]
+    widest = [(n, "below-gate", 0.123, 0.875, 999, 0.512, 0.953, "exam", 0.5, 0.9, 3, "back-off") for n in nodes]
     console = Console(width=80, record=True, file=io.StringIO())
     console.print(mastery_rich(columns, widest, "run 0123456789ab"))
     lines = console.export_text().splitlines()

@@ -60,7 +60,7 @@ def mastered_at(wh: Warehouse, run_id: str) -> dict[str, tuple[str, int]]:
 def item_rows(wh: Warehouse, run_id: str, stage: int, node_id: str) -> list[tuple[int, int, str, float]]:
     """(probe index, item line, probe kind, score) of every item the node was probed on at that stage."""
     _, rows = wh.query("SELECT probe_index, item, probe_kind, score FROM probe_results WHERE run_id = ? AND stage = ? "
-                       "AND node_id = ? ORDER BY probe_index, item", [run_id, stage, node_id])
+                       f"AND node_id = ? {wh.not_exam()} ORDER BY probe_index, item", [run_id, stage, node_id])
     return rows
 
 

@@ -96,7 +96,7 @@ def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_ro
                                 decisions: Sequence[dict], stage_row: dict | None = None,
                                 steps: Sequence[dict] = (), baseline_probe_s: float | None = None,
                                 node_scores: Sequence[dict] = (), node_status: Sequence[dict] = (),
-                                mixture: Sequence[dict] = ()) -> None:
+                                mixture: Sequence[dict] = (), exam_scores: Sequence[dict] = ()) -> None:
     """One stage (or the baseline, stage 0) in one transaction."""
     with wh.transaction() as con:
         if baseline_probe_s is not None:
@@ -108,6 +108,7 @@ def record_probes_and_decisions(wh: Warehouse, run_id: str, stage: int, probe_ro
         wh.append(con, "node_scores", [{**r, "run_id": run_id, "stage": stage} for r in node_scores])
         wh.append(con, "node_status", [{**r, "run_id": run_id, "stage": stage} for r in node_status])
         wh.append(con, "stage_mixture", [{**r, "run_id": run_id, "stage": stage} for r in mixture])
+        wh.append(con, "exam_scores", [{**r, "run_id": run_id, "stage": stage} for r in exam_scores])
         wh.append(con, "decisions", _decision_rows(run_id, _next_seq(con, run_id), stage, decisions))
 
 
@@ -131,7 +132,7 @@ def load_history(wh: Warehouse, run_id: str) -> History:
         rec = dict(zip(cols, row))
         history.stages[rec["stage"]] = rec
     _, rows = wh.query("SELECT stage, node_id, probe_index, item, probe_kind, score FROM probe_results WHERE run_id = ? "
-                       "ORDER BY stage, node_id, probe_index, item", [run_id])
+                       f"{wh.not_exam()} ORDER BY stage, node_id, probe_index, item", [run_id])  # replay: what it decided on
     scores: dict[int, dict[str, list[tuple[int, int, str, float]]]] = defaultdict(lambda: defaultdict(list))
     for stage, node, probe_index, item, kind, score in rows:
         scores[stage][node].append((probe_index, item, kind, score))
@@ -143,26 +144,39 @@ def load_history(wh: Warehouse, run_id: str) -> History:
 
 
 def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
-    """Per node: the policy's end status, baseline, final score (the last one probed on an adapter the run
-    kept) with its n and interval, the best accepted score, and the last decision."""
+    """Per node: the policy's end status; the verdict: baseline and final score with its n and interval, on the
+    node's exam items (`split` 'exam') or, for a node too small to split, on its items (`split` 'unsplit'); the
+    last score the run itself saw on its check items (`check`), the best accepted one, and the last decision."""
+    exam = ("SELECT run_id, stage, node_id, score, n_items, ci_low, ci_high FROM exam_scores WHERE run_id = $1"
+            if wh.has_table("exam_scores") else  # a warehouse written before the split: every verdict unsplit
+            "SELECT NULL::VARCHAR AS run_id, NULL::INTEGER AS stage, NULL::VARCHAR AS node_id, NULL::DOUBLE AS score, "
+            "NULL::INTEGER AS n_items, NULL::DOUBLE AS ci_low, NULL::DOUBLE AS ci_high WHERE false")
     return wh.query(
-        """
+        f"""
         WITH m AS (SELECT * FROM mastery_matrix WHERE run_id = $1 AND accepted),
+        e AS ({exam}),
+        last_exam AS (SELECT node_id, max(stage) AS stage FROM e GROUP BY node_id),
         last_decision AS (
             SELECT node_id, arg_max(action, seq) AS last_action FROM decisions
             WHERE run_id = $1 AND node_id IS NOT NULL AND action <> 'train' GROUP BY node_id)
         SELECT f.node_id, f.status,
-               max(CASE WHEN m.stage = 0 THEN m.score END) AS baseline,
-               any_value(f.score) AS final,
-               any_value(ns.n_items) AS n,
-               any_value(ns.ci_low) AS ci_low,
-               any_value(ns.ci_high) AS ci_high,
+               coalesce(any_value(eb.score), max(CASE WHEN m.stage = 0 THEN m.score END)) AS baseline,
+               coalesce(any_value(ef.score), any_value(f.score)) AS final,
+               coalesce(any_value(ef.n_items), any_value(ns.n_items)) AS n,
+               coalesce(any_value(ef.ci_low), any_value(ns.ci_low)) AS ci_low,
+               coalesce(any_value(ef.ci_high), any_value(ns.ci_high)) AS ci_high,
+               CASE WHEN any_value(ef.score) IS NULL THEN 'unsplit' ELSE 'exam' END AS split,
+               any_value(f.score) AS "check",
+               any_value(ns.n_items) AS check_n,
                max(m.score) AS best,
                count(DISTINCT m.stage) AS probed_at,
                any_value(d.last_action) AS last_action
         FROM final_status f
         LEFT JOIN m USING (run_id, node_id)
         LEFT JOIN node_scores ns ON ns.run_id = f.run_id AND ns.node_id = f.node_id AND ns.stage = f.scored_at
+        LEFT JOIN e eb ON eb.node_id = f.node_id AND eb.stage = 0
+        LEFT JOIN last_exam le ON le.node_id = f.node_id
+        LEFT JOIN e ef ON ef.node_id = f.node_id AND ef.stage = le.stage AND le.stage > 0
         LEFT JOIN last_decision d ON d.node_id = f.node_id
         WHERE f.run_id = $1
         GROUP BY f.node_id, f.status ORDER BY f.node_id
@@ -180,13 +194,33 @@ def node_statuses(wh: Warehouse, run_id: str, stage: int | None = None) -> dict[
 
 
 def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
-    """Each node on the run's final sweep (the base model's baseline when no stage was kept): score, n,
-    bounds and gate, so a benchmark counts gates held at the end, not passes on the way."""
-    cols, rows = wh.query(
-        "SELECT node_id, score, n_items, pool, ci_low, ci_high, gate FROM node_scores "
-        "WHERE run_id = $1 AND stage = coalesce((SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final'), 0)",
-        [run_id])
-    return {r[0]: dict(zip(cols[1:], r[1:])) for r in rows}
+    """Each node on the run's final sweep (the base model's baseline when no stage was kept), so a benchmark counts
+    gates held at the end, not passes on the way. Its verdict: `score` with its `n`, two-sided 95 % bounds and
+    `item_scores` (by probe and item, the same items in every run of the graph) are the node's exam where it was split
+    (`split` 'exam'), else its items, which also steered the run (`split` 'unsplit'); `check_score`, `check_n`, the
+    one-sided `check_low`/`check_high` and `gate` are what the run itself saw."""
+    final = "coalesce((SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final'), 0)"
+    cols, rows = wh.query(f"SELECT node_id, score, n_items, pool, ci_low, ci_high, gate FROM node_scores "
+                          f"WHERE run_id = $1 AND stage = {final}", [run_id])
+    out: dict[str, dict[str, Any]] = {}
+    for node, score, n, pool, low, high, gate in rows:
+        out[node] = {"score": score, "n": n, "n_items": n, "ci_low": low, "ci_high": high, "split": "unsplit",
+                     "gate": gate, "pool": pool, "check_score": score, "check_n": n, "check_low": low, "check_high": high,
+                     "item_scores": []}
+    split = wh.has_table("exam_scores")
+    if split:
+        _, exams = wh.query(f"SELECT node_id, score, n_items, ci_low, ci_high FROM exam_scores WHERE run_id = $1 "
+                            f"AND stage = {final}", [run_id])
+        for node, score, n, low, high in exams:
+            if node in out:
+                out[node].update(score=score, n=n, n_items=n, ci_low=low, ci_high=high, split="exam")
+    _, items = wh.query(
+        f"SELECT node_id, {'split' if split else chr(39) + 'unsplit' + chr(39)}, score FROM probe_results "
+        f"WHERE run_id = $1 AND stage = {final} ORDER BY node_id, probe_index, item", [run_id])
+    for node, side, score in items:
+        if node in out and (side == "exam") == (out[node]["split"] == "exam"):
+            out[node]["item_scores"].append(score)
+    return out
 
 
 def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
