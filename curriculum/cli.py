@@ -189,8 +189,11 @@ def compare(
     max_steps: int | None = typer.Option(None, help="every node's budget of optimizer steps (over the YAML's)"),
     db: Path | None = typer.Option(None, "--db", help="warehouse file"),
     runs_dir: Path = typer.Option(Path("runs"), help="where the runs and the comparison page are written"),
+    matters: float = typer.Option(0.05, min=0.0, help="the smallest difference in exam score that matters to you: an "
+                                  "interval across 0 is 'level' when the comparison could detect it, else 'underpowered'"),
 ) -> None:
-    """Does the curriculum pay off on your graph? Policies side by side on the same items, paired by seed."""
+    """Does the curriculum pay off on your graph? Policies side by side on the same exam items, paired by seed, each
+    difference with its n, interval and the smallest difference it could have detected."""
     loaded = _checked(graph)
     names = [p.strip() for p in policies.split(",") if p.strip()]
     from curriculum.policies import POLICIES
@@ -205,7 +208,7 @@ def compare(
     from flows.compare import compare as run_comparison, comparison_lines, write_comparison
 
     cmp = run_comparison(str(graph), names, list(range(seeds)), profile=profile, max_steps=max_steps,
-                         warehouse=str(db) if db else None, runs_dir=str(runs_dir),
+                         warehouse=str(db) if db else None, runs_dir=str(runs_dir), matters=matters,
                          log=lambda line: err.print(line, markup=False))
     for line in comparison_lines(cmp):
         out.print(line, markup=False)

@@ -21,6 +21,7 @@ import yaml  # noqa: E402
 
 from warehouse.db import Warehouse  # noqa: E402
 from warehouse.drift import drift_by_stage  # noqa: E402
+from warehouse.records import mastery_table  # noqa: E402
 
 STATUS_COLOURS = {"mastered": "#2e9d5b", "trained": "#7cc08f", "below-gate": "#c9b458", "forgotten": "#f2994a",
                   "failed": "#d64545", "skipped": "#9aa0a6", "locked": "#f2c94c", "waiting": "#bb6bd9", "dormant": "#e8eaed"}
@@ -216,11 +217,14 @@ def render_report(wh: Warehouse, run_id: str) -> str:
                       "WHERE run_id = ? ORDER BY t.stage, t.step", run_id)
     stages = _rows(wh, "SELECT stage, node_id, attempt, kind, parent_stage, status, steps, rounds, stop_reason, tokens, "
                        "seconds, train_loss FROM stages WHERE run_id = ? ORDER BY stage", run_id)
-    worst = _rows(wh, """
-        SELECT p.stage, p.node_id, p.probe_kind, p.prompt, p.output, p.reference, p.score, p.copied
+    split = "p.split" if wh.has_table("exam_scores") else "'unsplit' AS split"
+    worst = _rows(wh, f"""
+        SELECT p.stage, p.node_id, {split}, p.probe_kind, p.prompt, p.output, p.reference, p.score, p.copied
         FROM probe_results p
         JOIN (SELECT node_id, scored_at AS stage FROM final_status WHERE run_id = $1) last USING (node_id, stage)
         WHERE p.run_id = $1 ORDER BY p.score, p.node_id LIMIT 25""", run_id)
+    cols, rows = mastery_table(wh, run_id)
+    verdict = [dict(zip(cols, r)) for r in rows]
     status = node_status(wh, run_id, nodes)
     scores: dict[str, list[tuple[float, float]]] = {}
     for c in cells:
@@ -234,10 +238,14 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         f'<p class="meta">policy {html.escape(run["policy"])} · seed {run["seed"]} · base {html.escape(run["base_model"])} · '
         f"status {html.escape(run['status'])} · started {run['started_at']} · {len(stages)} stages</p>",
         _parent_link(run),
+        '<h2 id="verdict">Verdict: each node on its exam items (items no decision read), base model and end, with '
+        'n and 95 % bounds; unsplit: too few items to split, read on the items that steered the run; check: the end '
+        'score on the check items the run decided on</h2>',
+        _table(verdict, ["node_id", "status", "split", "baseline", "final", "n", "ci_low", "ci_high", "check", "check_n"]),
         '<h2 id="graph">Graph, coloured by node status</h2>', _graph_svg(nodes, status) if nodes else "<p>no nodes</p>",
         '<h2 id="heatmap">Mastery R[stage, node], on the adapters the run kept</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
         '<h2 id="scores">Scores across stages</h2>', _curves_svg(scores, "stage", "mean probe score") if scores else "",
-        '<h2 id="intervals">Last score of each node on a kept adapter, with its n and one-sided bounds</h2>',
+        '<h2 id="intervals">Last check score of each node on a kept adapter, with its n and one-sided bounds</h2>',
         _table(node_scores, ["node_id", "stage", "score", "n_items", "pool", "ci_low", "ci_high", "method", "confidence",
                              "gate", "vs_gate"]),
         '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
@@ -248,7 +256,7 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         _table(decisions, ["seq", "stage", "node_id", "action", "attempt", "score_before", "score_after", "n_items", "ci_low",
                            "ci_high", "gate", "reason"], "decisions"),
         '<h2 id="worst">Worst probe answers (each node\'s last kept stage)</h2>',
-        _table(worst, ["stage", "node_id", "probe_kind", "prompt", "output", "reference", "score", "copied"]),
+        _table(worst, ["stage", "node_id", "split", "probe_kind", "prompt", "output", "reference", "score", "copied"]),
     ]
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Run {html.escape(run_id)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
