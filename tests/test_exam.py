@@ -26,7 +26,7 @@ def exam_graph(root: Path, *, own_exam: bool, policy: str = "gated", nonsense: b
                                              for i in range(items)])
         exam = [{"prompt": f"{n} exam {i}", "choices": ["yes", "no"], "answer": i % 2} for i in range(items)]
         if nonsense and n == "a":
-            exam[0] = {"prompt": "zq xv kk ploo?", "choices": ["wug", "blick"], "answer": 1}
+            exam = [{"prompt": f"zq xv kk ploo {i}?", "choices": ["yes", "no"], "answer": 1 - i % 2} for i in range(items)]
         write_jsonl(root / f"{n}_exam.jsonl", exam)
     probe = "{{kind: transfer, items: {n}_mc.jsonl{extra}}}"
     graph = root / "graph.yaml"
@@ -112,6 +112,8 @@ def test_an_exam_item_replaced_by_nonsense_changes_no_decision(tmp_path: Path, p
     for key in clean:
         assert clean[key] == swapped[key], key
     assert _exam_items(db, f"{policy}-clean") == _exam_items(db, f"{policy}-nonsense")
+    exam_a = lambda run: [e["item_scores"] for n, e in end_state(Warehouse(db), run).items() if n == "a"]  # noqa: E731
+    assert exam_a(f"{policy}-clean") != exam_a(f"{policy}-nonsense")  # the exam itself did change
     wh = Warehouse(db)
     end = end_state(wh, f"{policy}-clean")
     assert {e["split"] for e in end.values()} == {"exam"} and {e["n"] for e in end.values()} == {24}
