@@ -30,7 +30,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def written(tmp_path: Path, family: str, seed: int = 0, **sizes: int) -> Path:
-    return generators.write(generators.generate(family, seed, **sizes), tmp_path / f"{family}-{seed}")
+    return generators.write(generators.generate(family, seed, "", **sizes), tmp_path / f"{family}-{seed}")
 
 
 def node_files(graph: Path) -> dict[str, dict[str, list[dict]]]:
@@ -39,7 +39,7 @@ def node_files(graph: Path) -> dict[str, dict[str, list[dict]]]:
     out = {}
     for node_id, node in cur.nodes.items():
         (probe,) = node.probes
-        assert probe.kind == "transfer" and probe.exam is not None
+        assert probe.kind == "transfer" and probe.items is not None and probe.exam is not None
         out[node_id] = {"train": read_jsonl(graph.parent / node.data), "check": read_jsonl(graph.parent / probe.items),
                         "exam": read_jsonl(graph.parent / probe.exam)}
     return out
@@ -128,7 +128,7 @@ def test_every_layers_answer_follows_from_the_training_data(tmp_path: Path) -> N
         if m:
             home[m.group(1)] = m.group(2)
     towns = set(home.values())
-    law = {}
+    law: dict[str, str] = {}
     for r in files["rules.causality"]["train"]:
         (town,) = [t for t in towns if re.search(rf"\b{t}\b", r["prompt"])]
         assert law.setdefault(town, r["answer"]) == r["answer"], "one colour a town"

@@ -8,10 +8,15 @@ unchanged. Pure Python: no model, no flow, no warehouse.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
 from curriculum.generators import chain, layers
 from curriculum.generators.common import GRAPH_FILE, Generated, TargetExists, write
 
-FAMILIES = {"chain": (chain.generate, chain.ChainSizes), "layers": (layers.generate, layers.LayersSizes)}
+FAMILIES: dict[str, tuple[Callable[[int, Any, str], Generated], type]] = {
+    "chain": (chain.generate, chain.ChainSizes), "layers": (layers.generate, layers.LayersSizes)}
 
 __all__ = ["FAMILIES", "GRAPH_FILE", "Generated", "TargetExists", "generate", "write"]
 
@@ -21,7 +26,7 @@ def generate(family: str, seed: int = 0, command: str = "", **sizes: int) -> Gen
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r} (expected one of {', '.join(FAMILIES)})")
     make, sizes_type = FAMILIES[family]
-    known = set(sizes_type.__dataclass_fields__)
+    known = {f.name for f in dataclasses.fields(sizes_type)}
     unknown = sorted(set(sizes) - known)
     if unknown:
         raise ValueError(f"{family} has no size {', '.join(unknown)} (its sizes: {', '.join(sorted(known))})")

@@ -59,19 +59,20 @@ def generate(seed: int = 0, sizes: ChainSizes | None = None, command: str = "") 
     ops = dict(zip(TURNS, made_up_words(rng, len(TURNS), syllables=(2, 2))))
     seen: set[str] = set()  # every prompt of the curriculum, training and probes: no item twice, no leak
     nodes: list[GeneratedNode] = []
-    for depth in range(1, sizes.depth + 1):
-        def draw(n: int) -> list[tuple[str, str]]:
-            got = []
-            while len(got) < n:
-                prompt, answer = _program(rng, ops, depth)
-                if prompt.casefold() not in seen:
-                    seen.add(prompt.casefold())
-                    got.append((prompt, answer))
-            return got
 
-        train = [pair(p, a) for p, a in draw(sizes.train)]
-        check = [choice_item(rng, p, a, DIRECTIONS, 4, depth=depth) for p, a in draw(sizes.check)]
-        exam = [choice_item(rng, p, a, DIRECTIONS, 4, depth=depth) for p, a in draw(sizes.exam)]
+    def draw(n: int, depth: int) -> list[tuple[str, str]]:
+        got: list[tuple[str, str]] = []
+        while len(got) < n:
+            prompt, answer = _program(rng, ops, depth)
+            if prompt.casefold() not in seen:
+                seen.add(prompt.casefold())
+                got.append((prompt, answer))
+        return got
+
+    for depth in range(1, sizes.depth + 1):
+        train = [pair(p, a) for p, a in draw(sizes.train, depth)]
+        check = [choice_item(rng, p, a, DIRECTIONS, 4, depth=depth) for p, a in draw(sizes.check, depth)]
+        exam = [choice_item(rng, p, a, DIRECTIONS, 4, depth=depth) for p, a in draw(sizes.exam, depth)]
         nodes.append(GeneratedNode(
             node_id=f"step{depth}", layer="definition" if depth == 1 else "generalization",
             description=f"resolve a chain of {depth} operation{'s' if depth > 1 else ''}: where the last variable points",
