@@ -2,8 +2,8 @@
 
 A run that decides on the items it is then scored on reports an optimistic score: its gates, retries, kept
 rounds and stopping points were all chosen to look good on exactly those items. So every probe item sits on one
-side. Check items are all that a run's decisions ever read; exam items are read only for the verdict (the
-baseline and the end state), never by a gate, draw, retry, round, plateau, forgetting call, auto gate, bandit
+side. Check items are all that a run's decisions ever read; exam items are read only for the verdict (on the
+end state, after the run's last decision), never by a gate, draw, retry, round, plateau, forgetting call, auto gate, bandit
 reward, mix weight or stopping rule.
 
 The side of an item is a function of its content alone (a seeded hash), not of its position, of the run's seed

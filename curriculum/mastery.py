@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 HEADERS = ("node", "status", "base", "end", "bounds", "n", "check")
-NOTE = ("status: the policy's; base, end: the verdict, on the node's n exam items (no\n"
-        "decision read them) on the base model and on the adapter the run ends with,\n"
-        "95 % bounds (Wilson for right/wrong items, t for paraphrase scores); n*: too\n"
-        "few items to split, the items that steered the run (bounds one-sided at the\n"
-        "gate's confidence); check: the end score on the check items it decided on")
+NOTE = ("status: the policy's; base: the base model on the check items, before any\n"
+        "decision; end: the verdict, the adapter the run ends with on the node's n exam\n"
+        "items (no decision read them), 95 % bounds (Wilson for right/wrong items, t for\n"
+        "paraphrase scores); n*: too few items to split, the items that steered the run\n"
+        "(bounds one-sided at the gate's confidence); check: the end on the check items")
 
 
 def _score(value: float | None) -> str:

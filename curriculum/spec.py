@@ -216,7 +216,7 @@ class DriftConfig(Strict):
 class ExamConfig(Strict):
     """Check items steer a run, exam items judge it. Every probe item is one or the other: everything a run decides
     (gates, draws, retries, a stage's best round, plateaus, forgetting, auto gates, bandit rewards, mix weights)
-    reads check items only; the end state is scored on both, and its exam score is the verdict. A probe's own
+    reads check items only; the end state is scored on both, and its exam score is the verdict (read once, last). A probe's own
     `exam:` file is its exam; otherwise each item's side is a seeded hash of its content, so every run, seed and
     policy of a graph sits the same exam."""
 

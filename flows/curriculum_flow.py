@@ -182,12 +182,9 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
                 log.warning(note)
         if lineage:  # what was inherited, and the inherited mastered nodes re-checked on the parent's adapter
             decisions = lineage.decisions + decisions + lineage.recheck(st, pol, baseline)
-        # the exam where the run starts, for the verdict's baseline: after every decision above, read by none
-        exam = probe(prober, loaded, lineage.adapter if lineage else None, 0, exam_plan(loaded, plan), {}, exam=True)
-        records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in [*results.values(), *exam.values()] for r in rs],
+        records.record_probes_and_decisions(wh, run_id, 0, [r.row() for rs in results.values() for r in rs],
                                             [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
-                                            node_scores=score_rows(st, baseline), node_status=status_rows(st),
-                                            exam_scores=exam_score_rows(exam))
+                                            node_scores=score_rows(st, baseline), node_status=status_rows(st))
     drift_answers = drift_baseline(wh, run_id, loaded, prober)  # drift: the base's own answers, once per run
 
     while (step := pol.next_step(st)) is not None:

@@ -95,18 +95,23 @@ def _exam_items(db: Path, run_id: str) -> list[tuple]:
                            "AND split = 'exam' ORDER BY ALL", [run_id]).fetchall()
 
 
-@pytest.mark.parametrize("policy", ["gated", "flat"])
-def test_an_exam_item_replaced_by_nonsense_changes_no_decision(tmp_path: Path, prefect_harness, policy: str) -> None:
-    """Same graph, seed and policy, once with an exam item swapped for nonsense: every decision, check score,
-    stage (its rounds, checks and stopping point: `flat` is stopped on its checks) and status is the same; only
-    the exam differs. And the exam is the same items across seeds and policies."""
+FLAT_ROUNDS = {"epochs": 1, "round_steps": 2, "max_steps": 8, "max_epochs": 10**6, "patience": 10**6}  # as bench's
+
+
+@pytest.mark.parametrize("policy, overrides", [("gated", None), ("flat", FLAT_ROUNDS)], ids=["gated", "flat-rounds"])
+def test_an_exam_item_replaced_by_nonsense_changes_no_decision(tmp_path: Path, prefect_harness, policy: str,
+                                                               overrides: dict | None) -> None:
+    """Same graph, seed and policy, once with a node's exam items swapped for nonsense: every decision, check score,
+    stage (its rounds, checks and kept round: flat-rounds keeps its best check) and status is the same; only the
+    exam differs. And the exam is the same items across seeds and policies."""
     from flows.curriculum_flow import curriculum
 
     db = tmp_path / "wh.duckdb"
     for name, nonsense in (("clean", False), ("nonsense", True)):
         (tmp_path / name).mkdir()
         graph = exam_graph(tmp_path / name, own_exam=True, policy=policy, nonsense=nonsense)
-        curriculum(graph=str(graph), run_id=f"{policy}-{name}", warehouse=str(db), runs_dir=str(tmp_path / "runs"), seed=0)
+        curriculum(graph=str(graph), run_id=f"{policy}-{name}", warehouse=str(db), runs_dir=str(tmp_path / "runs"), seed=0,
+                   train_overrides=overrides)
     clean, swapped = _decided(db, f"{policy}-clean"), _decided(db, f"{policy}-nonsense")
     assert clean["decisions"] and clean["stages"]
     for key in clean:

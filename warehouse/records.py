@@ -144,9 +144,10 @@ def load_history(wh: Warehouse, run_id: str) -> History:
 
 
 def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
-    """Per node: the policy's end status; the verdict: baseline and final score with its n and interval, on the
-    node's exam items (`split` 'exam') or, for a node too small to split, on its items (`split` 'unsplit'); the
-    last score the run itself saw on its check items (`check`), the best accepted one, and the last decision."""
+    """Per node: the policy's end status; the base model's score on its check items (read before any decision, so
+    not chosen to look good); the verdict: the final score with its n and interval, on the node's exam items
+    (`split` 'exam') or, for a node too small to split, on its items (`split` 'unsplit'); the last score the run
+    itself saw on its check items (`check`), the best accepted one, and the last decision."""
     exam = ("SELECT run_id, stage, node_id, score, n_items, ci_low, ci_high FROM exam_scores WHERE run_id = $1"
             if wh.has_table("exam_scores") else  # a warehouse written before the split: every verdict unsplit
             "SELECT NULL::VARCHAR AS run_id, NULL::INTEGER AS stage, NULL::VARCHAR AS node_id, NULL::DOUBLE AS score, "
@@ -160,7 +161,7 @@ def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
             SELECT node_id, arg_max(action, seq) AS last_action FROM decisions
             WHERE run_id = $1 AND node_id IS NOT NULL AND action <> 'train' GROUP BY node_id)
         SELECT f.node_id, f.status,
-               coalesce(any_value(eb.score), max(CASE WHEN m.stage = 0 THEN m.score END)) AS baseline,
+               max(CASE WHEN m.stage = 0 THEN m.score END) AS baseline,
                coalesce(any_value(ef.score), any_value(f.score)) AS final,
                coalesce(any_value(ef.n_items), any_value(ns.n_items)) AS n,
                coalesce(any_value(ef.ci_low), any_value(ns.ci_low)) AS ci_low,
@@ -174,7 +175,6 @@ def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
         FROM final_status f
         LEFT JOIN m USING (run_id, node_id)
         LEFT JOIN node_scores ns ON ns.run_id = f.run_id AND ns.node_id = f.node_id AND ns.stage = f.scored_at
-        LEFT JOIN e eb ON eb.node_id = f.node_id AND eb.stage = 0
         LEFT JOIN last_exam le ON le.node_id = f.node_id
         LEFT JOIN e ef ON ef.node_id = f.node_id AND ef.stage = le.stage AND le.stage > 0
         LEFT JOIN last_decision d ON d.node_id = f.node_id

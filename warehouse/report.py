@@ -238,9 +238,9 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         f'<p class="meta">policy {html.escape(run["policy"])} · seed {run["seed"]} · base {html.escape(run["base_model"])} · '
         f"status {html.escape(run['status'])} · started {run['started_at']} · {len(stages)} stages</p>",
         _parent_link(run),
-        '<h2 id="verdict">Verdict: each node on its exam items (items no decision read), base model and end, with '
-        'n and 95 % bounds; unsplit: too few items to split, read on the items that steered the run; check: the end '
-        'score on the check items the run decided on</h2>',
+        '<h2 id="verdict">Verdict: each node on its exam items (items no decision read) at the end, with n and 95 % '
+        'bounds; base: the base model on the check items, before any decision; unsplit: too few items to split, '
+        'read on the items that steered the run; check: the end score on the check items the run decided on</h2>',
         _table(verdict, ["node_id", "status", "split", "baseline", "final", "n", "ci_low", "ci_high", "check", "check_n"]),
         '<h2 id="graph">Graph, coloured by node status</h2>', _graph_svg(nodes, status) if nodes else "<p>no nodes</p>",
         '<h2 id="heatmap">Mastery R[stage, node], on the adapters the run kept</h2>', _heatmap_svg(cells) if cells else "<p>no probe results</p>",
