@@ -10,7 +10,7 @@ Per seed, on the same graph, items and seed:
 
 Every figure is read from the end state — the final sweep on the run's final accepted adapter, each node
 scored on its exam items where it is split (else on all its items) — and from the policy's recorded statuses:
-gates held, mean score over the gated nodes, BWT (forgetting view), drift of the adapter it ends with (where the
+gates held, mean score over the gated nodes, BWT (forgetting view: on check items, what the run saw), drift of the adapter it ends with (where the
 curriculum has `drift:`), optimizer steps and tokens until every gate was held (and still held at the end), wall
 time and probe time. Figures are mean ± 95 % t interval over the seeds. Each paired difference of the final
 score and of gates held is printed with its n (seeds × exam items), p, the smallest difference it could have

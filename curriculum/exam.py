@@ -41,7 +41,8 @@ HASH_SCALE = float(2**64)
 def exam_side(value: Any, seed: int, share: float) -> bool:
     """Whether an item is an exam item: the first 8 bytes of sha256(seed, its content as canonical JSON), read as a
     number in [0, 1), fall under `share`. Same content, same side, in every run."""
-    data = value.model_dump() if hasattr(value, "model_dump") else value
+    # what the item's file says (no defaults filled in): a field added to an item model later moves no item
+    data = value.model_dump(exclude_unset=True) if hasattr(value, "model_dump") else value
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     digest = hashlib.sha256(f"{seed}\0{text}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / HASH_SCALE < share

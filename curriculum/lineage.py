@@ -90,10 +90,12 @@ def _sha(path) -> str | None:
 
 
 def file_keys(node: spec.Node) -> dict[str, str]:
-    """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML)."""
+    """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML) and its
+    exam file: an edited exam is another exam, so a comparison names other runs and a resume notices."""
     keys = {"data": node.data}
     keys.update({f"probes[{i}]": path for i, p in enumerate(node.probes) if (path := p.items or p.task) is not None
                  and (p.items is not None or path.endswith((".yaml", ".yml")))})
+    keys.update({f"probes[{i}].exam": p.exam for i, p in enumerate(node.probes) if p.exam is not None})
     return keys
 
 
@@ -165,8 +167,9 @@ def diff_graphs(parent: Snapshot, loaded: LoadedCurriculum) -> GraphDiff:
     out.added = [n for n in new.nodes if n not in walked]
     out.removed = [n for n in walked if n not in new.nodes]
 
-    old_top = _flat("", old.model_dump(include={"model", "policy", "defaults", "curriculum"}))
-    new_top = _flat("", new.model_dump(include={"model", "policy", "defaults", "curriculum"}))
+    top = {"model", "policy", "defaults", "curriculum", "exam"}  # another exam split: other check items decide
+    old_top = _flat("", old.model_dump(include=top))
+    new_top = _flat("", new.model_dump(include=top))
     out.top = _changes(old_top, new_top)
     old_words = [e.model_dump() for e in old.lexicon]
     new_words = [e.model_dump() for e in new.lexicon]

@@ -143,6 +143,7 @@ def _record_start(plan: RunPlan, graph: str, from_run: str | None, log: Any) -> 
                               "profile": settings.profile, "nodes": list(cur.nodes) if settings.profile else None,
                               "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
                               "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
+                              "exam": {**cur.exam.model_dump(), "unsplit": loaded.unsplit},
                               **plan.lineage_config},
                       parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
                       texts=[(sha, text) for _, sha, text in inputs if text is not None])

@@ -64,6 +64,19 @@ def test_a_probes_own_exam_file_is_its_exam(tmp_path: Path) -> None:
     assert loaded.unsplit == {}
 
 
+def test_an_exam_file_repeating_a_check_item_is_refused_where_it_is(tmp_path: Path) -> None:
+    from curriculum.validate import check_curriculum
+
+    graph = exam_graph(tmp_path, own_exam=True, items=6)
+    rows = [json.loads(line) for line in (tmp_path / "b_exam.jsonl").read_text().splitlines()]
+    rows[2]["prompt"] = "B pick 4 "  # the check item at b_mc.jsonl:5, in other case and spacing
+    write_jsonl(tmp_path / "b_exam.jsonl", rows)
+    loaded, problems = check_curriculum(graph)
+    assert loaded is None and [str(p) for p in problems] == [
+        f"{tmp_path / 'b_exam.jsonl'}:3:1: exam item repeats the check item at {tmp_path / 'b_mc.jsonl'}:5: an exam "
+        "item must be one no decision reads"]
+
+
 def test_validate_names_the_nodes_too_small_to_split(tmp_path: Path) -> None:
     loaded = load_curriculum(exam_graph(tmp_path, own_exam=False, items=6))
     assert loaded.unsplit == {"a": 6, "b": 6}

@@ -1,5 +1,5 @@
 -- Check items steer a run, exam items judge it. Every probe row says which it was: 'check' (read by the run's
--- decisions), 'exam' (read only for the verdict: at the baseline and on the end state) or 'unsplit' (a node too
+-- decisions), 'exam' (read only for the verdict, on the end state) or 'unsplit' (a node too
 -- small to split, and every row written before the split existed: its items both steered and judged the run).
 -- The side is part of the key: a probe's own exam file numbers its lines from 1, as its items file does.
 CREATE TABLE probe_results_split (
@@ -37,7 +37,7 @@ FROM probe_results;
 DROP TABLE probe_results;
 ALTER TABLE probe_results_split RENAME TO probe_results;
 
--- A node's exam score where it was taken (the baseline and the final sweep): all its exam items, a two-sided
+-- A node's exam score where it was taken (the final sweep): all its exam items, a two-sided
 -- interval at `confidence`. The verdict a comparison reads; no decision of the run ever does.
 CREATE TABLE exam_scores (
     run_id      VARCHAR NOT NULL,
