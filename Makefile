@@ -47,15 +47,18 @@ bench-policies: $(STAMP)
 	$(BIN)/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
 	$(BIN)/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
 
-# does the curriculum beat the plain fine-tune? mix against gated, fixed and flat at the same steps and flat
-# until every gate holds, 5 seeds, under the demo's cap, on both curricula (kept and resumable in runs/efficacy-*);
-# meant for a GPU machine: a day on a 2-core CPU
+# does the curriculum beat the plain fine-tune, judged on exam items no decision read? mix against gated, flat at
+# the same steps and flat stopped on its check items, 5 seeds, on a generated curriculum of each family (hundreds
+# of exam items a node); each finished run's row lands in runs/efficacy-*/rows.jsonl as it goes, so a cut-off call
+# keeps them and the same command resumes. Meant for a GPU machine: hours on a 2-core CPU
 SEEDS ?= 5
 bench-efficacy: $(STAMP)
-	$(BIN)/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --policy mix --seeds $(SEEDS) \
-		--max-steps 20 --baselines gated,fixed,flat-budget,flat-rounds --out runs/efficacy-demo
-	$(BIN)/python bench/curriculum.py --graph graphs/archipelago.yaml --policy mix --seeds $(SEEDS) \
-		--max-steps 20 --baselines gated,fixed,flat-budget,flat-rounds --out runs/efficacy-archipelago
+	$(BIN)/curriculum generate chain runs/gen/chain-s0 --seed 0 --force
+	$(BIN)/curriculum generate layers runs/gen/layers-s0 --seed 0 --force
+	$(BIN)/python bench/curriculum.py --graph runs/gen/chain-s0/graph.yaml --policy mix --seeds $(SEEDS) \
+		--baselines gated,flat-budget,flat-rounds --out runs/efficacy-chain
+	$(BIN)/python bench/curriculum.py --graph runs/gen/layers-s0/graph.yaml --policy mix --seeds $(SEEDS) \
+		--baselines gated,flat-budget,flat-rounds --out runs/efficacy-layers
 
 # On a CUDA machine, under 8 minutes all told (each step has its own limit, 7 min 40 s together): the `gpu` tests,
 # the trainer benchmark on the card (tokens/s, peak memory, MFU) and the demo profile timed end to end.
