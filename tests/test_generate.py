@@ -88,13 +88,14 @@ def test_check_and_exam_are_disjoint_and_nothing_leaks(family: str, tmp_path: Pa
         assert not {p.casefold() for p in check | exam} & train_prompts, node_id
 
 
-def test_every_chain_answer_resolves_from_its_prompt(tmp_path: Path) -> None:
-    graph = written(tmp_path, "chain", 2, **SMALL["chain"])
+@pytest.mark.parametrize("turns", [3, 2, 1])
+def test_every_chain_answer_resolves_from_its_prompt(turns: int, tmp_path: Path) -> None:
+    graph = written(tmp_path, "chain", 2, **SMALL["chain"], turns=turns)
     header = graph.read_text(encoding="utf-8")
     turn = {m.group(1): t for t, what in ((1, "a quarter turn clockwise"), (2, "a half turn"),
                                           (3, "a quarter turn anticlockwise"))
             for m in [re.search(rf"(\w+) = {what}\b", header)] if m}
-    assert len(turn) == 3
+    assert sorted(turn.values()) == {3: [1, 2, 3], 2: [1, 3], 1: [1]}[turns]
     line = re.compile(r"(\w+) = (?:(north|east|south|west)|(\w+) (\w+))\.")
 
     def resolve(prompt: str) -> tuple[str, int]:
@@ -185,6 +186,8 @@ def test_sizes_are_checked() -> None:
         generators.generate("layers", 0, people=8, exam=500)
     with pytest.raises(ValueError):
         ChainSizes(depth=0)
+    with pytest.raises(ValueError, match="turns"):
+        ChainSizes(turns=4)
     with pytest.raises(ValueError):
         LayersSizes(towns=2)
 
