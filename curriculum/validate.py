@@ -402,13 +402,13 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
                     train = "answer" if what == "reference" else "prompt"
                     ck.problems.append(Problem(rec.file, rec.line, 1, f"probe item leaks into training data: its {what} "
                                                f"is the training {train} at {hit.file}:{hit.line}"))
-    for node_id, per_probe in exams.items():  # an exam item that is also a check item would be read by decisions
-        for records, exam in zip(items[node_id], per_probe):
-            checked = {_normal(r.value.prompt): r for r in records}
+    for node_id, exam_files in exams.items():  # an exam item that is also a check item would be read by decisions
+        for check_records, exam in zip(items[node_id], exam_files):
+            checked = {_normal(r.value.prompt): r for r in check_records}
             for rec in exam or []:
-                if (hit := checked.get(_normal(rec.value.prompt))) is not None:
+                if (same := checked.get(_normal(rec.value.prompt))) is not None:
                     ck.problems.append(Problem(rec.file, rec.line, 1, f"exam item repeats the check item at "
-                                               f"{hit.file}:{hit.line}: an exam item must be one no decision reads"))
+                                               f"{same.file}:{same.line}: an exam item must be one no decision reads"))
     return examples, items, exams
 
 
