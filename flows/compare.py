@@ -51,7 +51,7 @@ def verdict_items(end: dict[str, dict[str, Any]], targets: list[str]) -> dict[st
     elif exam == 0:
         label = "items (every node unsplit)"
     else:
-        label = f"items (exam on {exam} of {len(nodes)} nodes, the rest unsplit)"
+        label = f"items (exam on {exam} of {len(nodes)} nodes, the rest unsplit or never examined)"
     n_items = sum(int(c) for c in counts if c is not None) if nodes and None not in counts else None
     scored = {t: end[t].get("item_scores") or [] for t in targets if t in end}
     return {"n_items": n_items, "items_label": label,

@@ -78,7 +78,7 @@ def test_the_verdict_items_are_read_before_and_after_the_exam_split() -> None:
     new = {"a": {"score": 0.5, "n": 2, "split": "exam", "item_scores": [1.0, 0.0]},
            "b": {"score": 1.0, "n": 1, "split": "unsplit", "item_scores": [1.0]}}
     got = verdict_items(new, ["a", "b", "remedial"])
-    assert got == {"n_items": 3, "items_label": "items (exam on 1 of 2 nodes, the rest unsplit)",
+    assert got == {"n_items": 3, "items_label": "items (exam on 1 of 2 nodes, the rest unsplit or never examined)",
                    "item_scores": {"a": [1.0, 0.0], "b": [1.0]}}
     new["b"] |= {"split": "exam", "item_scores": []}  # no item rows: no add-items advice, n still said
     assert verdict_items(new, ["a", "b"]) == {"n_items": 3, "items_label": "exam items", "item_scores": None}

@@ -147,6 +147,18 @@ def test_an_exam_item_replaced_by_nonsense_changes_no_decision(tmp_path: Path, p
     assert {r[1:] for r in _exam_items(db, f"{policy}-other")} == {r[1:] for r in _exam_items(db, f"{policy}-clean")}
 
 
+def test_a_split_node_never_examined_is_not_called_unsplit(tmp_path: Path, prefect_harness) -> None:
+    """Without a final sweep no exam is read: the end state says so ('none'), not that the node was too small."""
+    from flows.curriculum_flow import curriculum
+
+    graph = exam_graph(tmp_path, own_exam=True, items=8)
+    db = tmp_path / "wh.duckdb"
+    curriculum(graph=str(graph), run_id="no-sweep", warehouse=str(db), runs_dir=str(tmp_path / "runs"),
+               final_probe=False, max_stages=1)
+    end = end_state(Warehouse(db), "no-sweep")
+    assert {e["split"] for e in end.values()} == {"none"} and all(len(e["item_scores"]) == 8 for e in end.values())
+
+
 def test_a_warehouse_written_before_the_split_opens_with_its_rows_unsplit(tmp_path: Path) -> None:
     db = tmp_path / "old.duckdb"
     with duckdb.connect(str(db)) as con:  # the schema as it was before the split, with one run's rows

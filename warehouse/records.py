@@ -197,7 +197,8 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
     """Each node on the run's final sweep (the base model's baseline when no stage was kept), so a benchmark counts
     gates held at the end, not passes on the way. Its verdict: `score` with its `n`, two-sided 95 % bounds and
     `item_scores` (by probe and item, the same items in every run of the graph) are the node's exam where it was split
-    (`split` 'exam'), else its items, which also steered the run (`split` 'unsplit'); `check_score`, `check_n`, the
+    (`split` 'exam'), else its items, which also steered the run (`split` 'unsplit', or 'none' for a node split for
+    the run whose exam was never read: no final sweep); `check_score`, `check_n`, the
     one-sided `check_low`/`check_high` and `gate` are what the run itself saw."""
     final = "coalesce((SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final'), 0)"
     cols, rows = wh.query(f"SELECT node_id, score, n_items, pool, ci_low, ci_high, gate FROM node_scores "
@@ -208,6 +209,12 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
                      "gate": gate, "pool": pool, "check_score": score, "check_n": n, "check_low": low, "check_high": high,
                      "item_scores": []}
     split = wh.has_table("exam_scores")
+    _, config = wh.query("SELECT config FROM runs WHERE run_id = $1", [run_id])
+    exam_config = json.loads(config[0][0] or "{}").get("exam") if config else None
+    if exam_config is not None:  # a node split for this run whose exam was never read (no final sweep): not unsplit
+        for node, entry in out.items():
+            if node not in exam_config.get("unsplit", {}):
+                entry["split"] = "none"
     if split:
         _, exams = wh.query(f"SELECT node_id, score, n_items, ci_low, ci_high FROM exam_scores WHERE run_id = $1 "
                             f"AND stage = {final}", [run_id])
