@@ -55,7 +55,6 @@ class NodeSplit:
     check: list[list[Record[Any]]]
     exam: list[list[Record[Any]]]
     split: bool  # False: too small (or share 0): every item is in `check`, and the verdict is unsplit
-    own_file: bool = False  # a probe of the node names its exam file
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -90,7 +89,7 @@ def split_node(cur: Curriculum, node_id: str, items: list[list[Record[Any]]],
         exam.append([r for r, is_exam in zip(records, sides) if is_exam])
     n_check, n_exam = sum(len(r) for r in check), sum(len(r) for r in exam)
     if own and n_exam:
-        return NodeSplit(check, exam, True, own_file=True)
+        return NodeSplit(check, exam, True)
     if n_exam == 0 or n_check < cfg.min_items or n_exam < cfg.min_items:
         return NodeSplit([list(r) for r in items], [[] for _ in items], False)
     return NodeSplit(check, exam, True)

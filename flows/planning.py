@@ -22,7 +22,7 @@ from curriculum.train import CheckFn, examples_from_records
 from curriculum.validate import LoadedCurriculum
 from flows import faults
 from probes.calibrate import node_levels
-from probes.results import ItemResult
+from probes.results import ItemResult, evidence_of
 from probes.sweep import Selection, probe_nodes
 
 
@@ -101,7 +101,7 @@ def exam_score_rows(results: dict[str, list[ItemResult]]) -> list[dict[str, Any]
     for n, rs in results.items():
         if not rs:
             continue
-        ev = evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in rs], len(rs))
+        ev = evidence_of(rs, len(rs))
         low, high = ev.bounds(1 - (1 - EXAM_CONFIDENCE) / 2)
         out.append({"node_id": n, "score": ev.score, "n_items": ev.n, "ci_low": low, "ci_high": high,
                     "method": "wilson" if ev.binary else "t", "confidence": EXAM_CONFIDENCE})

@@ -270,10 +270,10 @@ class Warehouse:
         """Whether the file has this table yet: a warehouse written before its migration is read, not migrated."""
         return bool(self.query("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[1][0][0])
 
-    def not_exam(self, alias: str = "") -> str:
+    def not_exam(self) -> str:
         """The filter that keeps a query of probe_results on what the run decided on (its check and unsplit rows);
         empty on a warehouse written before the split (read without migrating it), whose rows are all unsplit."""
-        return f"AND {alias}split <> 'exam'" if self.has_table("exam_scores") else ""
+        return "AND split <> 'exam'" if self.has_table("exam_scores") else ""
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Read-only query: (column names, rows). Never blocks the writer for long."""

@@ -156,7 +156,6 @@ def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
         f"""
         WITH m AS (SELECT * FROM mastery_matrix WHERE run_id = $1 AND accepted),
         e AS ({exam}),
-        last_exam AS (SELECT node_id, max(stage) AS stage FROM e GROUP BY node_id),
         last_decision AS (
             SELECT node_id, arg_max(action, seq) AS last_action FROM decisions
             WHERE run_id = $1 AND node_id IS NOT NULL AND action <> 'train' GROUP BY node_id)
@@ -175,8 +174,7 @@ def mastery_table(wh: Warehouse, run_id: str) -> tuple[list[str], list[tuple]]:
         FROM final_status f
         LEFT JOIN m USING (run_id, node_id)
         LEFT JOIN node_scores ns ON ns.run_id = f.run_id AND ns.node_id = f.node_id AND ns.stage = f.scored_at
-        LEFT JOIN last_exam le ON le.node_id = f.node_id
-        LEFT JOIN e ef ON ef.node_id = f.node_id AND ef.stage = le.stage AND le.stage > 0
+        LEFT JOIN e ef ON ef.node_id = f.node_id  -- a run reads its exam once, in its final sweep
         LEFT JOIN last_decision d ON d.node_id = f.node_id
         WHERE f.run_id = $1
         GROUP BY f.node_id, f.status ORDER BY f.node_id
@@ -221,8 +219,9 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
         for node, score, n, low, high in exams:
             if node in out:
                 out[node].update(score=score, n=n, n_items=n, ci_low=low, ci_high=high, split="exam")
+    side = "split" if split else "'unsplit'"  # a warehouse written before the split has no column for it
     _, items = wh.query(
-        f"SELECT node_id, {'split' if split else chr(39) + 'unsplit' + chr(39)}, score FROM probe_results "
+        f"SELECT node_id, {side}, score FROM probe_results "
         f"WHERE run_id = $1 AND stage = {final} ORDER BY node_id, probe_index, item", [run_id])
     for node, side, score in items:
         if node in out and (side == "exam") == (out[node]["split"] == "exam"):
