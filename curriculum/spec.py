@@ -31,6 +31,7 @@ Facet = Literal["lexical", "logical", "narrative", "philosophical"]
 Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed", "mix"]
 ProbeKind = Literal["paraphrase", "transfer", "lmeval", "analogy", "analogy_generative"]
 CONTINUOUS_PROBE_KINDS = frozenset({"paraphrase", "analogy_generative"})  # scored by meaning; the others right or wrong
+CHOICE_PROBE_KINDS = frozenset({"transfer", "analogy"})  # options scored by log-likelihood (lmeval: by lm-eval)
 
 
 def _unit_interval(value: float) -> float:
@@ -234,6 +235,7 @@ class Defaults(Strict):
 
 
 Scoring = Literal["calibrated", "raw"]
+Options = Literal["listed", "hidden"]
 
 
 class ProbeSpec(Strict):
@@ -242,6 +244,12 @@ class ProbeSpec(Strict):
         "calibrated",
         description="choice probes: 'calibrated' ranks options by log-likelihood given the question minus given a "
         "content-free question (removes a lean towards some words); 'raw' by per-token log-likelihood",
+    )
+    options: Options = Field(
+        "listed",
+        description="choice probes: 'listed' asks the question with its options listed under it; 'hidden' asks the "
+        "question exactly as written and scores each option as the answer (lm-eval's multiple-choice "
+        "log-likelihood): for items written in the training data's own format, so the probe asks what was trained",
     )
     items: str | None = Field(None, description="JSONL of held-out items, relative to the YAML")
     exam: str | None = Field(
@@ -267,6 +275,8 @@ class ProbeSpec(Strict):
             raise ValueError(f"'task' is only for lmeval probes, not {self.kind}")
         if self.exam is not None and self.items is None:
             raise ValueError("'exam' needs 'items': a `task:` probe's docs are not split")
+        if self.options == "hidden" and self.kind not in CHOICE_PROBE_KINDS:
+            raise ValueError(f"'options: hidden' is for choice probes ({', '.join(sorted(CHOICE_PROBE_KINDS))}), not {self.kind}")
         return self
 
 

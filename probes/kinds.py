@@ -50,6 +50,13 @@ def choice_prompt(prompt: str, choices: Sequence[str]) -> str:
     return f"{prompt}\nOptions:\n{options}\nAnswer with one option."
 
 
+def asked_as(options: str, prompt: str, choices: Sequence[str]) -> str:
+    """The question a choice item is asked as: with its options listed, or (`options: hidden`) as written, so an
+    item in the training data's own format asks exactly what was trained; a listing the training data never had
+    can change what a fine-tuned model answers."""
+    return prompt if options == "hidden" else choice_prompt(prompt, choices)
+
+
 def calibrated_pick(scored: Sequence[tuple[float, int]], prior: Sequence[tuple[float, int]]) -> int:
     """The option whose log-likelihood rose most over the content-free question's (pointwise mutual information)."""
     return max(range(len(scored)), key=lambda i: scored[i][0] - prior[i][0])

@@ -13,9 +13,9 @@ from typing import Any
 from curriculum.evidence import ItemKey
 from curriculum.exam import Split
 from curriculum.jsonl import Record
-from curriculum.spec import CONTINUOUS_PROBE_KINDS, LexiconEntry, ProbeSpec
+from curriculum.spec import CHOICE_PROBE_KINDS, CONTINUOUS_PROBE_KINDS, LexiconEntry, ProbeSpec
 from curriculum.validate import LoadedCurriculum
-from probes.kinds import NEUTRAL, choice_prompt, score_choices, score_paraphrases
+from probes.kinds import NEUTRAL, asked_as, score_choices, score_paraphrases
 from probes.lm import DECODING, choice_logprobs, greedy_answers
 from probes.lmeval_bridge import LmevalProbe, run_lmeval
 from probes.results import ItemResult
@@ -49,7 +49,7 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
     model.eval()
     results: dict[str, list[ItemResult]] = {n: [] for n in selection}
     para: list[tuple[str, int, str, list[Record[Any]]]] = []
-    choice: list[tuple[str, int, str, str, list[Record[Any]]]] = []
+    choice: list[tuple[str, int, ProbeSpec, list[Record[Any]]]] = []
     lmeval: list[LmevalProbe] = []
     for node_id, keys in selection.items():
         for i, spec in enumerate(cur.spec.nodes[node_id].probes):
@@ -58,8 +58,8 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
                 continue
             if spec.kind in CONTINUOUS_PROBE_KINDS:
                 para.append((node_id, i, spec.kind, records))
-            elif spec.kind in ("transfer", "analogy"):
-                choice.append((node_id, i, spec.kind, spec.scoring, records))
+            elif spec.kind in CHOICE_PROBE_KINDS:
+                choice.append((node_id, i, spec, records))
             elif spec.task is None:
                 if records:
                     lmeval.append(LmevalProbe(node_id, i, records=records))
@@ -78,16 +78,17 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
         train = [r.value.answer for r in cur.examples[node_id]]
         gate = (gates or {}).get(node_id, _numeric_gate(cur, node_id))
         results[node_id] += score_paraphrases(node_id, i, records, outputs, train, gate, lps, kind=kind)
-    recs = [r for *_, records in choice for r in records]
-    questions = [(choice_prompt(r.value.prompt, r.value.choices), r.value.choices) for r in recs]
-    neutral = list(dict.fromkeys(tuple(r.value.choices) for r in recs))  # one content-free question per option set
-    scored = choice_logprobs(model, tokenizer, questions + [(choice_prompt(NEUTRAL, c), c) for c in neutral])
+    asked = [(spec.options, r) for _, _, spec, records in choice for r in records]
+    questions = [(asked_as(options, r.value.prompt, r.value.choices), r.value.choices) for options, r in asked]
+    # one content-free question per option set and way of asking
+    neutral = list(dict.fromkeys((options, tuple(r.value.choices)) for options, r in asked))
+    scored = choice_logprobs(model, tokenizer, questions + [(asked_as(o, NEUTRAL, c), c) for o, c in neutral])
     prior = dict(zip(neutral, scored[len(questions):]))
     at = 0
-    for node_id, i, kind, scoring, records in choice:
+    for node_id, i, spec, records in choice:
         per_item, at = scored[at : at + len(records)], at + len(records)
-        priors = [prior[tuple(r.value.choices)] for r in records]
-        results[node_id] += score_choices(node_id, i, kind, records, per_item, priors, scoring)
+        priors = [prior[(spec.options, tuple(r.value.choices))] for r in records]
+        results[node_id] += score_choices(node_id, i, spec.kind, records, per_item, priors, spec.scoring)
     model.train(was_training)
     by_word = {e.word.casefold(): e for e in cur.spec.lexicon}
     for node_id, rs in results.items():

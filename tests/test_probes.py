@@ -143,6 +143,33 @@ def test_calibrated_score_is_the_hand_computed_difference(tiny, tmp_path: Path) 
     assert result.output == rec.choices[max(range(len(rise)), key=rise.__getitem__)]
 
 
+def test_hidden_options_ask_the_question_as_written(tiny, tmp_path: Path) -> None:
+    """`options: hidden` scores each option as the answer to the item's own prompt, no listing added, and its
+    content-free question is the bare neutral one: what a model trained on the item's format is asked."""
+    model, tok = tiny
+    graph = tiny_graph(tmp_path)
+    text = graph.read_text()
+    graph.write_text(text.replace("{kind: transfer, items: b_choice.jsonl}",
+                                  "{kind: transfer, items: b_choice.jsonl, options: hidden, scoring: raw}"))
+    cur = load_curriculum(graph)
+    (result, *_) = probe_nodes(model, tok, cur, {"b": [(1, 1)]})["b"]
+    rec = cur.probe_items["b"][1][0].value
+    asked = [_full_sequence_logprob(model, tok, rec.prompt, c) for c in rec.choices]
+    prior = [_full_sequence_logprob(model, tok, NEUTRAL, c) for c in rec.choices]
+    for option, a, p in zip(result.options, asked, prior):
+        assert option["logprob"] == pytest.approx(a[0], abs=1e-3) and option["prior_logprob"] == pytest.approx(p[0], abs=1e-3)
+    listed = _full_sequence_logprob(model, tok, choice_prompt(rec.prompt, rec.choices), rec.choices[0])
+    assert abs(listed[0] - asked[0][0]) > 1e-2  # the listing would have changed the numbers
+    per_token = [a[0] / max(a[1], 1) for a in asked]
+    assert result.scoring == "raw" and result.output == rec.choices[max(range(len(per_token)), key=per_token.__getitem__)]
+
+
+def test_hidden_options_are_for_choice_probes_only() -> None:
+    from curriculum.spec import ProbeSpec
+    with pytest.raises(ValueError, match="options: hidden"):
+        ProbeSpec(kind="paraphrase", items="p.jsonl", options="hidden")
+
+
 @pytest.fixture(scope="module")
 def kinds(tmp_path_factory: pytest.TempPathFactory):
     return load_curriculum(probe_kinds_graph(tmp_path_factory.mktemp("kinds")))

@@ -104,7 +104,13 @@ class Generated:
     sample: int = 16  # check items a regression sweep reads of a node that is not being trained: cheap checks
 
     def yaml_text(self) -> str:
-        """graph.yaml, written by hand so its layout is stable and reads like the bundled graphs."""
+        """graph.yaml, written by hand so its layout is stable and reads like the bundled graphs.
+
+        Items are asked as the training pairs are written (`options: hidden`): listing the options under the
+        question made a model that answered every check item right when asked as trained score 0.08 (the guide's
+        pilot). Scored `raw`: the question is the trained one, so the model's own likelihood of each answer is
+        the reading; a content-free prior of a one-word answer only adds noise (the base model: 0.26 raw,
+        0.02 calibrated, chance 0.25)."""
         lines = [f"# {h}" if h else "#" for h in self.header]
         lines += [f"curriculum: {self.name}", "model:", "  base: smollm2-135m-instruct", "defaults:",
                   "  gate: {min_score: auto}"]
@@ -119,7 +125,7 @@ class Generated:
                 lines.append(f"    train: {{max_steps: {node.max_steps}}}")
             lines += [f"    data: {node.node_id}/train.jsonl", "    probes:",
                       f"      - {{kind: transfer, items: {node.node_id}/check.jsonl, exam: {node.node_id}/exam.jsonl, "
-                      f"sample: {self.sample}}}", ""]
+                      f"sample: {self.sample}, options: hidden, scoring: raw}}", ""]
         return "\n".join(lines).rstrip("\n") + "\n"
 
     def files(self) -> dict[str, bytes]:
