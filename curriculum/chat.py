@@ -14,6 +14,15 @@ class Example:
     prompt: str
     answer: str
     source: str = "<memory>"  # file:line
+    system: str | None = None
+    history: tuple[tuple[str, str], ...] = ()  # earlier (user, assistant) turns of a conversation, trained too
+
+    def messages(self) -> list[dict[str, str]]:
+        """The whole exchange as chat messages."""
+        head = [{"role": "system", "content": self.system}] if self.system is not None else []
+        for user, assistant in self.history:
+            head += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        return head + [{"role": "user", "content": self.prompt}, {"role": "assistant", "content": self.answer}]
 
     @property
     def file(self) -> str:
@@ -43,4 +52,31 @@ def pair_ids(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]
     if full[: len(head)] != head:
         raise ValueError("the chat template renders the prompt differently with and without an answer")
     labels = [IGNORE] * len(head) + full[len(head):]
+    return full, labels
+
+
+def _render(tokenizer, messages: list[dict[str, str]], generation: bool) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def example_ids(tokenizer, example: Example) -> tuple[list[int], list[int]]:
+    """Token ids of an example and labels that are IGNORE everywhere but its assistant turns.
+
+    A single pair is `pair_ids`. A conversation is rendered by the base model's chat template, and an assistant
+    turn's tokens are what the template adds for it: the render up to that turn with the assistant header, then
+    with the turn (so the system prompt, user turns and headers carry no loss, however the template writes them).
+    Each render must start the next, or the template rewrites earlier turns and no mask can be read off it."""
+    if example.system is None and not example.history:
+        return pair_ids(tokenizer, example.prompt, example.answer)
+    messages = example.messages()
+    full = _render(tokenizer, messages, False)
+    labels = [IGNORE] * len(full)
+    for k, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        head, upto = _render(tokenizer, messages[:k], True), _render(tokenizer, messages[: k + 1], False)
+        if full[: len(upto)] != upto or upto[: len(head)] != head:
+            raise ValueError(f"the chat template renders turn {k + 1} differently once later turns follow")
+        labels[len(head) : len(upto)] = full[len(head) : len(upto)]
     return full, labels

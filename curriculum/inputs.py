@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from curriculum.lineage import node_files
+from curriculum.lineage import content, node_files
 from curriculum.validate import LoadedCurriculum
 
 
@@ -20,7 +20,7 @@ def input_files(loaded: LoadedCurriculum) -> list[tuple[str, str, str | None]]:
     names = [rel for node in loaded.spec.nodes.values() for rel in node_files(node, root).values()]
     out = []
     for name in dict.fromkeys(names):
-        raw = (root / name).read_bytes()
+        raw = content(root / name)
         out.append((name, hashlib.sha256(raw).hexdigest(), _text(raw)))
     return out
 

@@ -38,10 +38,34 @@ class Record(Generic[M]):
     file: str
     line: int
     value: M
+    row: int | None = None  # a row of a file without lines (then `line` is that row too)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:row {self.row}" if self.row is not None else f"{self.file}:{self.line}"
+
+    def problem(self, message: str) -> Problem:
+        """A problem with this record, placed where it is."""
+        return Problem(self.file, self.line, 1, message, self.row)
 
 
 def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]], list[Problem]]:
     """All records of a JSONL file that validate, and a problem for each line that does not."""
+    rows, problems = read_objects(path, file)
+    records: list[Record[M]] = []
+    fields = list(model.model_fields)
+    for number, obj in rows:
+        try:
+            records.append(Record(file, number, model.model_validate(obj)))
+        except ValidationError as exc:
+            problems.extend(Problem(file, number, 1, describe_error(e, fields)) for e in exc.errors())
+    if not records and not problems:
+        problems.append(Problem(file, 1, 1, "empty file: no records"))
+    return records, problems
+
+
+def read_objects(path: Path, file: str) -> tuple[list[tuple[int, dict]], list[Problem]]:
+    """Each line's JSON object with its line number, and a problem for each line that is not one."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -51,9 +75,8 @@ def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]]
     text, problem = decode_utf8(raw, file)
     if problem or text is None:
         return [], [problem] if problem else []
-    records: list[Record[M]] = []
+    rows: list[tuple[int, dict]] = []
     problems: list[Problem] = []
-    fields = list(model.model_fields)
     for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit in a JSON string
         line = line.removesuffix("\r")
         if not line.strip():
@@ -71,10 +94,5 @@ def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]]
         if not isinstance(obj, dict):
             problems.append(Problem(file, number, 1, f"expected a JSON object, got {type(obj).__name__}"))
             continue
-        try:
-            records.append(Record(file, number, model.model_validate(obj)))
-        except ValidationError as exc:
-            problems.extend(Problem(file, number, 1, describe_error(e, fields)) for e in exc.errors())
-    if not records and not problems:
-        problems.append(Problem(file, 1, 1, "empty file: no records"))
-    return records, problems
+        rows.append((number, obj))
+    return rows, problems

@@ -82,9 +82,19 @@ class GraphDiff:
                 "blockers": self.blockers, "plan": [asdict(p) for p in self.plan.values()]}
 
 
+def content(path: Path) -> bytes:
+    """A file's bytes; for a folder (a dataset saved by `datasets`), the sha256 and name of each file in it,
+    so an edit anywhere inside is an edit of the node's data."""
+    if not path.is_dir():
+        return path.read_bytes()
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(path).as_posix()}\n"
+                   for p in files).encode()
+
+
 def _sha(path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(content(path)).hexdigest()
     except OSError:
         return None
 
@@ -92,7 +102,7 @@ def _sha(path) -> str | None:
 def file_keys(node: spec.Node) -> dict[str, str]:
     """file key -> path as the YAML writes it: the node's data and each probe's items file (or task YAML) and its
     exam file: an edited exam is another exam, so a comparison names other runs and a resume notices."""
-    keys = {"data": node.data}
+    keys = {"data": node.source.path} if node.source.path is not None else {}  # a hub dataset is no file
     keys.update({f"probes[{i}]": path for i, p in enumerate(node.probes) if (path := p.items or p.task) is not None
                  and (p.items is not None or path.endswith((".yaml", ".yml")))})
     keys.update({f"probes[{i}].exam": p.exam for i, p in enumerate(node.probes) if p.exam is not None})
@@ -123,7 +133,8 @@ def _node_fields(cur: spec.Curriculum, n: str) -> dict[str, Any]:
     """A node as the run uses it: its own fields, and its train and gate settings with the defaults laid over."""
     node = cur.nodes[n]
     out: dict[str, Any] = {"layer": node.layer.value, "facet": node.facet, "description": node.description,
-                           "data": node.data, "requires": sorted(node.requires), "on_fail": node.on_fail,
+                           "data": node.data if isinstance(node.data, str) else node.data.model_dump(exclude_defaults=True),
+                           "requires": sorted(node.requires), "on_fail": node.on_fail,
                            "entered_by": node.entered_by}
     out.update({f"train.{k}": v for k, v in cur.train_config(n).model_dump().items()})
     out.update({f"gate.{k}": v for k, v in cur.gate_config(n).model_dump().items()})

@@ -14,9 +14,11 @@ class Problem:
     line: int
     col: int
     message: str
+    row: int | None = None  # a row of a file without lines (Parquet, a JSON array, a saved or hub dataset)
 
     def __str__(self) -> str:
-        return f"{one_line(self.file)}:{self.line}:{self.col}: {one_line(self.message)}"
+        where = f"row {self.row}" if self.row is not None else f"{self.line}:{self.col}"
+        return f"{one_line(self.file)}:{where}: {one_line(self.message)}"
 
 
 def one_line(text: str) -> str:

@@ -280,11 +280,50 @@ class ProbeSpec(Strict):
         return self
 
 
+DataFormat = Literal["pairs", "chat", "alpaca", "sharegpt"]
+DATA_FIELDS = ("prompt", "answer", "messages", "conversations", "instruction", "input", "output", "system")
+
+
+class DataSource(Strict):
+    """A node's training data in a format fine-tuning tools already read, through the `datasets` library.
+
+    A bare path in `data:` means the same with every setting at its default (format told by the columns)."""
+
+    path: str | None = Field(None, description="a JSONL, JSON, Parquet or CSV file, or a folder written by "
+                             "`datasets`' save_to_disk, relative to the YAML")
+    hub: str | None = Field(None, description="a hub dataset id (the only data read over the network, like a hub model)")
+    split: str = Field("train", description="the split of a saved DatasetDict or a hub dataset")
+    format: DataFormat | None = Field(
+        None, description="pairs {prompt, answer}; chat {messages: [{role, content}]}; alpaca {instruction, input, "
+        "output}; sharegpt {conversations: [{from, value}]}; default: told by the columns")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="the format's field -> the column holding it, where the names differ "
+        "(e.g. {prompt: question, answer: reply}, {messages: dialogue}, {system: persona})")
+    system: str | None = Field(None, description="a system prompt for every example without one of its own")
+    where: dict[str, str | int | bool] = Field(
+        default_factory=dict, description="only rows whose columns hold these values: one dataset split into nodes by a column")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError("data needs exactly one of 'path' or 'hub'")
+        if bad := sorted(set(self.fields) - set(DATA_FIELDS)):
+            raise ValueError(f"unknown field '{bad[0]}' in 'fields' (known: {', '.join(DATA_FIELDS)})")
+        return self
+
+
 class Node(Strict):
     layer: Layer
     facet: Facet | None = None
     description: str | None = None
-    data: str = Field(description="JSONL of training pairs {prompt, answer}, relative to the YAML")
+    data: str | DataSource = Field(
+        description="the node's training data, relative to the YAML: a JSONL of pairs {prompt, answer}, or any "
+        "file or dataset `datasets` reads in the pairs, chat, alpaca or sharegpt format (a path, or a mapping)")
+
+    @property
+    def source(self) -> DataSource:
+        """`data` as a DataSource, a bare path included."""
+        return self.data if isinstance(self.data, DataSource) else DataSource(path=self.data)
     requires: list[str] = Field(default_factory=list, description="nodes that must be settled first (mastered, or below-gate once their budget is spent; a `required` gate must pass)")
     on_fail: str | None = Field(None, description="remedial node taken when this node's gate fails")
     entered_by: Literal["on_fail"] | None = Field(
@@ -327,9 +366,14 @@ class Curriculum(Strict):
 
 
 class TrainExample(BaseModel):
+    """A training example: its last user turn and the answer to it, and for a conversation the turns before
+    (user, assistant pairs, each assistant turn trained too) and its system prompt."""
+
     model_config = ConfigDict(extra="allow")
     prompt: Annotated[str, Field(min_length=1)]
     answer: Annotated[str, Field(min_length=1)]
+    system: str | None = None
+    history: list[tuple[str, str]] = Field(default_factory=list)
 
 
 class ParaphraseItem(BaseModel):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import ast
 import difflib
 import glob
-import json
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
+from curriculum.datasources import json_refusal, where_json_breaks
 from curriculum.problems import Problem, display_path
 
 MAX_INCLUDES = 32
@@ -123,24 +123,15 @@ def _merged(path: Path, problems: list[Problem], seen: list[Path]) -> dict[str, 
 
 
 def _data_problems(data: Path, shown: str) -> list[Problem]:
-    """A local JSON or JSON lines data file that does not parse, at its first bad line."""
+    """A local JSON or JSON lines data file that `datasets` (which lm-eval reads it with) cannot read, at its first
+    bad line: a file it reads is accepted whatever its name says (JSON lines in a `.json` file are)."""
     try:
         text = data.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(shown, 1, 1, f"cannot read data file: {getattr(exc, 'reason', None) or exc}")]
-    if data.suffix == ".json":
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            return [Problem(shown, exc.lineno, exc.colno, f"not JSON: {exc.msg}")]
+    if (refusal := json_refusal(data)) is None:
         return []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                json.loads(line)
-            except json.JSONDecodeError as exc:
-                return [Problem(shown, number, exc.colno, f"not a JSON line: {exc.msg}")]
-    return []
+    return [where_json_breaks(text, data.suffix, shown) or Problem(shown, 1, 1, f"`datasets` cannot read it: {refusal}")]
 
 
 def task_file_problems(path: Path) -> list[Problem]:

@@ -34,7 +34,7 @@ from peft import PeftModel, get_peft_model
 from transformers import get_cosine_schedule_with_warmup
 
 from curriculum import memory
-from curriculum.chat import IGNORE, Example, pair_ids
+from curriculum.chat import IGNORE, Example, example_ids
 from curriculum.diskspace import adapter_bytes, ensure_room
 from curriculum.integrity import seal
 from curriculum.models import Loaded, load_base
@@ -107,7 +107,7 @@ def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int) -
         if not ex.prompt.strip() or not ex.answer.strip():
             problems.append(Problem(ex.file, ex.line, 1, "empty prompt or answer"))
             continue
-        ids, labels = pair_ids(tokenizer, ex.prompt, ex.answer)
+        ids, labels = example_ids(tokenizer, ex)
         if len(ids) > max_length:
             problems.append(Problem(ex.file, ex.line, 1, f"example is {len(ids)} tokens, longer than max_length {max_length}"))
             continue
@@ -572,6 +572,7 @@ def set_aside(out_dir: Path) -> Path:
 
 
 def examples_from_records(records) -> list[Example]:
-    """Validated JSONL records -> chat pairs that remember their file:line."""
-    return [Example(r.value.prompt, r.value.answer, f"{r.file}:{r.line}") for r in records]
+    """Validated records -> chat examples that remember their file:line (a conversation with its earlier turns)."""
+    return [Example(r.value.prompt, r.value.answer, r.where, r.value.system,
+                    tuple(tuple(turn) for turn in r.value.history)) for r in records]
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from curriculum import spec
 from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base, tokenizer_for_checks
+from curriculum.datasources import read_source
 from curriculum.jsonl import Record, read_records
 from curriculum.exam import plan_exam
 from curriculum.spec import TrainExample
@@ -87,7 +88,7 @@ class _Checker:
     yml: LocatedYaml | None = None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    _files: dict[tuple[Path, type], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
+    _files: dict[tuple[Any, type], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
 
     def at(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
         line, col = self.yml.where(loc, key=key) if self.yml else (1, 1)
@@ -120,6 +121,31 @@ class _Checker:
             self.problems.extend(problems)
             cached = self._files[(target, model)] = (records, not problems)
         return cached[0] if cached[1] else None
+
+
+    def training(self, node: spec.Node, loc: tuple[Any, ...]) -> list[Record[Any]] | None:
+        """A node's training examples in any format `datasets` reads, read once per source; None when unusable."""
+        source = node.source
+        shown = source.hub or ""
+        if source.path is not None:
+            where = loc if isinstance(node.data, str) else loc + ("path",)
+            try:
+                target = (self.path.parent / source.path).resolve()
+                exists = target.exists()
+            except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
+                self.at(where, f"file '{source.path}' cannot be opened: {getattr(exc, 'strerror', None) or exc}")
+                return None
+            if not exists:
+                self.at(where, f"file '{source.path}' not found (looked in {display_path(target.parent)})")
+                return None
+            shown = display_path(target)
+        key = (source.model_dump_json(), spec.TrainExample)
+        if key not in self._files:
+            records, problems = read_source(self.path.parent, source, shown)
+            self.problems.extend(problems)
+            self._files[key] = (records, not problems)
+        records, ok = self._files[key]
+        return records if ok else None
 
 
 def _normal(text: str) -> str:
@@ -326,19 +352,22 @@ def _tokenizer(ck: _Checker, top: spec.Curriculum, resolved: Resolved):
 def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict[str, list[Record[spec.TrainExample]]]) -> None:
     """Every training pair fits its node's max_length, tokenized as training does (chat template, new tokens):
     a pair that does not would only fail when its stage trains."""
-    from curriculum.chat import IGNORE, pair_ids
+    from curriculum.chat import IGNORE, Example, example_ids
 
-    lengths: dict[tuple[str, str], tuple[int, int]] = {}
+    lengths: dict[tuple[Any, ...], tuple[int, int]] = {}
     reported: set[tuple[str, int]] = set()
     for node_id, records in examples.items():
         limit = cur.train_config(node_id).max_length
         for rec in records:
-            key = (rec.value.prompt, rec.value.answer)
+            value = rec.value
+            history = tuple((user, assistant) for user, assistant in value.history)
+            key = (value.prompt, value.answer, value.system, history)
             if key not in lengths:
                 try:
-                    ids, labels = pair_ids(tokenizer, *key)
+                    ids, labels = example_ids(tokenizer, Example(value.prompt, value.answer, system=value.system,
+                                                                 history=history))
                 except ValueError as exc:  # the chat template renders the prompt differently with an answer
-                    ck.problems.append(Problem(rec.file, rec.line, 1, f"cannot tokenize this example: {exc}"))
+                    ck.problems.append(rec.problem(f"cannot tokenize this example: {exc}"))
                     lengths[key] = (0, 0)
                     continue
                 lengths[key] = (len(ids), labels.count(IGNORE))
@@ -348,7 +377,7 @@ def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict
             reported.add((rec.file, rec.line))
             what = (f"its prompt alone is {prompt} tokens" if prompt >= limit
                     else f"it is {total} tokens ({prompt} of them the prompt)")
-            ck.problems.append(Problem(rec.file, rec.line, 1, f"example too long: {what}, over max_length {limit} "
+            ck.problems.append(rec.problem(f"example too long: {what}, over max_length {limit} "
                                        f"of node '{node_id}' (chat-templated with the tokenizer of '{cur.model.base}')"))
 
 
@@ -358,7 +387,7 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
     exams: dict[str, list[list[Record[Any]] | None]] = {}
     installed: list[tuple[tuple[Any, ...], str]] = []  # (where, name) of each probe naming an installed lm-eval task
     for node_id, node in parsed.items():
-        examples[node_id] = ck.records(node.data, spec.TrainExample, ("nodes", node_id, "data")) or []
+        examples[node_id] = ck.training(node, ("nodes", node_id, "data")) or []
         items[node_id], exams[node_id] = [], []
         for i, probe in enumerate(node.probes):
             got = None
@@ -400,15 +429,15 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
                 if hit is not None:
                     leaked.add((rec.file, rec.line))
                     train = "answer" if what == "reference" else "prompt"
-                    ck.problems.append(Problem(rec.file, rec.line, 1, f"probe item leaks into training data: its {what} "
-                                               f"is the training {train} at {hit.file}:{hit.line}"))
+                    ck.problems.append(rec.problem(f"probe item leaks into training data: its {what} "
+                                               f"is the training {train} at {hit.where}"))
     for node_id, exam_files in exams.items():  # an exam item that is also a check item would be read by decisions
         for check_records, exam in zip(items[node_id], exam_files):
             checked = {_normal(r.value.prompt): r for r in check_records}
             for rec in exam or []:
                 if (same := checked.get(_normal(rec.value.prompt))) is not None:
-                    ck.problems.append(Problem(rec.file, rec.line, 1, f"exam item repeats the check item at "
-                                               f"{same.file}:{same.line}: an exam item must be one no decision reads"))
+                    ck.problems.append(rec.problem(f"exam item repeats the check item at "
+                                               f"{same.where}: an exam item must be one no decision reads"))
     return examples, items, exams
 
 

@@ -36,6 +36,19 @@ def test_includes_functions_and_data_are_read_as_lm_eval_reads_them(tmp_path: Pa
     ]
 
 
+def test_json_lines_in_a_json_file_pass_as_datasets_reads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lm-eval reads data files with `datasets`, which reads JSON lines whatever the file's name: so does validation.
+    What `datasets` cannot read still fails where it breaks."""
+    write_jsonl(tmp_path / "mc_data.json", [{"q": f"question {i}", "a": i % 2} for i in range(6)])
+    (tmp_path / "task.yaml").write_text("task: t\ndataset_path: json\ndataset_kwargs: {data_files: {test: mc_data.json}}\n")
+    assert _lines(tmp_path / "task.yaml", monkeypatch) == []
+    (tmp_path / "mc_data.json").write_text('{"q": 1}\n{"q": 2}\n{"q": 3,,}\n')
+    assert _lines(tmp_path / "task.yaml", monkeypatch) == [
+        "mc_data.json:3:9: not a JSON line: Expecting property name enclosed in double quotes"]
+    (tmp_path / "mc_data.json").write_text('[{"q": 1},\n {"q": 2}\n')
+    assert _lines(tmp_path / "task.yaml", monkeypatch) == ["mc_data.json:3:1: not JSON: Expecting ',' delimiter"]
+
+
 def test_a_local_key_wins_over_an_include_and_a_cycle_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_jsonl(tmp_path / "mine.jsonl", [{"q": 1}])
     (tmp_path / "base.yaml").write_text("include: task.yaml\ndataset_path: json\n"

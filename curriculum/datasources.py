@@ -1,0 +1,230 @@
+"""A node's training data from the files and datasets fine-tuning tools already use, read by `datasets`.
+
+Users arrive with chat `messages`, alpaca or ShareGPT rows in JSONL, JSON, Parquet or CSV files, a folder
+written by `save_to_disk`, or a hub dataset. Each is read by the `datasets` library, the reader the tools they
+came from use, so what it accepts is accepted here (a JSON-lines file named `.json` included). Only a `.jsonl`
+file is read line by line here, as before, so a bad line is reported at its line and column; a file `datasets`
+cannot read is reported at the line where JSON breaks when it is text, else at the file.
+
+Every row becomes a `TrainExample`: its last user turn and the answer to it, and for a conversation the turns
+before and its system prompt, every assistant turn trained (curriculum.chat.example_ids). A bad row is reported
+where it is: file:line for JSONL and CSV, the row for Parquet, JSON arrays and datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from curriculum.jsonl import Record, read_objects, read_records
+from curriculum.problems import Problem, decode_utf8, describe_error
+from curriculum.spec import DataFormat, DataSource, TrainExample
+
+BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+ROLES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system"}
+# the format's own names of its parts: fields: {name: column} renames them
+NAMES: dict[DataFormat, tuple[str, ...]] = {
+    "pairs": ("prompt", "answer", "system"), "chat": ("messages", "system"),
+    "alpaca": ("instruction", "input", "output", "system"), "sharegpt": ("conversations", "system"),
+}
+Located = tuple[int, int | None, dict[str, Any]]  # (line or row, row when the file has no lines, the row)
+
+
+def read_source(root: Path, source: DataSource, shown: str) -> tuple[list[Record[TrainExample]], list[Problem]]:
+    """The source's rows as training examples, and a problem for each row that is not one."""
+    path = None if source.path is None else (root / source.path)
+    if path is not None and path.suffix == ".jsonl" and not source.fields and source.format in (None, "pairs") \
+            and not source.where and source.system is None:
+        rows, problems = read_objects(path, shown)
+        if problems or not rows or _format_of(rows[0][1].keys(), {}) in (None, "pairs"):
+            return read_records(path, TrainExample, shown)  # the product's own pairs, exactly as they always read
+    located, problems = _rows(path, source, shown)
+    if problems:
+        return [], problems
+    located = [r for r in located if all(r[2].get(k) == v for k, v in source.where.items())]
+    if not located:
+        where = f" where {source.where}" if source.where else ""
+        return [], [Problem(shown, 1, 1, f"no rows{where}")]
+    columns = located[0][2].keys()
+    fmt = source.format or _format_of(columns, source.fields)
+    if fmt is None:
+        return [], [Problem(shown, located[0][0], 1, f"cannot tell the format from the columns {sorted(columns)}: "
+                            "say `format:` (pairs, chat, alpaca or sharegpt) and `fields:` where the names differ",
+                            located[0][1])]
+    records, problems = [], []
+    for line, row, values in located:
+        try:
+            example = to_example(values, fmt, source)
+        except ValidationError as exc:  # before ValueError, which it is; named by the user's own columns
+            columns = _columns(fmt, source.fields)
+            problems.extend(Problem(shown, line, 1, describe_error({**e, "loc": tuple(
+                columns.get(str(p), p) for p in e["loc"])}), row) for e in exc.errors())
+        except ValueError as exc:
+            problems.append(Problem(shown, line, 1, str(exc), row))
+        else:
+            records.append(Record(shown, line, example, row))
+    return records, problems
+
+
+def _format_of(columns: Iterable[str], fields: dict[str, str]) -> DataFormat | None:
+    """The format whose parts the columns hold (after `fields`' renaming)."""
+    have = set(columns) | {name for name, column in fields.items() if column in set(columns)}
+    for fmt, needs in (("chat", {"messages"}), ("sharegpt", {"conversations"}), ("alpaca", {"instruction", "output"}),
+                       ("pairs", {"prompt", "answer"})):
+        if needs <= have:
+            return fmt  # type: ignore[return-value]
+    return None
+
+
+def _columns(fmt: DataFormat, fields: dict[str, str]) -> dict[str, str]:
+    """TrainExample's field -> the column a row of this format holds it in."""
+    own = {"pairs": {"prompt": "prompt", "answer": "answer"}, "alpaca": {"prompt": "instruction", "answer": "output"},
+           "chat": {"prompt": "messages", "answer": "messages"},
+           "sharegpt": {"prompt": "conversations", "answer": "conversations"}}[fmt]
+    return {field: fields.get(name, name) for field, name in {**own, "system": "system"}.items()}
+
+
+def to_example(values: dict[str, Any], fmt: DataFormat, source: DataSource) -> TrainExample:
+    """One row as a training example; ValueError says what is wrong with it."""
+    def get(name: str) -> Any:
+        return values.get(source.fields.get(name, name))
+
+    system = get("system") or source.system
+    if fmt == "pairs":
+        return TrainExample(prompt=get("prompt"), answer=get("answer"), system=system)
+    if fmt == "alpaca":
+        parts = [get("instruction"), get("input")]  # LLaMA-Factory's alpaca: the instruction, then its input
+        prompt = "\n\n".join(p for p in parts if p) if all(isinstance(p, str | None) for p in parts) else parts[0]
+        return TrainExample(prompt=prompt, answer=get("output"), system=system)
+    turns = get("messages" if fmt == "chat" else "conversations")
+    role_key, text_key = ("role", "content") if fmt == "chat" else ("from", "value")
+    if not isinstance(turns, list) or not turns:
+        name = "messages" if fmt == "chat" else "conversations"
+        raise ValueError(f"'{source.fields.get(name, name)}' must be a non-empty list of turns")
+    messages = []
+    for i, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict) or ROLES.get(str(turn.get(role_key))) is None:
+            raise ValueError(f"turn {i}: expected {{{role_key}: user|assistant|system, {text_key}: text}}"
+                             + (f", got {role_key} '{turn.get(role_key)}'" if isinstance(turn, dict) else ""))
+        text = turn.get(text_key)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"turn {i}: empty or missing '{text_key}'")
+        messages.append((ROLES[str(turn[role_key])], text))
+    if messages[0][0] == "system":
+        system = messages.pop(0)[1]
+    roles = [role for role, _ in messages]
+    if len(roles) < 2 or roles != ["user", "assistant"] * (len(roles) // 2):
+        raise ValueError("turns must alternate user, assistant, ending with the assistant (a system turn only first): "
+                         f"got {', '.join(roles)}")
+    texts = [text for _, text in messages]
+    return TrainExample(prompt=texts[-2], answer=texts[-1], system=system,
+                        history=[(texts[i], texts[i + 1]) for i in range(0, len(texts) - 2, 2)])
+
+
+def _rows(path: Path | None, source: DataSource, shown: str) -> tuple[list[Located], list[Problem]]:
+    """Every row of the source with where it is, through `datasets`."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    was = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # what it cannot read is said once, as a problem
+    try:
+        if path is None:
+            ds = datasets.load_dataset(source.hub, split=source.split)
+        elif path.is_dir():
+            ds = datasets.load_from_disk(str(path))
+            if isinstance(ds, datasets.DatasetDict):
+                if source.split not in ds:
+                    return [], [Problem(shown, 1, 1, f"no split '{source.split}' (it has {', '.join(ds)})")]
+                ds = ds[source.split]
+        elif not path.is_file():
+            return [], [Problem(shown, 1, 1, "file not found")]
+        elif path.suffix not in BUILDERS:
+            return [], [Problem(shown, 1, 1, f"cannot read a '{path.suffix}' file: JSONL, JSON, Parquet, CSV or a "
+                                "folder saved by `datasets`")]
+        else:
+            ds = datasets.load_dataset(BUILDERS[path.suffix], data_files=str(path), split="train")
+    except Exception as exc:  # noqa: BLE001 - whatever `datasets` refuses is refused, at its place when we can tell
+        return [], _unreadable(path, shown, exc)
+    finally:
+        datasets.logging.set_verbosity(was)
+    rows = ds.to_list()
+    if path is not None and path.suffix in (".jsonl", ".json") and path.is_file():
+        lines = _json_lines(path, shown)
+        if len(lines) == len(rows):
+            return [(line, None, row) for line, row in zip(lines, rows)], []
+    if path is not None and path.suffix == ".csv":
+        lines = _csv_lines(path)
+        if len(lines) == len(rows):
+            return [(line, None, row) for line, row in zip(lines, rows)], []
+    return [(i, i, row) for i, row in enumerate(rows, start=1)], []
+
+
+def _json_lines(path: Path, shown: str) -> list[int]:
+    """The line of each row when the file is JSON lines (empty when it is one JSON document)."""
+    rows, problems = read_objects(path, shown)
+    return [] if problems else [line for line, _ in rows]
+
+
+def _csv_lines(path: Path) -> list[int]:
+    """The line each CSV row starts on (a quoted field may span lines)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        starts, at = [], 1
+        for _ in reader:
+            starts.append(at)
+            at = reader.line_num + 1
+    return starts[1:]  # the header is not a row
+
+
+def _unreadable(path: Path | None, shown: str, exc: Exception) -> list[Problem]:
+    """What `datasets` could not read, at the line where a text file's JSON breaks when that is the reason."""
+    if path is not None and path.suffix in (".json", ".jsonl") and path.is_file():
+        text, problem = decode_utf8(path.read_bytes(), shown)
+        if problem is not None or text is None:
+            return [problem] if problem else []
+        if (broken := where_json_breaks(text, path.suffix, shown)) is not None:
+            return [broken]
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return [Problem(shown, 1, 1, f"`datasets` cannot read it: {first}")]
+
+
+def where_json_breaks(text: str, suffix: str, shown: str) -> Problem | None:
+    """Where a JSON or JSON-lines text stops parsing: the first bad line of JSON lines (a `.jsonl` file, or a
+    file whose first line is a whole value), else the place in the one document; None when it parses."""
+    bad_line = None  # (a line before it parsed, the problem)
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for k, (number, line) in enumerate(lines):
+        try:
+            json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad_line = (k > 0, Problem(shown, number, exc.colno, f"not a JSON line: {exc.msg}"))
+            break
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if bad_line is not None and (bad_line[0] or suffix != ".json"):
+            return bad_line[1]
+        return Problem(shown, exc.lineno, exc.colno, f"not JSON: {exc.msg}")
+    return None
+
+
+def json_refusal(path: Path) -> str | None:
+    """Why `datasets`' JSON reader cannot read a file, or None when it can."""
+    import datasets
+
+    was = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
+    datasets.disable_progress_bars()
+    try:
+        datasets.load_dataset("json", data_files=str(path), split="train")
+    except Exception as exc:  # noqa: BLE001 - its refusal, whatever it is, is the answer
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    finally:
+        datasets.logging.set_verbosity(was)
+    return None

@@ -1,0 +1,138 @@
+"""Node data in the formats fine-tuning tools use (pairs, chat, alpaca, ShareGPT) and the containers `datasets`
+reads (JSONL, JSON, Parquet, CSV, save_to_disk): read into the same examples, bad rows reported where they are,
+conversations trained on their assistant turns only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+
+from curriculum.chat import IGNORE, Example, example_ids, pair_ids
+from curriculum.models import TINY, load_base
+from curriculum.problems import CurriculumError
+from curriculum.spec import LoraConfig, TrainConfig
+from curriculum.train import examples_from_records, train_stage
+from curriculum.validate import load_curriculum
+from helpers import write_jsonl
+
+CHAT = [
+    {"messages": [{"role": "system", "content": "You answer in one sentence."},
+                  {"role": "user", "content": f"What is a zorblat {i}?"},
+                  {"role": "assistant", "content": f"A blue umbrella for cats, number {i}."},
+                  {"role": "user", "content": "And its colour?"},
+                  {"role": "assistant", "content": f"Blue, shade {i}."}]}
+    for i in range(4)
+]
+ALPACA = [{"instruction": f"Name fruit {i}.", "input": "Be brief." if i % 2 else "", "output": f"Fruit {i} is a plum."}
+          for i in range(4)]
+SHAREGPT = [{"conversations": [{"from": "human", "value": f"Hello {i}?"}, {"from": "gpt", "value": f"Hi there, {i}."}]}
+            for i in range(4)]
+QA = [{"question": f"Where is town {i}?", "reply": f"Town {i} is by the sea.", "topic": "sea" if i < 2 else "hills"}
+      for i in range(4)]
+
+
+def _graph(root: Path, nodes: dict[str, str]) -> Path:
+    """A graph of one node per entry (its `data:` written as given), each with one choice probe."""
+    write_jsonl(root / "mc.jsonl", [{"prompt": f"Pick {i}", "choices": ["yes", "no"], "answer": 0} for i in range(2)])
+    body = "".join(f"  {n}:\n    layer: definition\n    data: {data}\n    probes: [{{kind: transfer, items: mc.jsonl}}]\n"
+                   for n, data in nodes.items())
+    graph = root / "graph.yaml"
+    graph.write_text("curriculum: formats\nmodel: {base: tiny-random}\n"
+                     "defaults:\n  train: {epochs: 1, batch_size: 4, max_length: 160}\nnodes:\n" + body, encoding="utf-8")
+    return graph
+
+
+@pytest.fixture(scope="module")
+def every_format(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("formats")
+    write_jsonl(root / "chat.jsonl", CHAT)
+    (root / "alpaca.json").write_text(json.dumps(ALPACA, indent=2), encoding="utf-8")  # one JSON document
+    datasets.Dataset.from_list(SHAREGPT).to_parquet(str(root / "sharegpt.parquet"))
+    datasets.Dataset.from_list(QA).to_csv(str(root / "qa.csv"), index=False)
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(CHAT)}).save_to_disk(str(root / "saved"))
+    write_jsonl(root / "pairs_lines.json", [{"prompt": "Q?", "answer": "A."}] * 2)  # JSON lines named .json
+    return _graph(root, {
+        "chat": "chat.jsonl", "alpaca": "alpaca.json", "sharegpt": "sharegpt.parquet",
+        "sea": "{path: qa.csv, fields: {prompt: question, answer: reply}, where: {topic: sea}}",
+        "hills": "{path: qa.csv, fields: {prompt: question, answer: reply}, where: {topic: hills}, system: Be terse.}",
+        "saved": "{path: saved, split: train}", "lines": "pairs_lines.json",
+    })
+
+
+def test_every_format_and_container_reads_into_examples(every_format: Path) -> None:
+    loaded = load_curriculum(every_format)
+    ex = {n: examples_from_records(loaded.examples[n]) for n in loaded.spec.nodes}
+    assert ex["chat"][1] == Example("And its colour?", "Blue, shade 1.", ex["chat"][1].source, "You answer in one sentence.",
+                                    (("What is a zorblat 1?", "A blue umbrella for cats, number 1."),))
+    assert ex["chat"][1].source.endswith("chat.jsonl:2")  # JSONL: its line
+    assert [e.messages() for e in ex["saved"]] == [e.messages() for e in ex["chat"]]
+    assert ex["saved"][1].source.endswith("saved:row 2")  # a saved dataset: its row
+    assert [(e.prompt, e.answer) for e in ex["alpaca"][:2]] == [("Name fruit 0.", "Fruit 0 is a plum."),
+                                                                ("Name fruit 1.\n\nBe brief.", "Fruit 1 is a plum.")]
+    assert [(e.prompt, e.answer, e.history) for e in ex["sharegpt"]][0] == ("Hello 0?", "Hi there, 0.", ())
+    assert [e.prompt for e in ex["sea"]] == ["Where is town 0?", "Where is town 1?"]  # one CSV split by a column
+    assert [e.source.rsplit(":", 1)[1] for e in ex["sea"]] == ["2", "3"]  # CSV: the row's line, the header is line 1
+    assert [e.system for e in ex["hills"]] == ["Be terse.", "Be terse."]
+    assert len(ex["lines"]) == 2
+    assert ex["alpaca"][1].source.endswith("alpaca.json:row 2")  # a JSON document has no line per row: its row
+
+
+def test_a_chat_node_trains_on_the_tiny_model(every_format: Path, tmp_path: Path) -> None:
+    loaded = load_curriculum(every_format)
+    examples = examples_from_records(loaded.examples["chat"]) + examples_from_records(loaded.examples["sharegpt"])
+    result = train_stage(TINY, None, examples, LoraConfig(dropout=0.0),
+                         TrainConfig(epochs=2, lr=5e-3, batch_size=4, max_length=160, warmup_ratio=0.0),
+                         tmp_path / "stage", progress=False)
+    assert result.steps == 4 and result.log[-1].loss < result.log[0].loss
+
+
+def test_a_conversation_trains_on_its_assistant_turns_only() -> None:
+    tok = load_base(TINY).tokenizer
+    ex = Example("And its colour?", "Blue.", system="Be brief.", history=(("What is a zorblat?", "A blue umbrella."),))
+    ids, labels = example_ids(tok, ex)
+    assert ids == tok(tok.apply_chat_template(ex.messages(), tokenize=False), add_special_tokens=False)["input_ids"]
+    spans, current = [], []
+    for t, label in zip(ids, labels):
+        if label != IGNORE:
+            assert label == t
+            current.append(t)
+        elif current:
+            spans, current = spans + [current], []
+    spans += [current] if current else []
+    assert [tok.decode(s) for s in spans] == ["A blue umbrella.<|im_end|>\n", "Blue.<|im_end|>\n"]
+    plain = Example("Q?", "A.")
+    assert example_ids(tok, plain) == pair_ids(tok, "Q?", "A.")  # a single pair: exactly as before
+
+
+@pytest.mark.parametrize(("name", "write", "data", "where"), [
+    ("jsonl", lambda p: write_jsonl(p / "d.jsonl", [CHAT[0], {"messages": [{"role": "user", "content": "hi"}]}]),
+     "d.jsonl", "d.jsonl:2:1: turns must alternate user, assistant"),
+    ("csv", lambda p: datasets.Dataset.from_list([{"prompt": "q", "answer": "a"}, {"prompt": "q2", "answer": None}])
+     .to_csv(str(p / "d.csv"), index=False), "d.csv", "d.csv:3:1: answer"),
+    ("parquet", lambda p: datasets.Dataset.from_list(SHAREGPT[:2] + [{"conversations": [{"from": "bot", "value": "x"}]}])
+     .to_parquet(str(p / "d.parquet")), "d.parquet", "d.parquet:row 3: turn 1: expected {from: user|assistant|system"),
+    ("json array", lambda p: (p / "d.json").write_text(json.dumps(ALPACA[:1] + [{"instruction": "x", "output": ""}])),
+     "d.json", "d.json:row 2: output"),
+    ("broken json", lambda p: (p / "d.json").write_text('{"prompt": "q", "answer": "a"}\n{"prompt": "q2", "answer": }\n'),
+     "d.json", "d.json:2:"),
+    ("saved", lambda p: datasets.Dataset.from_list([{"prompt": "q", "answer": "a"}, {"prompt": "", "answer": "b"}])
+     .save_to_disk(str(p / "saved")), "saved", "saved:row 2: prompt"),
+])
+def test_a_bad_row_is_reported_where_it_is_and_nothing_loads(name: str, write, data: str, where: str, tmp_path: Path) -> None:
+    write(tmp_path)
+    with pytest.raises(CurriculumError) as err:
+        load_curriculum(_graph(tmp_path, {"n": data}))
+    shown = str(err.value)
+    assert where in shown, shown
+    assert len(err.value.problems) == 1, shown
+
+
+def test_columns_that_name_no_format_are_refused_with_a_hint(tmp_path: Path) -> None:
+    datasets.Dataset.from_list([{"q": "a", "r": "b"}]).to_parquet(str(tmp_path / "d.parquet"))
+    with pytest.raises(CurriculumError, match=r"d.parquet:row 1: cannot tell the format from the columns \['q', 'r'\]"):
+        load_curriculum(_graph(tmp_path, {"n": "d.parquet"}))
+    with pytest.raises(CurriculumError, match="data needs exactly one of 'path' or 'hub'"):
+        load_curriculum(_graph(tmp_path, {"n": "{split: train}"}))
