@@ -91,6 +91,7 @@ def run(
     from_run: str | None = typer.Option(None, "--from", help="start from this finished run's end state: after editing "
                                         "the YAML, only new and changed nodes and their dependants train (see `diff`)"),
     retries: int = typer.Option(2, min=0, help="retries of a stage that ran out of memory or lost its worker"),
+    track: list[str] = typer.Option([], "--track", help="mirror the run to mlflow or tensorboard too (repeatable)"),
 ) -> None:
     """Train the model through a curriculum (in this process) and print what it mastered."""
     loaded = _checked(graph)
@@ -99,7 +100,7 @@ def run(
     given = given_settings(policy=policy, seed=seed, max_stages=max_stages, runs_dir=runs_dir, profile=profile,
                            train_overrides={"max_steps": max_steps} if max_steps else None)
     try:  # every refusal the flow would make, before Prefect starts: one line, exit 1, nothing written
-        plan = plan_run(loaded, given, warehouse=db, run_id=run_id, resume=resume, from_run=from_run)
+        plan = plan_run(loaded, given, warehouse=db, run_id=run_id, resume=resume, from_run=from_run, track=track)
     except SetupError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from None
@@ -113,7 +114,7 @@ def run(
 
     state = curriculum_flow(graph=str(graph), resume=resume, run_id=plan.run_id if not resume else None,
                             warehouse=str(db) if db else None, train_deployment=train_deployment, return_state=True,
-                            retries=retries, from_run=from_run, **given)
+                            retries=retries, from_run=from_run, track=track or None, **given)
     if not state.is_completed():
         err.print(f"run failed: {state.message}", markup=False)
         raise typer.Exit(1)

@@ -61,9 +61,9 @@ def read_source(root: Path, source: DataSource, shown: str) -> tuple[list[Record
         try:
             example = to_example(values, fmt, source)
         except ValidationError as exc:  # before ValueError, which it is; named by the user's own columns
-            columns = _columns(fmt, source.fields)
+            named = _columns(fmt, source.fields)
             problems.extend(Problem(shown, line, 1, describe_error({**e, "loc": tuple(
-                columns.get(str(p), p) for p in e["loc"])}), row) for e in exc.errors())
+                named.get(str(p), p) for p in e["loc"])}), row) for e in exc.errors())
         except ValueError as exc:
             problems.append(Problem(shown, line, 1, str(exc), row))
         else:

@@ -229,6 +229,23 @@ class ExamConfig(Strict):
                            "a smaller node stays unsplit (every item a check item) and its verdict is marked so")
 
 
+class MlflowConfig(Strict):
+    uri: str | None = Field(None, description="tracking URI; default MLflow's own ($MLFLOW_TRACKING_URI, else "
+                            "sqlite:///mlflow.db in the working directory): no server needed")
+    experiment: str | None = Field(None, description="experiment name; default the curriculum's name")
+
+
+class TensorboardConfig(Strict):
+    dir: str | None = Field(None, description="folder of the event files; default the run's folder's `tensorboard/`")
+
+
+class TrackingConfig(Strict):
+    """Trackers a run is mirrored to as it goes (the warehouse stays the record): `--track` adds them too."""
+
+    mlflow: MlflowConfig | None = Field(None, description="one MLflow run per curriculum run, a nested run per stage")
+    tensorboard: TensorboardConfig | None = Field(None, description="TensorBoard event files: losses, scores, decisions")
+
+
 class Defaults(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
@@ -346,6 +363,8 @@ class Curriculum(Strict):
     )
     exam: ExamConfig = Field(default_factory=ExamConfig, description="how probe items split into check items (the "
                              "run's decisions) and exam items (its verdict)")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig,
+                                     description="mirror runs to MLflow or TensorBoard (e.g. {mlflow: {}})")
     drift: DriftConfig | None = Field(
         None, description="measure drift of general ability after every stage (e.g. {prompts: 32}); off when absent")
     nodes: dict[str, Node] = Field(description="node id -> node", min_length=1)

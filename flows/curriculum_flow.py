@@ -34,6 +34,7 @@ from flows.planning import (Rows, as_rows, draw_until_clear, exam_plan, exam_sco
                             probe_plan, resolve_auto_gates, score_rows, stage_check, start_state, status_rows)
 from flows.failures import failure_reason, interruption
 from flows.stages import probe_task, retrying, share_base, train_task
+from flows.tracking import Mirror, write_mastery
 from flows.resume import Settings
 from flows.setup import RunPlan, given_settings, holding, plan_run
 from probes.lm import DECODING
@@ -62,6 +63,7 @@ def curriculum(
     from_run: str | None = None,
     retries: int = 2,
     retry_delay_s: float = 10.0,
+    track: list[str] | None = None,
 ) -> str:
     """Walk a curriculum graph: train, probe, decide, record. Returns the run id.
 
@@ -86,6 +88,7 @@ def curriculum(
         retries: Tries again of a stage or probe sweep that ran out of memory or lost its worker, before the
             stage backs off (bad data backs off at once).
         retry_delay_s: Wait before the first retry; each later one waits twice the last.
+        track: Mirror the run to these trackers too (mlflow, tensorboard), besides the YAML's `tracking:`.
     """
     log = get_run_logger()
     try:
@@ -96,17 +99,19 @@ def curriculum(
         raise
     plan = plan_run(loaded, given_settings(policy=policy, seed=seed, max_stages=max_stages, runs_dir=runs_dir,
                                            profile=profile, final_probe=final_probe, train_overrides=train_overrides),
-                    warehouse=warehouse, run_id=run_id, resume=resume, from_run=from_run)
+                    warehouse=warehouse, run_id=run_id, resume=resume, from_run=from_run, track=track or ())
     wh, run_id = plan.wh, plan.run_id
     with holding(plan) as taken:  # a second live process on this run stops here
         if taken:
             log.warning("%s", taken)
         _record_start(plan, graph, from_run, log)
+        trackers = Mirror.open(wh, run_id, plan.tracking, plan.run_dir)
         try:
             walk(wh, plan.loaded, run_id, plan.settings, plan.run_dir, progress=progress, train_deployment=train_deployment,
-                 retries=retries, retry_delay_s=retry_delay_s)
+                 retries=retries, retry_delay_s=retry_delay_s, trackers=trackers)
         except BaseException as exc:
             stop = interruption(exc)
+            trackers.finish(wh, run_id, "interrupted" if stop is not None else "failed", [])
             if stop is not None:  # Ctrl-C, SIGTERM, SystemExit: not a failure of the run, an interruption
                 try:
                     records.set_run_status(wh, run_id, "interrupted")
@@ -144,6 +149,7 @@ def _record_start(plan: RunPlan, graph: str, from_run: str | None, log: Any) -> 
                               "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
                               "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
                               "exam": {**cur.exam.model_dump(), "unsplit": loaded.unsplit},
+                              "tracking": plan.tracking.model_dump(exclude_none=True),
                               **plan.lineage_config},
                       parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
                       texts=[(sha, text) for _, sha, text in inputs if text is not None])
@@ -151,7 +157,7 @@ def _record_start(plan: RunPlan, graph: str, from_run: str | None, log: Any) -> 
 
 def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Settings, run_dir: Path, *,
          progress: bool = False, train_deployment: str | None = None, retries: int = 2,
-         retry_delay_s: float = 10.0) -> None:
+         retry_delay_s: float = 10.0, trackers: Mirror | None = None) -> None:
     """The run itself, from its record on: baseline, then { pick -> train -> probe -> decide -> record },
     the final sweep, the report; a resumed run replays what its record holds first."""
     log = get_run_logger()
@@ -187,6 +193,8 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
                                             [asdict(d) for d in decisions], baseline_probe_s=time.perf_counter() - started,
                                             node_scores=score_rows(st, baseline), node_status=status_rows(st))
     drift_answers = drift_baseline(wh, run_id, loaded, prober)  # drift: the base's own answers, once per run
+    trackers = trackers or Mirror([])
+    trackers.sync(wh, run_id)  # the baseline; on resume, whatever the trackers lack
 
     while (step := pol.next_step(st)) is not None:
         faults.reached("stage")
@@ -235,6 +243,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
             mixture=mixture_rows(loaded, step, seed + stage, prober.tokenizer) if step.kind == StageKind.MIX else ())
         log.info("stage %d %s: %s", stage, step.node_id,
                  ", ".join(f"{n}={e.score:.3f} (n={e.n})" for n, e in observed.items() if e is not None))
+        trackers.sync(wh, run_id)
         stage += 1
 
     if settings.final_probe and st.accepted_stage is not None and stage not in history.stages:
@@ -249,6 +258,9 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
             raise DiskFull(f"writing the report {run_dir / 'report.html'}") from exc
         log.error("run %s completed, but its report or Prefect artifacts failed: %s", run_id, exc)
         report = None
+    if trackers.trackers:
+        trackers.finish(wh, run_id, "completed", [p for p in (report, write_mastery(wh, run_id, run_dir)) if p])
+        log.info("tracking (%s) took %.1f s", ", ".join(t.name for t in trackers.trackers), trackers.seconds)
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
 
 

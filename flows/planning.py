@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Callable
 
-from curriculum.chat import Example, pair_ids
+from curriculum.chat import Example, example_ids
 from curriculum.draws import first_items, more_items, pool_keys, regression_items
 from curriculum.evidence import evidence_from
 from curriculum.mix import draw_mixture
@@ -179,7 +179,7 @@ def mixture_rows(loaded: LoadedCurriculum, step: Step, seed: int, tokenizer) -> 
     tokens: dict[str, int] = {}
     for n in step.mixture:
         drawn = draw_mixture({n: examples_from_records(loaded.examples[n])}, {n: step.mixture[n]}, seed)
-        tokens[n] = sum(len(pair_ids(tokenizer, ex.prompt, ex.answer)[0]) for ex in drawn)
+        tokens[n] = sum(len(example_ids(tokenizer, ex)[0]) for ex in drawn)
     return [{"node_id": n, "role": "frontier" if n in step.data_nodes else "replay", "weight": step.weights[n],
              "examples": step.mixture[n], "tokens": tokens[n]} for n in step.mixture]
 

@@ -7,10 +7,11 @@ answer and the same refusals, as one error type. The run's lock is taken in one 
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from curriculum.bases import ModelError
 from curriculum.integrity import IntegrityError
 from curriculum.policies import make_policy
 from curriculum.problems import CurriculumError
-from curriculum.spec import TrainConfig
+from curriculum.spec import TrackingConfig, TrainConfig
 from curriculum.validate import LoadedCurriculum, select_profile
 from flows import inherit, runlock
 from flows.resume import Settings, check_resume, check_run_folder, new_settings
+from flows.tracking import chosen
 from warehouse import records
 from warehouse.db import Warehouse, WarehouseError
 
@@ -44,6 +46,7 @@ class RunPlan:
     settings: Settings
     run: dict[str, Any] | None  # the recorded run when resuming, else None
     lineage_config: dict[str, Any]  # what --from adds to the run's config; empty without it
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # the trackers it is mirrored to: the YAML's, `--track`'s, the record's
 
     @property
     def run_dir(self) -> Path:
@@ -59,7 +62,8 @@ def given_settings(*, policy: str | None = None, seed: int | None = None, max_st
 
 
 def plan_run(loaded: LoadedCurriculum, given: dict[str, Any], *, warehouse: str | Path | None = None,
-             run_id: str | None = None, resume: str | None = None, from_run: str | None = None) -> RunPlan:
+             run_id: str | None = None, resume: str | None = None, from_run: str | None = None,
+             track: Sequence[str] = ()) -> RunPlan:
     """The run's plan, or SetupError with the first line of what is wrong. Reads only: nothing is written."""
     try:
         wh = Warehouse(warehouse).check()  # damaged, foreign or newer: refused first
@@ -71,6 +75,8 @@ def plan_run(loaded: LoadedCurriculum, given: dict[str, Any], *, warehouse: str 
         lineage_config = inherit.prepare(wh, loaded, from_run, settings.policy) if from_run else {}
         placement.of_model(loaded.spec.model)  # a device, dtype or quantization this machine cannot give
         runlock.check(Path(settings.runs_dir) / run_id, run_id)  # a live process on this run: refused here already
+        recorded = json.loads(run["config"] or "{}").get("tracking") if run else None  # resume: what it was mirrored to
+        tracking = chosen(TrackingConfig(**recorded) if recorded else loaded.spec.tracking, track)
     except (ValueError, CurriculumError, WarehouseError, IntegrityError, ModelError, runlock.RunLocked,
             duckdb.Error, ValidationError) as exc:
         if isinstance(exc, SetupError):
@@ -79,7 +85,7 @@ def plan_run(loaded: LoadedCurriculum, given: dict[str, Any], *, warehouse: str 
             raise SetupError("train_overrides: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                                              for e in exc.errors())) from exc
         raise SetupError((str(exc).strip().splitlines() or [type(exc).__name__])[0]) from exc
-    return RunPlan(wh, loaded, run_id, settings, run, lineage_config)
+    return RunPlan(wh, loaded, run_id, settings, run, lineage_config, tracking)
 
 
 def _resume_or_new(wh: Warehouse, loaded: LoadedCurriculum, given: dict[str, Any], run_id: str | None,
