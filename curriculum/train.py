@@ -35,6 +35,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from curriculum import memory
 from curriculum.chat import IGNORE, Example, example_ids
+from curriculum.tokencache import TokenCache
 from curriculum.diskspace import adapter_bytes, ensure_room
 from curriculum.integrity import seal
 from curriculum.models import Loaded, load_base
@@ -84,6 +85,7 @@ class StageResult:
     ooms: int = 0  # out-of-memory errors recovered by halving the micro-batch
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds: load, tokenize, train, check, save
     processes: int = 1  # trained together through Accelerate (curriculum.launch), each on its share of every step
+    tokenized: dict[str, int] = field(default_factory=dict)  # examples read from the token cache / tokenized anew
 
     @property
     def tokens_per_s(self) -> float:
@@ -100,14 +102,18 @@ class Tokenized:
         return sum(label != IGNORE for label in self.labels)
 
 
-def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int) -> list[Tokenized]:
-    """Tokenize every pair; one problem per example that is too long, naming its file:line."""
+def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
+                      cache: TokenCache | None = None) -> list[Tokenized]:
+    """Tokenize every example (read back from `cache` when it holds it); one problem per example that is too long,
+    naming its file:line."""
     out, problems = [], []
+    usable = [ex for ex in examples if ex.prompt.strip() and ex.answer.strip()]
+    encoded = iter(cache.ids(usable) if cache is not None else [example_ids(tokenizer, ex) for ex in usable])
     for ex in examples:
         if not ex.prompt.strip() or not ex.answer.strip():
             problems.append(Problem(ex.file, ex.line, 1, "empty prompt or answer"))
             continue
-        ids, labels = example_ids(tokenizer, ex)
+        ids, labels = next(encoded)
         if len(ids) > max_length:
             problems.append(Problem(ex.file, ex.line, 1, f"example is {len(ids)} tokens, longer than max_length {max_length}"))
             continue
@@ -358,7 +364,8 @@ def train_stage(
     tokenizer, where = loaded.tokenizer, loaded.placement
     loaded_at = time.perf_counter()
     mixed = with_replay(examples, replay_pools, cfg.replay, cfg.seed, cfg.replay_each)
-    items = tokenize_examples(tokenizer, mixed, cfg.max_length)
+    cache = TokenCache(tokenizer)  # validation, earlier stages and a killed run's stages tokenized most of these
+    items = tokenize_examples(tokenizer, mixed, cfg.max_length, cache)
     tokenized_at = time.perf_counter()
     token_ids = hyperword_ids(tokenizer, tokens) if tokens else []
     model = attach_lora(loaded.model, parent_adapter, lora, token_ids)
@@ -441,7 +448,8 @@ def train_stage(
     result = StageResult(out_dir, step, seen, seconds, where.device, epoch_loss[0] / max(epoch_loss[1], 1), log, checks,
                          reason if check is not None else None, check_s, where.dtype_name, where.quantize, micro,
                          cfg.grad_accum * math.ceil(cfg.batch_size / micro), ooms, phases,
-                         parallel.num_processes if parallel is not None else 1)
+                         parallel.num_processes if parallel is not None else 1,
+                         {"cached": cache.cached, "computed": cache.computed})
     saving = time.perf_counter()
     state = None
     if parallel is not None:  # every process gives its part of the weights (FSDP gathers them); the main one saves
@@ -486,6 +494,7 @@ def _save(model, result: StageResult, **produced_by) -> None:
         "device": result.device, "dtype": result.dtype, "quantize": result.quantize,
         "micro_batch": result.micro_batch, "grad_accum": result.grad_accum, "ooms": result.ooms,
         "phases": {k: round(v, 3) for k, v in result.phases.items()},
+        "tokenized": result.tokenized,
         "train_loss": result.train_loss,
         "log": [asdict(entry) for entry in result.log],
         "checks": [asdict(c) for c in result.checks], "stop_reason": result.stop_reason,

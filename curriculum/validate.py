@@ -352,10 +352,24 @@ def _tokenizer(ck: _Checker, top: spec.Curriculum, resolved: Resolved):
 def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict[str, list[Record[spec.TrainExample]]]) -> None:
     """Every training pair fits its node's max_length, tokenized as training does (chat template, new tokens):
     a pair that does not would only fail when its stage trains."""
-    from curriculum.chat import IGNORE, Example, example_ids
+    from curriculum.chat import IGNORE, Example
+    from curriculum.tokencache import TokenCache
 
     lengths: dict[tuple[Any, ...], tuple[int, int]] = {}
     reported: set[tuple[str, int]] = set()
+    cache = TokenCache(tokenizer)  # what is tokenized here, every stage reads back
+    unique: dict[tuple[Any, ...], Any] = {}
+    for records in examples.values():
+        for rec in records:
+            value = rec.value
+            history = tuple((user, assistant) for user, assistant in value.history)
+            unique.setdefault((value.prompt, value.answer, value.system, history), rec)
+    try:
+        keys = list(unique)
+        for key, (ids, labels) in zip(keys, cache.ids([Example(k[0], k[1], system=k[2], history=k[3]) for k in keys])):
+            lengths[key] = (len(ids), labels.count(IGNORE))
+    except ValueError:  # one example the template cannot render: each is tokenized alone below, to say which
+        pass
     for node_id, records in examples.items():
         limit = cur.train_config(node_id).max_length
         for rec in records:
@@ -364,8 +378,8 @@ def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict
             key = (value.prompt, value.answer, value.system, history)
             if key not in lengths:
                 try:
-                    ids, labels = example_ids(tokenizer, Example(value.prompt, value.answer, system=value.system,
-                                                                 history=history))
+                    (ids, labels), = cache.ids([Example(value.prompt, value.answer, system=value.system,
+                                                        history=history)])
                 except ValueError as exc:  # the chat template renders the prompt differently with an answer
                     ck.problems.append(rec.problem(f"cannot tokenize this example: {exc}"))
                     lengths[key] = (0, 0)

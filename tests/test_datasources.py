@@ -136,3 +136,41 @@ def test_columns_that_name_no_format_are_refused_with_a_hint(tmp_path: Path) -> 
         load_curriculum(_graph(tmp_path, {"n": "d.parquet"}))
     with pytest.raises(CurriculumError, match="data needs exactly one of 'path' or 'hub'"):
         load_curriculum(_graph(tmp_path, {"n": "{split: train}"}))
+
+
+def test_examples_are_tokenized_once_per_content_and_tokenizer(tmp_path: Path) -> None:
+    """Counted, not timed: a second read of the same examples tokenizes nothing; an edited example is tokenized
+    again and nothing else; another tokenizer (one more token) reads nothing it did not make."""
+    from curriculum.tokencache import TokenCache
+
+    tok = load_base(TINY).tokenizer
+    examples = [Example(f"Q {i}?", f"A {i}.") for i in range(5)] + [Example("Hi?", "Yes.", history=(("a", "b"),))]
+    first = TokenCache(tok, tmp_path)
+    assert first.ids(examples) == [example_ids(tok, ex) for ex in examples]
+    assert (first.cached, first.computed) == (0, 6)
+    again = TokenCache(tok, tmp_path)  # another stage, another process: the same file
+    assert again.ids(examples) == [example_ids(tok, ex) for ex in examples] and (again.cached, again.computed) == (6, 0)
+    edited = TokenCache(tok, tmp_path)
+    edited.ids([*examples[:5], Example("Hi?", "No.", history=(("a", "b"),))])
+    assert (edited.cached, edited.computed) == (5, 1)
+    import copy
+    other = copy.deepcopy(tok)
+    other.add_tokens(["zorblat"])
+    fresh = TokenCache(other, tmp_path)
+    fresh.ids(examples)
+    assert (fresh.cached, fresh.computed) == (0, 6) and fresh.path != again.path
+
+
+def test_stages_read_the_tokens_validation_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node validated once trains with every example read from the cache, and a second stage on it too."""
+    monkeypatch.setenv("CURRICULUM_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "g"
+    root.mkdir()
+    write_jsonl(root / "chat.jsonl", CHAT)
+    loaded = load_curriculum(_graph(root, {"chat": "chat.jsonl"}))
+    examples = examples_from_records(loaded.examples["chat"])
+    cfg = TrainConfig(epochs=1, lr=5e-3, batch_size=4, max_length=160, warmup_ratio=0.0)
+    for stage in (1, 2):
+        train_stage(TINY, None, examples, LoraConfig(dropout=0.0), cfg, tmp_path / f"stage-{stage}", progress=False)
+        record = json.loads((tmp_path / f"stage-{stage}" / "stage.json").read_text())
+        assert record["tokenized"] == {"cached": len(CHAT), "computed": 0}
