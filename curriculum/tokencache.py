@@ -22,7 +22,7 @@ from pathlib import Path
 from curriculum.bases import cache_dir
 from curriculum.chat import Example, example_ids
 
-OFF = "CURRICULUM_TOKEN_CACHE"  # set to 0 to tokenize every time, keeping nothing
+SETTING = "CURRICULUM_TOKEN_CACHE"  # 0: tokenize every time, keeping nothing; a folder: keep the cache there
 
 
 def fingerprint(tokenizer) -> str:
@@ -49,12 +49,13 @@ class TokenCache:
 
     @property
     def enabled(self) -> bool:
-        return os.environ.get(OFF, "1") != "0"
+        return os.environ.get(SETTING, "") != "0"
 
     @property
     def path(self) -> Path:
         if self._path is None:
-            self._path = (self.folder or cache_dir() / "tokens") / f"{fingerprint(self.tokenizer)}.sqlite"
+            where = self.folder or Path(os.environ.get(SETTING) or cache_dir() / "tokens")
+            self._path = where / f"{fingerprint(self.tokenizer)}.sqlite"
         return self._path
 
     def _connect(self) -> sqlite3.Connection:

@@ -163,7 +163,7 @@ def test_examples_are_tokenized_once_per_content_and_tokenizer(tmp_path: Path) -
 
 def test_stages_read_the_tokens_validation_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A node validated once trains with every example read from the cache, and a second stage on it too."""
-    monkeypatch.setenv("CURRICULUM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CURRICULUM_TOKEN_CACHE", str(tmp_path / "tokens"))
     root = tmp_path / "g"
     root.mkdir()
     write_jsonl(root / "chat.jsonl", CHAT)

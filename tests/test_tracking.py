@@ -19,8 +19,9 @@ from helpers import tiny_graph
 from warehouse.db import Warehouse
 
 
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "curriculum.cli", "run", *args], cwd=ROOT, env=env,
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The CLI in `cwd`: MLflow keeps artifacts in ./mlruns beside a SQLite store, so never in the repository."""
+    return subprocess.run([sys.executable, "-m", "curriculum.cli", "run", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900, start_new_session=True)
 
 
@@ -32,12 +33,12 @@ def test_a_killed_and_resumed_run_is_one_mlflow_run_and_one_event_log(prefect_ha
 
     graph = tiny_graph(tmp_path)
     db, runs, store = tmp_path / "w.duckdb", tmp_path / "runs", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value(),
            "MLFLOW_TRACKING_URI": store}
     common = [str(graph), "--db", str(db), "--runs-dir", str(runs), "--track", "mlflow", "--track", "tensorboard"]
-    killed = _cli([*common, "--run-id", "tr"], {**env, "CURRICULUM_KILL_AT": "stage:2"})
+    killed = _cli([*common, "--run-id", "tr"], {**env, "CURRICULUM_KILL_AT": "stage:2"}, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-    done = _cli([*common[:-4], "--resume", "tr"], env)  # resume takes the trackers from the run's record
+    done = _cli([*common[:-4], "--resume", "tr"], env, tmp_path)  # resume takes the trackers from the run's record
     assert done.returncode == 0, done.stdout + done.stderr
 
     wh = Warehouse(db)
