@@ -56,7 +56,12 @@ def pair_ids(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]
 
 
 def _render(tokenizer, messages: list[dict[str, str]], generation: bool) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+    from jinja2 import TemplateError
+
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+    except TemplateError as exc:  # e.g. a template that takes no system turn: the example's problem, said at its row
+        raise ValueError(f"the chat template refuses this conversation: {exc}") from exc
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 

@@ -98,8 +98,8 @@ def to_example(values: dict[str, Any], fmt: DataFormat, source: DataSource) -> T
     if fmt == "pairs":
         return TrainExample(prompt=get("prompt"), answer=get("answer"), system=system)
     if fmt == "alpaca":
-        parts = [get("instruction"), get("input")]  # LLaMA-Factory's alpaca: the instruction, then its input
-        prompt = "\n\n".join(p for p in parts if p) if all(isinstance(p, str | None) for p in parts) else parts[0]
+        parts = [get("instruction"), get("input")]  # LLaMA-Factory's alpaca: the instruction, a newline, its input
+        prompt = "\n".join(p for p in parts if p) if all(isinstance(p, str | None) for p in parts) else parts[0]
         return TrainExample(prompt=prompt, answer=get("output"), system=system)
     turns = get("messages" if fmt == "chat" else "conversations")
     role_key, text_key = ("role", "content") if fmt == "chat" else ("from", "value")
@@ -148,7 +148,9 @@ def _rows(path: Path | None, source: DataSource, shown: str) -> tuple[list[Locat
             return [], [Problem(shown, 1, 1, f"cannot read a '{path.suffix}' file: JSONL, JSON, Parquet, CSV or a "
                                 "folder saved by `datasets`")]
         else:
-            ds = datasets.load_dataset(BUILDERS[path.suffix], data_files=str(path), split="train")
+            # a CSV's cells as written: "42" is an answer, not a number, and "NA" or "None" are words
+            kwargs = _csv_as_text(path) if path.suffix == ".csv" else {}
+            ds = datasets.load_dataset(BUILDERS[path.suffix], data_files=str(path), split="train", **kwargs)
     except Exception as exc:  # noqa: BLE001 - whatever `datasets` refuses is refused, at its place when we can tell
         return [], _unreadable(path, shown, exc)
     finally:
@@ -169,6 +171,16 @@ def _json_lines(path: Path, shown: str) -> list[int]:
     """The line of each row when the file is JSON lines (empty when it is one JSON document)."""
     rows, problems = read_objects(path, shown)
     return [] if problems else [line for line, _ in rows]
+
+
+def _csv_as_text(path: Path) -> dict[str, Any]:
+    """The CSV reader's settings that keep every cell the text it is (its header names the columns)."""
+    import datasets
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return {"keep_default_na": False,
+            "features": datasets.Features({name: datasets.Value("string") for name in header})}
 
 
 def _csv_lines(path: Path) -> list[int]:
@@ -205,6 +217,8 @@ def where_json_breaks(text: str, suffix: str, shown: str) -> Problem | None:
         except json.JSONDecodeError as exc:
             bad_line = (k > 0, Problem(shown, number, exc.colno, f"not a JSON line: {exc.msg}"))
             break
+    if bad_line is None and len(lines) > 1:
+        return None  # every line is JSON: what is wrong is what the reader said (e.g. a column of two types)
     try:
         json.loads(text)
     except json.JSONDecodeError as exc:

@@ -236,7 +236,8 @@ class MlflowConfig(Strict):
 
 
 class TensorboardConfig(Strict):
-    dir: str | None = Field(None, description="folder of the event files; default the run's folder's `tensorboard/`")
+    dir: str | None = Field(None, description="a folder holding one folder of event files per run (DIR/RUN_ID); "
+                            "default the run's own folder's `tensorboard/`")
 
 
 class TrackingConfig(Strict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from array import array
@@ -22,14 +23,17 @@ from pathlib import Path
 from curriculum.bases import cache_dir
 from curriculum.chat import Example, example_ids
 
+VERSION = "1"  # how ids and labels are made (curriculum.chat): a change there must bump it, so no stale label is read
+log = logging.getLogger(__name__)
 SETTING = "CURRICULUM_TOKEN_CACHE"  # 0: tokenize every time, keeping nothing; a folder: keep the cache there
 
 
 def fingerprint(tokenizer) -> str:
     """What decides a tokenizer's ids: its serialized vocabulary and rules, added tokens and chat template."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    parts = [backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items())),
-             str(getattr(tokenizer, "chat_template", None)), json.dumps(sorted(map(str, tokenizer.added_tokens_encoder)))]
+    parts = [VERSION, backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items())),
+             str(getattr(tokenizer, "chat_template", None)), json.dumps(sorted(map(str, tokenizer.added_tokens_encoder))),
+             json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
@@ -69,6 +73,14 @@ class TokenCache:
         if not self.enabled:
             self.computed += len(examples)
             return [example_ids(self.tokenizer, ex) for ex in examples]
+        try:
+            return self._through_cache(examples)
+        except sqlite3.Error as exc:  # a cache that cannot be read or written (read-only, full, locked) is no cache
+            log.warning("token cache %s unusable (%s): tokenizing without it", self.path, exc)
+            self.computed += len(examples)
+            return [example_ids(self.tokenizer, ex) for ex in examples]
+
+    def _through_cache(self, examples: Sequence[Example]) -> list[tuple[list[int], list[int]]]:
         keys = [example_key(ex) for ex in examples]
         found: dict[bytes, tuple[list[int], list[int]]] = {}
         with self._connect() as con:

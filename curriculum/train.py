@@ -550,10 +550,21 @@ def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Exam
         record = Path(parent_adapter) / STAGE_FILE
         parent = json.loads(record.read_text()).get("inputs") if record.exists() else str(parent_adapter)
     train = {k: v for k, v in cfg.model_dump().items() if not (k in _LATER and v == _LATER[k])}
-    doc = {"base": base, "parent": parent, "examples": [asdict(e) for e in examples],
-           "pools": [[asdict(e) for e in pool] for pool in pools], "lora": lora.model_dump(), "train": train,
+    doc = {"base": base, "parent": parent, "examples": [_hashed(e) for e in examples],
+           "pools": [[_hashed(e) for e in pool] for pool in pools], "lora": lora.model_dump(), "train": train,
            **more}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _hashed(example: Example) -> dict[str, Any]:
+    """An example as its stage's inputs hash reads it: a pair without a system prompt or earlier turns as it was
+    read before conversations existed, so the stages of runs recorded then still match theirs."""
+    out = asdict(example)
+    if example.system is None:
+        del out["system"]
+    if not example.history:
+        del out["history"]
+    return out
 
 
 def stage_owner(out_dir: Path) -> dict[str, str] | None:

@@ -111,12 +111,12 @@ def curriculum(
                  retries=retries, retry_delay_s=retry_delay_s, trackers=trackers)
         except BaseException as exc:
             stop = interruption(exc)
-            trackers.finish(wh, run_id, "interrupted" if stop is not None else "failed", [])
             if stop is not None:  # Ctrl-C, SIGTERM, SystemExit: not a failure of the run, an interruption
                 try:
                     records.set_run_status(wh, run_id, "interrupted")
                 except Exception:  # noqa: BLE001 -- what interrupted it is the one to raise
                     pass
+                trackers.finish(wh, run_id, "interrupted", [])  # after the record: a slow tracker delays no status
                 if stop is exc:
                     raise
                 log.warning("run %s interrupted; %s: %s was raised while it stopped", run_id, type(exc).__name__, exc)
@@ -127,6 +127,7 @@ def curriculum(
                 records.set_run_status(wh, run_id, "failed", error=f"{type(exc).__name__}: {error}")
             except Exception as also:  # the warehouse itself may be what failed: the first error is the one to raise
                 log.error("could not record the failure: %s", also)
+            trackers.finish(wh, run_id, "failed", [])
             raise
     return run_id
 
@@ -259,7 +260,12 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
         log.error("run %s completed, but its report or Prefect artifacts failed: %s", run_id, exc)
         report = None
     if trackers.trackers:
-        trackers.finish(wh, run_id, "completed", [p for p in (report, write_mastery(wh, run_id, run_dir)) if p])
+        try:
+            mastery = write_mastery(wh, run_id, run_dir)
+        except Exception as exc:  # noqa: BLE001 -- the run is complete: an artifact that cannot be written is logged
+            log.error("run %s completed, but its mastery table for the trackers could not be written: %s", run_id, exc)
+            mastery = None
+        trackers.finish(wh, run_id, "completed", [p for p in (report, mastery) if p])
         log.info("tracking (%s) took %.1f s", ", ".join(t.name for t in trackers.trackers), trackers.seconds)
     log.info("run %s completed: %s; report %s", run_id, {n: s for n, s in st.status.items()}, report)
 

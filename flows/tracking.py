@@ -61,12 +61,14 @@ class Mirror:
 
     @classmethod
     def open(cls, wh: Warehouse, run_id: str, config: TrackingConfig, run_dir: Path) -> Mirror:
+        if config.mlflow is None and config.tensorboard is None:
+            return cls([])
         run = mirror.run_row(wh, run_id)
         trackers: list[Tracker] = []
         if config.mlflow is not None:
             trackers += _guarded("mlflow", lambda: MlflowTracker(config.mlflow, run))  # type: ignore[arg-type]
         if config.tensorboard is not None:
-            folder = Path(config.tensorboard.dir) if config.tensorboard.dir else run_dir / "tensorboard"
+            folder = Path(config.tensorboard.dir) / run_id if config.tensorboard.dir else run_dir / "tensorboard"
             trackers += _guarded("tensorboard", lambda: TensorboardTracker(folder))
         return cls(trackers)
 
@@ -176,6 +178,9 @@ class MlflowTracker:
             children = self.client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{self.parent}'",
                                                max_results=10_000)
             self._done = {int(r.data.tags["curriculum.stage"]) for r in children if "curriculum.stage" in r.data.tags}
+            for r in children:  # a stage cut off while it was logged: closed, and logged again whole
+                if "curriculum.stage" not in r.data.tags and r.info.status == "RUNNING":
+                    self.client.set_terminated(r.info.run_id, "KILLED")
             self.global_step = max([int(r.data.metrics.get("global_step_end", 0)) for r in children] or [0])
         return self._done
 
@@ -183,8 +188,7 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         stage = record["stage"]
-        tags = {"mlflow.parentRunId": self.parent, "curriculum.run_id": self.run_id, "curriculum.kind": "stage",
-                "curriculum.stage": str(stage)}
+        tags = {"mlflow.parentRunId": self.parent, "curriculum.run_id": self.run_id, "curriculum.kind": "stage"}
         tags.update({f"decision.{i}": f"{d['node_id']}: {d['action']} ({d['reason'] or ''})"[:5000]
                      for i, d in enumerate(record["decisions"], start=1)})
         child = self.client.create_run(self.experiment_id, run_name=stage_name(record), tags=tags).info.run_id
@@ -209,6 +213,7 @@ class MlflowTracker:
             self.client.log_batch(child, metrics=metrics[at : at + 1000])
         for at in range(0, len(parent), 1000):
             self.client.log_batch(self.parent, metrics=parent[at : at + 1000])
+        self.client.set_tag(child, "curriculum.stage", str(stage))  # last: a stage is logged once this is set
         self.client.set_terminated(child, "FINISHED" if record.get("status") != "failed" else "FAILED")
         self.logged().add(stage)
 

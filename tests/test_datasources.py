@@ -71,7 +71,7 @@ def test_every_format_and_container_reads_into_examples(every_format: Path) -> N
     assert [e.messages() for e in ex["saved"]] == [e.messages() for e in ex["chat"]]
     assert ex["saved"][1].source.endswith("saved:row 2")  # a saved dataset: its row
     assert [(e.prompt, e.answer) for e in ex["alpaca"][:2]] == [("Name fruit 0.", "Fruit 0 is a plum."),
-                                                                ("Name fruit 1.\n\nBe brief.", "Fruit 1 is a plum.")]
+                                                                ("Name fruit 1.\nBe brief.", "Fruit 1 is a plum.")]
     assert [(e.prompt, e.answer, e.history) for e in ex["sharegpt"]][0] == ("Hello 0?", "Hi there, 0.", ())
     assert [e.prompt for e in ex["sea"]] == ["Where is town 0?", "Where is town 1?"]  # one CSV split by a column
     assert [e.source.rsplit(":", 1)[1] for e in ex["sea"]] == ["2", "3"]  # CSV: the row's line, the header is line 1
@@ -174,3 +174,46 @@ def test_stages_read_the_tokens_validation_made(tmp_path: Path, monkeypatch: pyt
         train_stage(TINY, None, examples, LoraConfig(dropout=0.0), cfg, tmp_path / f"stage-{stage}", progress=False)
         record = json.loads((tmp_path / f"stage-{stage}" / "stage.json").read_text())
         assert record["tokenized"] == {"cached": len(CHAT), "computed": 0}
+
+
+def test_a_pairs_stage_hashes_as_before_conversations_existed() -> None:
+    """A resumed or `--from` run recorded before conversations reuses its stages: a plain pair hashes as it did."""
+    from curriculum.train import _hashed
+
+    assert _hashed(Example("Q?", "A.", "f.jsonl:3")) == {"prompt": "Q?", "answer": "A.", "source": "f.jsonl:3"}
+    assert "history" in _hashed(Example("Q?", "A.", history=(("a", "b"),)))
+
+
+def test_a_template_that_refuses_a_conversation_is_the_rows_problem() -> None:
+    import copy
+
+    tok = copy.deepcopy(load_base(TINY).tokenizer)
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}"
+                         "{% endif %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}")
+    with pytest.raises(ValueError, match="the chat template refuses this conversation: no system role"):
+        example_ids(tok, Example("Q?", "A.", system="Be brief."))
+
+
+def test_an_unusable_token_cache_is_no_cache(tmp_path: Path) -> None:
+    from curriculum.tokencache import TokenCache
+
+    tok = load_base(TINY).tokenizer
+    cache = TokenCache(tok, tmp_path)
+    cache.path.mkdir(parents=True)  # a folder where the database file should be: SQLite cannot open it
+    examples = [Example("Q?", "A.")]
+    assert cache.ids(examples) == [example_ids(tok, examples[0])] and cache.computed == 1
+
+
+def test_json_lines_datasets_refuses_say_what_datasets_said(tmp_path: Path) -> None:
+    from curriculum.datasources import where_json_breaks
+
+    assert where_json_breaks('{"a": 1}\n{"a": "x"}\n', ".jsonl", "f.jsonl") is None
+    write_jsonl(tmp_path / "d.jsonl", [{"prompt": "q", "answer": "a", "topic": "x"}])
+    with pytest.raises(CurriculumError, match=r"d.jsonl:1:1: no rows where \{'topic': 'y'\}"):
+        load_curriculum(_graph(tmp_path, {"n": "{path: d.jsonl, where: {topic: y}}"}))
+
+
+def test_csv_cells_are_read_as_written(tmp_path: Path) -> None:
+    (tmp_path / "d.csv").write_text("prompt,answer\nHow many?,42\nWhich word?,NA\n", encoding="utf-8")
+    loaded = load_curriculum(_graph(tmp_path, {"n": "d.csv"}))
+    assert [(r.value.answer, r.line) for r in loaded.examples["n"]] == [("42", 2), ("NA", 3)]
