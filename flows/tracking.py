@@ -8,6 +8,7 @@ event files back. A tracker that fails is a warning and is dropped for the rest 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
@@ -35,12 +36,9 @@ def chosen(config: TrackingConfig, track: Sequence[str] = ()) -> TrackingConfig:
         "mlflow": config.mlflow or (MlflowConfig() if "mlflow" in track else None),
         "tensorboard": config.tensorboard or (TensorboardConfig() if "tensorboard" in track else None)})
     for name, package, extra in (("mlflow", "mlflow", "mlflow-skinny"), ("tensorboard", "tensorboard", "tensorboard")):
-        if getattr(out, name) is not None:
-            try:
-                __import__(package)
-            except ImportError:
-                raise TrackingError(f"tracking with {name} needs the '{extra}' package: pip install "
-                                    f"'curriculum-orchestrator[tracking]'") from None
+        if getattr(out, name) is not None and importlib.util.find_spec(package) is None:  # found, not imported
+            raise TrackingError(f"tracking with {name} needs the '{extra}' package: pip install "
+                                f"'curriculum-orchestrator[tracking]'")
     return out
 
 
