@@ -17,9 +17,9 @@ import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from curriculum.jsonl import Record, read_objects, read_records
 from curriculum.problems import Problem, decode_utf8, describe_error
@@ -32,6 +32,7 @@ NAMES: dict[DataFormat, tuple[str, ...]] = {
     "pairs": ("prompt", "answer", "system"), "chat": ("messages", "system"),
     "alpaca": ("instruction", "input", "output", "system"), "sharegpt": ("conversations", "system"),
 }
+M = TypeVar("M", bound=BaseModel)
 Located = tuple[int, int | None, dict[str, Any]]  # (line or row, row when the file has no lines, the row)
 
 
@@ -68,6 +69,27 @@ def read_source(root: Path, source: DataSource, shown: str) -> tuple[list[Record
             problems.append(Problem(shown, line, 1, str(exc), row))
         else:
             records.append(Record(shown, line, example, row))
+    return records, problems
+
+
+def read_items(path: Path, model: type[M], shown: str, fields: dict[str, str]) -> tuple[list[Record[M]], list[Problem]]:
+    """Probe items from any file or saved dataset `datasets` reads, each item's field taken from the column `fields`
+    names (its own name otherwise); a bad row reported where it is, named by the user's column."""
+    located, problems = _rows(path, DataSource(path=str(path)), shown)
+    if problems:
+        return [], problems
+    records: list[Record[M]] = []
+    columns = {f: fields.get(f, f) for f in model.model_fields}
+    for line, row, values in located:
+        item = {f: values[c] for f, c in columns.items() if c in values}
+        item |= {k: v for k, v in values.items() if k not in columns.values() and k not in item}  # extra: tags
+        try:
+            records.append(Record(shown, line, model.model_validate(item), row))
+        except ValidationError as exc:
+            problems.extend(Problem(shown, line, 1, describe_error({**e, "loc": tuple(
+                columns.get(str(p), p) for p in e["loc"])}, list(model.model_fields)), row) for e in exc.errors())
+    if not records and not problems:
+        problems.append(Problem(shown, 1, 1, "empty file: no records"))
     return records, problems
 
 

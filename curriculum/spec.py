@@ -274,6 +274,10 @@ class ProbeSpec(Strict):
         None, description="JSONL of this probe's exam items (the shape of `items`), relative to the YAML: only the "
         "run's end state reads them, and every `items` item is then a check item; without it the items are split "
         "by the curriculum's `exam:` settings")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="the item's field -> the column holding it, for `items` and `exam` files "
+        "in another shape (e.g. {prompt: question, answer: label}); such files may be JSON, Parquet, CSV or a "
+        "saved dataset too, read by `datasets`")
     task: str | None = Field(
         None, description="lmeval only: an installed lm-eval task name, or a task YAML (.yaml, relative to this file) "
         "whose local data (dataset_path: json, dataset_kwargs.data_files) is relative to the task YAML")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from curriculum import spec
 from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base, tokenizer_for_checks
-from curriculum.datasources import read_source
+from curriculum.datasources import read_items, read_source
 from curriculum.jsonl import Record, read_records
 from curriculum.exam import plan_exam
 from curriculum.spec import TrainExample
@@ -88,7 +88,7 @@ class _Checker:
     yml: LocatedYaml | None = None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    _files: dict[tuple[Any, type], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
+    _files: dict[tuple[Any, ...], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
 
     def at(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
         line, col = self.yml.where(loc, key=key) if self.yml else (1, 1)
@@ -103,23 +103,29 @@ class _Checker:
             else:
                 self.at(loc, describe_error(err, _ALL_KEYS), key=kind == "extra_forbidden")
 
-    def records(self, rel: str, model: type[BaseModel], loc: tuple[Any, ...]) -> list[Record[Any]] | None:
-        """A data file's records, read once per file; None when the file is unusable."""
+    def records(self, rel: str, model: type[BaseModel], loc: tuple[Any, ...],
+                fields: dict[str, str] | None = None) -> list[Record[Any]] | None:
+        """A data file's records, read once per file; None when the file is unusable. A file that is not JSONL, or
+        whose columns `fields` renames, is read by `datasets` (curriculum.datasources.read_items)."""
         try:
             target = (self.path.parent / rel).resolve()
             is_file = target.is_file()
         except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the file system
             self.at(loc, f"file '{rel}' cannot be opened: {getattr(exc, 'strerror', None) or exc}")
             return None
-        cached = self._files.get((target, model))
+        key = (target, model) if not fields else (target, model, tuple(sorted(fields.items())))
+        cached = self._files.get(key)
         if cached is None:
-            if not is_file:
+            if not is_file and not (target.is_dir() and fields is not None):
                 self.at(loc, f"file '{rel}' not found (looked in {display_path(target.parent)})")
-                self._files[(target, model)] = ([], False)
+                self._files[key] = ([], False)
                 return None
-            records, problems = read_records(target, model, display_path(target))
+            if target.suffix == ".jsonl" and not fields:
+                records, problems = read_records(target, model, display_path(target))
+            else:
+                records, problems = read_items(target, model, display_path(target), fields or {})
             self.problems.extend(problems)
-            cached = self._files[(target, model)] = (records, not problems)
+            cached = self._files[key] = (records, not problems)
         return cached[0] if cached[1] else None
 
 
@@ -406,9 +412,10 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
         for i, probe in enumerate(node.probes):
             got = None
             exams[node_id].append(None if probe.exam is None else ck.records(
-                probe.exam, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "exam")) or [])
+                probe.exam, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "exam"), probe.fields) or [])
             if probe.items is not None:
-                got = ck.records(probe.items, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "items"))
+                got = ck.records(probe.items, spec.ITEM_MODELS[probe.kind], ("nodes", node_id, "probes", i, "items"),
+                                 probe.fields)
             elif probe.task is not None and probe.task.endswith((".yaml", ".yml")):
                 target = (ck.path.parent / probe.task).resolve()
                 if not target.is_file():

@@ -217,3 +217,25 @@ def test_csv_cells_are_read_as_written(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("prompt,answer\nHow many?,42\nWhich word?,NA\n", encoding="utf-8")
     loaded = load_curriculum(_graph(tmp_path, {"n": "d.csv"}))
     assert [(r.value.answer, r.line) for r in loaded.examples["n"]] == [("42", 2), ("NA", 3)]
+
+
+def test_probe_items_from_other_files_with_a_column_mapping(tmp_path: Path) -> None:
+    """Check items from Parquet and exam items from a JSON document, columns renamed by the probe's `fields`; a bad
+    row is reported at its row under the user's column name."""
+    write_jsonl(tmp_path / "train.jsonl", [{"prompt": f"Q {i}?", "answer": f"A {i}."} for i in range(4)])
+    rows = [{"question": f"Pick {i}", "options": ["yes", "no"], "label": i % 2, "topic": "t"} for i in range(6)]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "check.parquet"))
+    (tmp_path / "exam.json").write_text(json.dumps([{**r, "question": f"Choose {i}"} for i, r in enumerate(rows)]))
+    graph = tmp_path / "graph.yaml"
+    graph.write_text("curriculum: items\nmodel: {base: tiny-random}\nnodes:\n  n:\n    layer: definition\n"
+                     "    data: train.jsonl\n    probes:\n      - {kind: transfer, items: check.parquet, exam: exam.json, "
+                     "fields: {prompt: question, choices: options, answer: label}}\n", encoding="utf-8")
+    loaded = load_curriculum(graph)
+    (check,), (exam,) = loaded.probe_items["n"], loaded.exam_items["n"]
+    assert [(r.value.prompt, r.value.choices, r.value.answer, r.row) for r in check][:2] == [
+        ("Pick 0", ["yes", "no"], 0, 1), ("Pick 1", ["yes", "no"], 1, 2)]
+    assert len(exam) == 6 and exam[0].value.prompt == "Choose 0"
+    bad = [*rows[:2], {**rows[2], "label": 5}]
+    datasets.Dataset.from_list(bad).to_parquet(str(tmp_path / "check.parquet"))
+    with pytest.raises(CurriculumError, match=r"check.parquet:row 3: record: answer index 5 is outside choices"):
+        load_curriculum(graph)
