@@ -239,3 +239,20 @@ def test_probe_items_from_other_files_with_a_column_mapping(tmp_path: Path) -> N
     datasets.Dataset.from_list(bad).to_parquet(str(tmp_path / "check.parquet"))
     with pytest.raises(CurriculumError, match=r"check.parquet:row 3: record: answer index 5 is outside choices"):
         load_curriculum(graph)
+
+
+def test_a_hub_dataset_is_read_by_id_and_split_and_a_bad_row_named_by_its_row(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network here: `datasets.load_dataset` stands in for the hub, called as the hub would be (id, split)."""
+    asked = []
+
+    def hub(name, split=None, **kw):
+        asked.append((name, split))
+        return datasets.Dataset.from_list([*SHAREGPT[:2], {"conversations": [{"from": "human", "value": "x"}]}])
+
+    monkeypatch.setattr(datasets, "load_dataset", hub)
+    with pytest.raises(CurriculumError) as err:
+        load_curriculum(_graph(tmp_path, {"n": "{hub: org/chats, split: validation}"}))
+    assert asked == [("org/chats", "validation")]
+    assert str(err.value) == ("org/chats:row 3: turns must alternate user, assistant, ending with the assistant "
+                              "(a system turn only first): got user")
