@@ -80,13 +80,14 @@ def test_every_format_and_container_reads_into_examples(every_format: Path) -> N
     assert ex["alpaca"][1].source.endswith("alpaca.json:row 2")  # a JSON document has no line per row: its row
 
 
-def test_a_chat_node_trains_on_the_tiny_model(every_format: Path, tmp_path: Path) -> None:
+def test_every_format_trains_on_the_tiny_model(every_format: Path, tmp_path: Path) -> None:
     loaded = load_curriculum(every_format)
-    examples = examples_from_records(loaded.examples["chat"]) + examples_from_records(loaded.examples["sharegpt"])
+    examples = [ex for n in loaded.spec.nodes for ex in examples_from_records(loaded.examples[n])]
+    assert len(examples) == 4 * 4 + 2 + 2 + 2  # chat, alpaca, sharegpt, saved; sea and hills; JSON lines
     result = train_stage(TINY, None, examples, LoraConfig(dropout=0.0),
                          TrainConfig(epochs=2, lr=5e-3, batch_size=4, max_length=160, warmup_ratio=0.0),
                          tmp_path / "stage", progress=False)
-    assert result.steps == 4 and result.log[-1].loss < result.log[0].loss
+    assert result.steps == 2 * 6 and result.log[-1].loss < result.log[0].loss
 
 
 def test_a_conversation_trains_on_its_assistant_turns_only() -> None:

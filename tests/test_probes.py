@@ -273,3 +273,16 @@ def test_probe_kind_inputs_are_checked(tmp_path: Path) -> None:
     said = sorted(str(p) for p in problems)
     assert any("k_analogy.jsonl:1:1" in p and "gives 'situation'" in p for p in said), said
     assert any("graph.yaml:" in p and "task file 'tasks/missing.yaml' not found" in p for p in said), said
+
+
+def test_a_task_whose_json_file_holds_json_lines_validates_and_runs(tiny, tmp_path: Path) -> None:
+    """lm-eval reads a task's data with `datasets`, which reads JSON lines in a `.json` file: validation asks the
+    same reader, so the task validates, and it runs through lm-eval's evaluator."""
+    model, tok = tiny
+    probe_kinds_graph(tmp_path)
+    tasks = tmp_path / "tasks"
+    (tasks / "arc.jsonl").rename(tasks / "arc.json")
+    (tasks / "arc.yaml").write_text((tasks / "arc.yaml").read_text().replace("arc.jsonl", "arc.json"))
+    cur = load_curriculum(tmp_path / "graph.yaml")
+    arc = [r for r in probe_nodes(model, tok, cur, {"t": None})["t"] if r.probe_index == 0]
+    assert [r.item for r in arc] == [1, 2] and all(len(r.options) == 3 for r in arc)
