@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from curriculum.jsonl import Record, read_objects, read_records
+from curriculum.jsonl import Record, read_objects, validated
 from curriculum.problems import Problem, decode_utf8, describe_error
 from curriculum.spec import DataFormat, DataSource, TrainExample
 
@@ -43,7 +44,7 @@ def read_source(root: Path, source: DataSource, shown: str) -> tuple[list[Record
             and not source.where and source.system is None:
         rows, problems = read_objects(path, shown)
         if problems or not rows or _format_of(rows[0][1].keys(), {}) in (None, "pairs"):
-            return read_records(path, TrainExample, shown)  # the product's own pairs, exactly as they always read
+            return validated(rows, problems, TrainExample, shown)  # the product's own pairs, as they always read
     located, problems = _rows(path, source, shown)
     if problems:
         return [], problems
@@ -152,9 +153,8 @@ def _rows(path: Path | None, source: DataSource, shown: str) -> tuple[list[Locat
     """Every row of the source with where it is, through `datasets`."""
     import datasets
 
-    datasets.disable_progress_bars()
-    was = datasets.logging.get_verbosity()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # what it cannot read is said once, as a problem
+    quiet = contextmanager(_quiet)()
+    quiet.__enter__()
     try:
         if path is None:
             ds = datasets.load_dataset(source.hub, split=source.split)
@@ -176,7 +176,7 @@ def _rows(path: Path | None, source: DataSource, shown: str) -> tuple[list[Locat
     except Exception as exc:  # noqa: BLE001 - whatever `datasets` refuses is refused, at its place when we can tell
         return [], _unreadable(path, shown, exc)
     finally:
-        datasets.logging.set_verbosity(was)
+        quiet.__exit__(None, None, None)
     rows = ds.to_list()
     if path is not None and path.suffix in (".jsonl", ".json") and path.is_file():
         lines = _json_lines(path, shown)
@@ -254,13 +254,23 @@ def json_refusal(path: Path) -> str | None:
     """Why `datasets`' JSON reader cannot read a file, or None when it can."""
     import datasets
 
+    with contextmanager(_quiet)():
+        try:
+            datasets.load_dataset("json", data_files=str(path), split="train")
+        except Exception as exc:  # noqa: BLE001 - its refusal, whatever it is, is the answer
+            return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
+def _quiet() -> Iterator[None]:
+    """`datasets` without progress bars or its own error log while it reads: what it refuses is said once, as a
+    problem."""
+    import datasets
+
+    datasets.disable_progress_bars()
     was = datasets.logging.get_verbosity()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)
-    datasets.disable_progress_bars()
     try:
-        datasets.load_dataset("json", data_files=str(path), split="train")
-    except Exception as exc:  # noqa: BLE001 - its refusal, whatever it is, is the answer
-        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        yield
     finally:
         datasets.logging.set_verbosity(was)
-    return None

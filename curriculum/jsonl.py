@@ -52,6 +52,12 @@ class Record(Generic[M]):
 def read_records(path: Path, model: type[M], file: str) -> tuple[list[Record[M]], list[Problem]]:
     """All records of a JSONL file that validate, and a problem for each line that does not."""
     rows, problems = read_objects(path, file)
+    return validated(rows, problems, model, file)
+
+
+def validated(rows: list[tuple[int, dict]], problems: list[Problem], model: type[M],
+              file: str) -> tuple[list[Record[M]], list[Problem]]:
+    """read_objects' rows as records of `model`, a problem for each that is not one."""
     records: list[Record[M]] = []
     fields = list(model.model_fields)
     for number, obj in rows:
