@@ -4,7 +4,8 @@ For each size, in a fresh process (so its peak memory is its own): `validate` wi
 rows through `datasets`, every row checked, every conversation chat-templated and tokenized for the length check),
 `validate` again (the token cache warm), and one training stage of one optimizer step on the tiny model: its
 tokenize phase (the cache warm, as after validation) and its first-step latency (from the call to the first
-optimizer step). Peak resident memory of the process. The cost should grow linearly with N or better: the per-row
+optimizer step). Resident anonymous memory after validation (the node as a run holds it; the Arrow table
+`datasets` maps from disk is not in it) and the process's peak. The cost should grow linearly with N or better: the per-row
 figures say. Last line: one JSON object. Run: .venv/bin/python bench/datasize.py [--sizes 1000,10000,100000]
 """
 
@@ -63,6 +64,7 @@ def measure(graph: Path) -> dict:
     t0 = time.perf_counter()
     loaded = load_curriculum(graph)
     warm = time.perf_counter() - t0
+    held = _rss_anon_mib()  # what the validated node costs the process while a run holds it
     examples = examples_from_records(loaded.examples["n"])
     t0 = time.perf_counter()
     result = train_stage(TINY, None, examples, LoraConfig(), TrainConfig(batch_size=8, max_length=128, replay=0.0),
@@ -72,7 +74,14 @@ def measure(graph: Path) -> dict:
             "stage_load_s": result.phases["load"], "first_step_s": (result.phases["load"] + result.phases["tokenize"]
                                                                     + (first or 0.0)),
             "stage_call_s": time.perf_counter() - t0, "tokenized": result.tokenized,
+            "rss_anon_after_validate_mib": held,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _rss_anon_mib() -> float:
+    """The process's resident anonymous memory now (not the files it maps, such as the Arrow table)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("RssAnon:")) / 1024
 
 
 def main() -> None:

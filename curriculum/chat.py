@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 IGNORE = -100  # label of tokens that carry no loss (the prompt, the padding)
 
@@ -32,6 +34,36 @@ class Example:
     def line(self) -> int:
         tail = self.source.rsplit(":", 1)
         return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 1
+
+
+def example_of(record: Any) -> Example:
+    """A validated record (curriculum.jsonl.Record of a TrainExample) as a chat example that remembers its
+    file:line (a conversation with its earlier turns)."""
+    value = record.value
+    return Example(value.prompt, value.answer, record.where, value.system, tuple(tuple(turn) for turn in value.history))
+
+
+class ExampleView(Sequence[Example]):
+    """A node's examples read where its rows lie (datasources.NodeRows), one at a time: a replay draw or a mixture
+    takes the few it needs without the node read whole. `fingerprint` names the rows, for a stage's inputs hash."""
+
+    def __init__(self, records: Any) -> None:
+        self.records, self.fingerprint = records, records.fingerprint
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, i: int) -> Example: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Example]: ...
+    def __getitem__(self, i: int | slice) -> Example | list[Example]:
+        if isinstance(i, slice):
+            return [example_of(r) for r in self.records[i]]
+        return example_of(self.records[i])
+
+    def __iter__(self) -> Iterator[Example]:
+        return map(example_of, self.records)
 
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:

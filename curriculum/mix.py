@@ -81,7 +81,7 @@ def draw_mixture(pools: Mapping[str, Sequence[Example]], counts: dict[str, int],
     rng = random.Random(seed)
     out: list[Example] = []
     for n in sorted(counts):
-        pool = list(pools[n])
+        pool = pools[n]  # a view reads only the rows it draws
         full, rest = divmod(counts[n], len(pool))
         for _ in range(full):
             out += rng.sample(pool, len(pool))

@@ -9,12 +9,17 @@ deployment flow's parameters), and a setting added to one could be forgotten in 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WrapSerializer, WrapValidator
 
-from curriculum.chat import Example
+from curriculum.chat import Example, ExampleView
 from curriculum.spec import LoraConfig, TrainConfig
+
+# an earlier node's examples: a node read where it lies stays a view in this process (a draw reads only its rows);
+# on the wire to a worker, the examples themselves
+Pool = Annotated[list[Example], WrapValidator(lambda v, check: v if isinstance(v, ExampleView) else check(v)),
+                 WrapSerializer(lambda v, dump: dump(list(v)))]
 
 
 class StageSpec(BaseModel):
@@ -25,7 +30,7 @@ class StageSpec(BaseModel):
     base: str = Field(description="base model as in the graph YAML")
     parent_adapter: str | None = Field(None, description="adapter folder the stage continues; None: a fresh adapter")
     examples: list[Example] = Field(description="the stage's chat pairs")
-    replay_pools: list[list[Example]] = Field(default_factory=list, description="earlier nodes' pairs to mix in")
+    replay_pools: list[Pool] = Field(default_factory=list, description="earlier nodes' pairs to mix in")
     lora: LoraConfig
     train: TrainConfig
     out_dir: str = Field(description="where the adapter goes (shared storage for a remote stage)")

@@ -21,6 +21,7 @@ import re
 import shutil
 import time
 import warnings
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from peft import PeftModel, get_peft_model
 from transformers import get_cosine_schedule_with_warmup
 
 from curriculum import memory
-from curriculum.chat import IGNORE, Example, example_ids
+from curriculum.chat import IGNORE, Example, ExampleView, example_ids, example_of
 from curriculum.tokencache import TokenCache
 from curriculum.diskspace import adapter_bytes, ensure_room
 from curriculum.integrity import seal
@@ -94,12 +95,18 @@ class StageResult:
 
 @dataclass(frozen=True)
 class Tokenized:
-    ids: list[int]
-    labels: list[int]
+    """An example's token ids and labels, as int32 arrays: a node of 100,000 conversations holds a fifth of the
+    memory Python lists of ints would."""
+
+    ids: Sequence[int]
+    labels: Sequence[int]
 
     @property
     def answer_tokens(self) -> int:
         return sum(label != IGNORE for label in self.labels)
+
+
+TOKENIZE_CHUNK = 1024
 
 
 def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
@@ -108,7 +115,9 @@ def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
     naming its file:line."""
     out, problems = [], []
     usable = [ex for ex in examples if ex.prompt.strip() and ex.answer.strip()]
-    encoded = iter(cache.ids(usable) if cache is not None else [example_ids(tokenizer, ex) for ex in usable])
+    encoded = (pair for at in range(0, len(usable), TOKENIZE_CHUNK)  # a chunk at a time: the lists of a whole
+               for pair in (cache.ids(usable[at:at + TOKENIZE_CHUNK]) if cache is not None  # node never held at once
+                            else [example_ids(tokenizer, ex) for ex in usable[at:at + TOKENIZE_CHUNK]]))
     for ex in examples:
         if not ex.prompt.strip() or not ex.answer.strip():
             problems.append(Problem(ex.file, ex.line, 1, "empty prompt or answer"))
@@ -117,7 +126,7 @@ def tokenize_examples(tokenizer, examples: Sequence[Example], max_length: int,
         if len(ids) > max_length:
             problems.append(Problem(ex.file, ex.line, 1, f"example is {len(ids)} tokens, longer than max_length {max_length}"))
             continue
-        out.append(Tokenized(ids, labels))
+        out.append(Tokenized(array("i", ids), array("i", labels)))
     if problems:
         raise CurriculumError(problems)
     return out
@@ -185,7 +194,7 @@ def with_replay(examples: Sequence[Example], pools: Sequence[Sequence[Example]],
     every mastered node gets at least one example, so replay does not thin out as the graph grows.
     at_least: `replay_each`, a floor per held node, so a node of 8 examples is not down to one a stage when the
     trained node is small or many nodes are held."""
-    pools = [list(p) for p in pools if p]
+    pools = [p for p in pools if len(p)]  # a view stays one: rng.sample reads only the rows it draws
     if not (fraction or at_least) or not pools:
         return list(examples)
     each = max(1 if fraction else 0, round(fraction * len(examples) / len(pools)), at_least)
@@ -551,9 +560,15 @@ def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Exam
         parent = json.loads(record.read_text()).get("inputs") if record.exists() else str(parent_adapter)
     train = {k: v for k, v in cfg.model_dump().items() if not (k in _LATER and v == _LATER[k])}
     doc = {"base": base, "parent": parent, "examples": [_hashed(e) for e in examples],
-           "pools": [[_hashed(e) for e in pool] for pool in pools], "lora": lora.model_dump(), "train": train,
+           "pools": [_hashed_pool(pool) for pool in pools], "lora": lora.model_dump(), "train": train,
            **more}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _hashed_pool(pool: Sequence[Example]) -> Any:
+    """A replay pool as the inputs hash reads it: each example of a list; a node read where it lies, by the
+    fingerprint of its rows (what it is and how it is read), so a stage does not read the whole node to be named."""
+    return {"rows": pool.fingerprint} if isinstance(pool, ExampleView) else [_hashed(e) for e in pool]
 
 
 def _hashed(example: Example) -> dict[str, Any]:
@@ -593,6 +608,10 @@ def set_aside(out_dir: Path) -> Path:
 
 def examples_from_records(records) -> list[Example]:
     """Validated records -> chat examples that remember their file:line (a conversation with its earlier turns)."""
-    return [Example(r.value.prompt, r.value.answer, r.where, r.value.system,
-                    tuple(tuple(turn) for turn in r.value.history)) for r in records]
+    return [example_of(r) for r in records]
 
+
+def pool_of(records) -> Sequence[Example]:
+    """A node's examples to draw from: a view that reads only the drawn rows when the node lies on disk
+    (datasources.NodeRows), else the list."""
+    return ExampleView(records) if hasattr(records, "fingerprint") else examples_from_records(records)

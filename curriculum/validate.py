@@ -13,18 +13,19 @@ from __future__ import annotations
 import copy
 import hashlib
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 from pydantic import BaseModel, ValidationError
 
 from curriculum import spec
 from curriculum.bases import TOKENIZER_FILES, ModelError, Resolved, resolve_base, tokenizer_for_checks
-from curriculum.datasources import read_items, read_source
+from curriculum.datasources import BATCH, read_items, read_source
 from curriculum.jsonl import Record, read_records
 from curriculum.exam import plan_exam
 from curriculum.spec import TrainExample
@@ -69,7 +70,7 @@ class LoadedCurriculum:
     sha256: str
     spec: spec.Curriculum
     graph: nx.DiGraph  # edge u->v: v requires u (kind='requires') or u's gate failure leads to v ('on_fail')
-    examples: dict[str, list[Record[TrainExample]]]
+    examples: dict[str, Sequence[Record[TrainExample]]]  # a list, or NodeRows read where they lie
     probe_items: dict[str, list[list[Record[Any]]]]  # node id -> CHECK items of each of its probes: all a decision reads
     exam_items: dict[str, list[list[Record[Any]]]] = field(default_factory=dict)  # node id -> exam items, per probe
     unsplit: dict[str, int] = field(default_factory=dict)  # nodes too small to split -> their item count
@@ -88,7 +89,7 @@ class _Checker:
     yml: LocatedYaml | None = None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    _files: dict[tuple[Any, ...], tuple[list[Record[Any]], bool]] = field(default_factory=dict)
+    _files: dict[tuple[Any, ...], tuple[Sequence[Record[Any]], bool]] = field(default_factory=dict)
 
     def at(self, loc: tuple[Any, ...], message: str, *, key: bool = False) -> None:
         line, col = self.yml.where(loc, key=key) if self.yml else (1, 1)
@@ -126,10 +127,10 @@ class _Checker:
                 records, problems = read_items(target, model, display_path(target), fields or {})
             self.problems.extend(problems)
             cached = self._files[key] = (records, not problems)
-        return cached[0] if cached[1] else None
+        return cast(list[Record[Any]], cached[0]) if cached[1] else None  # item files are read whole: a list
 
 
-    def training(self, node: spec.Node, loc: tuple[Any, ...]) -> list[Record[Any]] | None:
+    def training(self, node: spec.Node, loc: tuple[Any, ...]) -> Sequence[Record[Any]] | None:
         """A node's training examples in any format `datasets` reads, read once per source; None when unusable."""
         source = node.source
         shown = source.hub or ""
@@ -355,54 +356,55 @@ def _tokenizer(ck: _Checker, top: spec.Curriculum, resolved: Resolved):
     return tokenizer
 
 
-def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer, examples: dict[str, list[Record[spec.TrainExample]]]) -> None:
+def _check_lengths(ck: _Checker, cur: spec.Curriculum, tokenizer,
+                   examples: dict[str, Sequence[Record[spec.TrainExample]]]) -> None:
     """Every training pair fits its node's max_length, tokenized as training does (chat template, new tokens):
-    a pair that does not would only fail when its stage trains."""
+    a pair that does not would only fail when its stage trains. A node is read a batch at a time; what is held
+    is one length pair per distinct example, under a digest of it."""
     from curriculum.chat import IGNORE, Example
     from curriculum.tokencache import TokenCache
 
-    lengths: dict[tuple[Any, ...], tuple[int, int]] = {}
+    lengths: dict[bytes, tuple[int, int]] = {}
     reported: set[tuple[str, int]] = set()
     cache = TokenCache(tokenizer)  # what is tokenized here, every stage reads back
-    unique: dict[tuple[Any, ...], Any] = {}
-    for records in examples.values():
-        for rec in records:
-            value = rec.value
-            history = tuple((user, assistant) for user, assistant in value.history)
-            unique.setdefault((value.prompt, value.answer, value.system, history), rec)
-    try:
-        keys = list(unique)
-        for key, (ids, labels) in zip(keys, cache.ids([Example(k[0], k[1], system=k[2], history=k[3]) for k in keys])):
-            lengths[key] = (len(ids), labels.count(IGNORE))
-    except ValueError:  # one example the template cannot render: each is tokenized alone below, to say which
-        pass
+
+    def key_of(value: spec.TrainExample) -> tuple[bytes, Example]:
+        history = tuple((user, assistant) for user, assistant in value.history)
+        example = Example(value.prompt, value.answer, system=value.system, history=history)
+        digest = hashlib.blake2b(repr((value.prompt, value.answer, value.system, history)).encode(), digest_size=16)
+        return digest.digest(), example
+
     for node_id, records in examples.items():
         limit = cur.train_config(node_id).max_length
-        for rec in records:
-            value = rec.value
-            history = tuple((user, assistant) for user, assistant in value.history)
-            key = (value.prompt, value.answer, value.system, history)
-            if key not in lengths:
-                try:
-                    (ids, labels), = cache.ids([Example(value.prompt, value.answer, system=value.system,
-                                                        history=history)])
-                except ValueError as exc:  # the chat template renders the prompt differently with an answer
-                    ck.problems.append(rec.problem(f"cannot tokenize this example: {exc}"))
-                    lengths[key] = (0, 0)
+        for start in range(0, len(records), BATCH):
+            batch = [(rec, *key_of(rec.value)) for rec in records[start:start + BATCH]]
+            fresh = {key: example for _, key, example in batch if key not in lengths}
+            try:
+                for key, (ids, labels) in zip(fresh, cache.ids(list(fresh.values()))):
+                    lengths[key] = (len(ids), labels.count(IGNORE))
+            except ValueError:  # one example the template cannot render: each is tokenized alone below, to say which
+                pass
+            for rec, key, example in batch:
+                if key not in lengths:
+                    try:
+                        (ids, labels), = cache.ids([example])
+                    except ValueError as exc:  # the chat template renders the prompt differently with an answer
+                        ck.problems.append(rec.problem(f"cannot tokenize this example: {exc}"))
+                        lengths[key] = (0, 0)
+                        continue
+                    lengths[key] = (len(ids), labels.count(IGNORE))
+                total, prompt = lengths[key]
+                if total <= limit or (rec.file, rec.line) in reported:
                     continue
-                lengths[key] = (len(ids), labels.count(IGNORE))
-            total, prompt = lengths[key]
-            if total <= limit or (rec.file, rec.line) in reported:
-                continue
-            reported.add((rec.file, rec.line))
-            what = (f"its prompt alone is {prompt} tokens" if prompt >= limit
-                    else f"it is {total} tokens ({prompt} of them the prompt)")
-            ck.problems.append(rec.problem(f"example too long: {what}, over max_length {limit} "
-                                       f"of node '{node_id}' (chat-templated with the tokenizer of '{cur.model.base}')"))
+                reported.add((rec.file, rec.line))
+                what = (f"its prompt alone is {prompt} tokens" if prompt >= limit
+                        else f"it is {total} tokens ({prompt} of them the prompt)")
+                ck.problems.append(rec.problem(f"example too long: {what}, over max_length {limit} "
+                                           f"of node '{node_id}' (chat-templated with the tokenizer of '{cur.model.base}')"))
 
 
 def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
-    examples: dict[str, list[Record[spec.TrainExample]]] = {}
+    examples: dict[str, Sequence[Record[spec.TrainExample]]] = {}
     items: dict[str, list[list[Record[Any]]]] = {}
     exams: dict[str, list[list[Record[Any]] | None]] = {}
     installed: list[tuple[tuple[Any, ...], str]] = []  # (where, name) of each probe naming an installed lm-eval task
@@ -430,14 +432,20 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
         for loc, name in installed:
             if name not in known:
                 ck.at(loc, unknown_task_message(name, list(known)))
+    probed = [*items.values(), *([r for r in e if r is not None] for e in exams.values())]
+    # what an item could leak as: only these texts of the training data are kept, a node streamed past them
+    wanted = {_normal(text) for per_probe in probed for records in per_probe for rec in records
+              for text in (rec.value.prompt, getattr(rec.value, "reference", None)) if text is not None}
     prompts: dict[str, Record[spec.TrainExample]] = {}
     answers: dict[str, Record[spec.TrainExample]] = {}
     for records in examples.values():
-        for rec in records:
-            prompts.setdefault(_normal(rec.value.prompt), rec)
-            answers.setdefault(_normal(rec.value.answer), rec)
+        for rec in records if wanted else ():
+            if (p := _normal(rec.value.prompt)) in wanted:
+                prompts.setdefault(p, rec)
+            if (a := _normal(rec.value.answer)) in wanted:
+                answers.setdefault(a, rec)
     leaked: set[tuple[str, int]] = set()
-    for per_probe in [*items.values(), *([r for r in e if r is not None] for e in exams.values())]:
+    for per_probe in probed:
         for records in per_probe:
             for rec in records:
                 if (rec.file, rec.line) in leaked:

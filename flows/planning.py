@@ -18,7 +18,7 @@ from curriculum.runstate import FLAT, Decision, Observed, RunState, Step
 from curriculum.sizing import node_budget
 from curriculum.spec import TrainConfig
 from curriculum.states import Action, StageKind, Status
-from curriculum.train import CheckFn, examples_from_records
+from curriculum.train import CheckFn, pool_of
 from curriculum.validate import LoadedCurriculum
 from flows import faults
 from probes.calibrate import node_levels
@@ -170,7 +170,7 @@ def resolve_auto_gates(loaded: LoadedCurriculum, st: RunState, baseline: Observe
 
 def mix_examples(loaded: LoadedCurriculum, step: Step, seed: int) -> list[Example]:
     """A mix stage's examples: the policy's counts drawn from each node's data (seeded per stage)."""
-    pools = {n: examples_from_records(loaded.examples[n]) for n in step.mixture}
+    pools = {n: pool_of(loaded.examples[n]) for n in step.mixture}
     return draw_mixture(pools, step.mixture, seed)
 
 
@@ -178,7 +178,7 @@ def mixture_rows(loaded: LoadedCurriculum, step: Step, seed: int, tokenizer) -> 
     """The warehouse's stage_mixture rows: each node's weight, examples drawn and their tokens."""
     tokens: dict[str, int] = {}
     for n in step.mixture:
-        drawn = draw_mixture({n: examples_from_records(loaded.examples[n])}, {n: step.mixture[n]}, seed)
+        drawn = draw_mixture({n: pool_of(loaded.examples[n])}, {n: step.mixture[n]}, seed)
         tokens[n] = sum(len(example_ids(tokenizer, ex)[0]) for ex in drawn)
     return [{"node_id": n, "role": "frontier" if n in step.data_nodes else "replay", "weight": step.weights[n],
              "examples": step.mixture[n], "tokens": tokens[n]} for n in step.mixture]

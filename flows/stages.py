@@ -22,7 +22,7 @@ from curriculum.sizing import node_budget, round_length
 from curriculum.states import StageKind
 from curriculum.tokens import token_plan
 from curriculum.stagespec import StageSpec
-from curriculum.train import (CheckFn, examples_from_records, finished_stage, set_aside, stage_owner, train_spec,
+from curriculum.train import (CheckFn, examples_from_records, finished_stage, pool_of, set_aside, stage_owner, train_spec,
                               with_replay)
 from curriculum.validate import LoadedCurriculum
 from flows import faults
@@ -64,7 +64,7 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
         examples, pools = mix_examples(loaded, step, cfg.seed), []
     else:
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
-        pools = [examples_from_records(loaded.examples[n]) for n in step.replay_nodes]
+        pools = [pool_of(loaded.examples[n]) for n in step.replay_nodes]
     n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed, cfg.replay_each))
     one_round = round_length(n_items, cfg)
     if step.kind == StageKind.MIX:  # until a frontier node would overspend its budget, and a few rounds at most

@@ -257,3 +257,60 @@ def test_a_hub_dataset_is_read_by_id_and_split_and_a_bad_row_named_by_its_row(tm
     assert asked == [("org/chats", "validation")]
     assert str(err.value) == ("org/chats:row 3: turns must alternate user, assistant, ending with the assistant "
                               "(a system turn only first): got user")
+
+
+def test_a_node_read_by_datasets_stays_on_disk_and_a_draw_reads_only_its_rows(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Parquet node is held as its line numbers over the table `datasets` maps from disk: its examples are those a
+    whole read gives, a replay draw or a mixture from it picks the same examples a list would and reads only those
+    rows, and a stage's inputs hash names it by its content without reading it."""
+    from curriculum.chat import ExampleView
+    from curriculum.datasources import NodeRows
+    from curriculum.mix import draw_mixture
+    from curriculum.train import pool_of, stage_inputs, with_replay
+
+    rows = [{"conversations": [{"from": "human", "value": f"Where is town {i}?"},
+                               {"from": "gpt", "value": f"Town {i} is by the sea."}]} for i in range(60)]
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "big.parquet"))
+    graph = _graph(tmp_path, {"big": "big.parquet", "small": "chat.jsonl"})
+    write_jsonl(tmp_path / "chat.jsonl", CHAT)
+    node = load_curriculum(graph).examples["big"]
+    assert isinstance(node, NodeRows) and list(node.lines) == list(range(1, 61))
+    whole = examples_from_records(node)
+    assert whole == [examples_from_records([node[i]])[0] for i in range(60)]
+    assert (whole[7].prompt, whole[7].source.rsplit(":", 1)[1]) == ("Where is town 7?", "row 8")
+
+    reads: list[int] = []
+    record = NodeRows._record
+    monkeypatch.setattr(NodeRows, "_record", lambda self, k, values: (reads.append(k), record(self, k, values))[1])
+    view = pool_of(node)
+    assert isinstance(view, ExampleView) and not reads
+    own = examples_from_records(load_curriculum(graph).examples["small"])
+    reads.clear()
+    drawn = with_replay(own, [view], 1.0, seed=3)
+    assert drawn == with_replay(own, [whole], 1.0, seed=3) and len(reads) == len(drawn) - len(own) == 4
+    reads.clear()
+    assert draw_mixture({"big": view}, {"big": 5}, seed=1) == draw_mixture({"big": whole}, {"big": 5}, seed=1)
+    assert len(reads) == 5
+    reads.clear()
+    named = stage_inputs(TINY, None, own, [view], LoraConfig(), TrainConfig())
+    assert not reads and named != stage_inputs(TINY, None, own, [whole], LoraConfig(), TrainConfig())
+    datasets.Dataset.from_list(rows[:59]).to_parquet(str(tmp_path / "big.parquet"))
+    edited = pool_of(load_curriculum(graph).examples["big"])
+    assert stage_inputs(TINY, None, own, [edited], LoraConfig(), TrainConfig()) != named
+
+
+def test_a_stage_spec_keeps_a_node_on_disk_here_and_sends_its_examples_to_a_worker(tmp_path: Path) -> None:
+    from curriculum.chat import ExampleView
+    from curriculum.stagespec import StageSpec
+    from curriculum.train import pool_of
+
+    datasets.Dataset.from_list(SHAREGPT).to_parquet(str(tmp_path / "s.parquet"))
+    write_jsonl(tmp_path / "chat.jsonl", CHAT)
+    loaded = load_curriculum(_graph(tmp_path, {"s": "s.parquet", "c": "chat.jsonl"}))
+    own = examples_from_records(loaded.examples["c"])
+    spec = StageSpec(base=TINY, examples=own, replay_pools=[pool_of(loaded.examples["s"])], lora=LoraConfig(),
+                     train=TrainConfig(), out_dir=str(tmp_path / "stage"))
+    assert isinstance(spec.replay_pools[0], ExampleView)
+    wire = StageSpec.model_validate(json.loads(json.dumps(spec.model_dump(mode="json"))))
+    assert wire.replay_pools == [examples_from_records(loaded.examples["s"])] and wire.examples == own
