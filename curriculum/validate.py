@@ -440,10 +440,12 @@ def _check_files(ck: _Checker, parsed: dict[str, spec.Node]):
     answers: dict[str, Record[spec.TrainExample]] = {}
     for records in examples.values():
         for rec in records if wanted else ():
-            if (p := _normal(rec.value.prompt)) in wanted:
-                prompts.setdefault(p, rec)
-            if (a := _normal(rec.value.answer)) in wanted:
-                answers.setdefault(a, rec)
+            turns = [*rec.value.history, (rec.value.prompt, rec.value.answer)]  # earlier turns are trained too
+            for user, assistant in turns:
+                if (p := _normal(user)) in wanted:
+                    prompts.setdefault(p, rec)
+                if (a := _normal(assistant)) in wanted:
+                    answers.setdefault(a, rec)
     leaked: set[tuple[str, int]] = set()
     for per_probe in probed:
         for records in per_probe:
