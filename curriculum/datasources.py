@@ -64,7 +64,13 @@ class NodeRows(Sequence[Record[TrainExample]]):
     def __getitem__(self, i: slice) -> list[Record[TrainExample]]: ...
     def __getitem__(self, i: int | slice) -> Record[TrainExample] | list[Record[TrainExample]]:
         if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
+            start, stop, step = i.indices(len(self))
+            if step != 1:
+                return [self[k] for k in range(start, stop, step)]
+            batch = self.dataset[start:stop] if stop > start else {}  # one read of the table, as a batch
+            names = list(batch)
+            return [self._record(start + j, dict(zip(names, values)))
+                    for j, values in enumerate(zip(*(batch[c] for c in names)))]
         k = i + len(self) if i < 0 else i
         if not 0 <= k < len(self):
             raise IndexError(i)
