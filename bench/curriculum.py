@@ -14,7 +14,7 @@ gates held, mean score over the gated nodes, BWT (forgetting view: on check item
 curriculum has `drift:`), optimizer steps and tokens until every gate was held (and still held at the end), wall
 time and probe time. Figures are mean ± 95 % t interval over the seeds. Each paired difference of the final
 score and of gates held is printed with its n (seeds × exam items), p, the smallest difference it could have
-detected (paired t, 80 % power, the data's own spread: curriculum.power) and, where its interval straddles 0,
+detected (paired t, 80 % power, the data's own spread: curriculum.stats.power) and, where its interval straddles 0,
 whether that is level or underpowered and whether to add seeds or items (--matters: the score difference that
 matters, default 0.05).
 
@@ -40,18 +40,18 @@ import tempfile
 import time
 from typing import Any
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 
 import yaml
 
 import flows  # noqa: F401  (Prefect defaults)
-from curriculum.validate import load_curriculum
+from curriculum.loading.validate import load_curriculum
 from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
-from curriculum.power import MATTERS
+from curriculum.stats.power import MATTERS
 from flows.compare import flat_budget, mean_ci, paired_figure
 from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures

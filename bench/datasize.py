@@ -50,13 +50,14 @@ def write_node(root: Path, n: int) -> Path:
 
 def measure(graph: Path) -> dict:
     """In this process: validate cold and warm, then a one-step stage; peak memory."""
-    from curriculum.bases import stay_offline
+    from curriculum.models.bases import stay_offline
 
     stay_offline()
-    from curriculum.models import TINY
-    from curriculum.spec import LoraConfig, TrainConfig
-    from curriculum.train import examples_from_records, train_stage
-    from curriculum.validate import load_curriculum
+    from curriculum.models.load import TINY
+    from curriculum.graph.spec import LoraConfig, TrainConfig
+    from curriculum.training.batches import examples_from_records
+    from curriculum.training.train import train_stage
+    from curriculum.loading.validate import load_curriculum
 
     t0 = time.perf_counter()
     loaded = load_curriculum(graph)

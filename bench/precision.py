@@ -21,17 +21,17 @@ import dataclasses
 import json
 import tempfile
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 
 import torch
 
-from curriculum.chat import Example
-from curriculum.models import BUNDLED, load_base
-from curriculum.placement import CPU, resolve
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import train_stage
+from curriculum.models.chat import Example
+from curriculum.models.load import BUNDLED, load_base
+from curriculum.models.placement import CPU, resolve
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.train import train_stage
 
 # the stage of tests/test_gpu.py: 16 examples, 2 epochs of batch 4 (8 steps), lr 1e-3, no warm-up
 EXAMPLES = [Example(f"What is glimmer number {i}?", f"Glimmer {i} is the last gold light on water at dusk, "

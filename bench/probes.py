@@ -19,16 +19,16 @@ import json
 import os
 import time
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 
 import torch
 
-from curriculum.chat import prompt_ids
-from curriculum.jsonl import Record
-from curriculum.models import BUNDLED, load_base
-from curriculum.validate import load_curriculum
+from curriculum.models.chat import prompt_ids
+from curriculum.loading.jsonl import Record
+from curriculum.models.load import BUNDLED, load_base
+from curriculum.loading.validate import load_curriculum
 from probes.kinds import choice_prompt, score_choices
 from probes.lm import choice_logprobs
 from probes.lmeval_bridge import items_task

@@ -32,14 +32,14 @@ import tempfile
 import time
 from collections import defaultdict
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 
-from curriculum.chat import Example
-from curriculum.draws import first_items, pool_keys, regression_items
-from curriculum.evidence import Evidence, evidence_from, gate_call, paired_drop
-from curriculum.validate import LoadedCurriculum, load_curriculum
+from curriculum.models.chat import Example
+from curriculum.policies.draws import first_items, pool_keys, regression_items
+from curriculum.stats.evidence import Evidence, evidence_from, gate_call, paired_drop
+from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from probes.kinds import item_facts
 from probes.results import evidence_of
 from probes.scoring import COPY_THRESHOLD, fact_recall, meaning, novelty, paraphrase_score
@@ -141,7 +141,7 @@ def recite_passes() -> dict:
 
 def biased_model(tmp: Path) -> dict:
     """A stage that teaches the model to answer one hyperword to anything; then every bundled choice probe."""
-    from curriculum.train import train_stage
+    from curriculum.training.train import train_stage
     from probes.prober import Prober
 
     loaded = load_curriculum(BUNDLED)
@@ -171,7 +171,7 @@ def biased_model(tmp: Path) -> dict:
 
 def null_stages(tmp: Path, profile: str = "demo", rounds: int = 6) -> dict:
     """A zero-effect adapter (lr 0) probed as a run probes its stages: every paired forgetting test that fires."""
-    from curriculum.train import train_stage
+    from curriculum.training.train import train_stage
     from probes.prober import Prober
 
     loaded = load_curriculum(BUNDLED, profile)

@@ -20,19 +20,20 @@ import os
 import tempfile
 import time
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 
 from rich.console import Console
 from rich.table import Table
 
-from curriculum.chat import pair_ids
-from curriculum.models import load_base
-from curriculum.spec import NewTokens
-from curriculum.tokens import token_plan
-from curriculum.train import examples_from_records, train_stage
-from curriculum.validate import LoadedCurriculum, load_curriculum
+from curriculum.models.chat import pair_ids
+from curriculum.models.load import load_base
+from curriculum.graph.spec import NewTokens
+from curriculum.models.tokens import token_plan
+from curriculum.training.batches import examples_from_records
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from probes.prober import Prober
 from probes.results import aggregate
 

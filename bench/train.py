@@ -23,17 +23,18 @@ import random
 import tempfile
 import time
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 
 import torch
 
-from curriculum.chat import Example
-from curriculum.models import BUNDLED, bundled_gguf, converted_bundled, load_base, load_gguf
-from curriculum.placement import resolve
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import attach_lora, collate, tokenize_examples, train_stage
+from curriculum.models.chat import Example
+from curriculum.models.load import BUNDLED, bundled_gguf, converted_bundled, load_base, load_gguf
+from curriculum.models.placement import resolve
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.batches import collate, tokenize_examples
+from curriculum.training.train import attach_lora, train_stage
 
 N_EXAMPLES = int(os.environ.get("BENCH_TRAIN_EXAMPLES", 48))
 CFG = TrainConfig(epochs=1, lr=2e-4, batch_size=8, max_length=192, warmup_ratio=0.1)

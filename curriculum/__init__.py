@@ -1,4 +1,4 @@
 """The domain: curriculum graphs and their validation, models, training and policies.
 
-Nothing here imports prefect or duckdb; only `curriculum.cli` reaches flows and warehouse.
+Nothing here imports prefect or duckdb; only `curriculum.cli.app` reaches flows and warehouse.
 """

@@ -15,7 +15,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from curriculum.mastery import mastery_records
+from curriculum.runs.mastery import mastery_records
 from warehouse import records
 from warehouse.db import Warehouse
 

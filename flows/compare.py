@@ -7,7 +7,7 @@ exactly the optimizer steps the first policy's run of the same seed spent (so th
 Every figure is read from a run's end state (its final sweep: every node's verdict items — its exam items where the
 node is split — on the adapter it ends with) and given with its n and a 95 % t interval over seeds; differences are
 paired by seed (same items, same seed), each with its n (seeds × exam items), p, the smallest difference it could have
-detected (curriculum.power: paired t, 80 % power, the data's own spread) and, where its interval straddles 0, whether
+detected (curriculum.stats.power: paired t, 80 % power, the data's own spread) and, where its interval straddles 0, whether
 that is `level` or `underpowered`, and whether to add seeds or items.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 
 from scipy import stats
 
-from curriculum.inputs import input_files
-from curriculum.power import GATES_MATTER, MATTERS, describe, n_text, paired_power
-from curriculum.validate import LoadedCurriculum, load_curriculum
+from curriculum.runs.inputs import input_files
+from curriculum.stats.power import GATES_MATTER, MATTERS, describe, n_text, paired_power
+from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
 from warehouse.records import end_state, get_run, policy_summary
 
@@ -122,7 +122,7 @@ def _item_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list
 def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: str,
                   matters: float = MATTERS) -> dict[str, Any]:
     """One figure, first run minus second, pair by pair: mean [interval], each difference, and for the final score
-    (`matters` score points) and gates held (one gate) its power said out loud (`power`: curriculum.power's
+    (`matters` score points) and gates held (one gate) its power said out loud (`power`: curriculum.stats.power's
     figures; `said`: the line the tables print)."""
     diffs = [None if a.get(figure) is None or b.get(figure) is None else a[figure] - b[figure] for a, b in pairs]
     out: dict[str, Any] = {**mean_ci(diffs), "each": [None if d is None else round(d, 4) for d in diffs]}
@@ -150,7 +150,7 @@ class Comparison:
     seeds: list[int]
     targets: list[str]
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    matters: float = MATTERS  # the score difference that matters, for level vs underpowered (curriculum.power)
+    matters: float = MATTERS  # the score difference that matters, for level vs underpowered (curriculum.stats.power)
 
     def table(self) -> dict[str, dict[str, Any]]:
         return {p: {f: mean_ci([r[f] for r in self.rows[p]]) for f in FIGURES} for p in self.policies}

@@ -16,16 +16,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from curriculum import placement
-from curriculum.lineage import file_rows
-from curriculum.policies import final_verdicts, make_policy
-from curriculum.runstate import FLAT, Decision, Observed, Policy, RunState, Step
-from curriculum.problems import CurriculumError
-from curriculum.states import Action, Outcome, StageKind, Status
-from curriculum.tokens import token_plan
-from curriculum.inputs import input_files
-from curriculum.validate import LoadedCurriculum, load_curriculum
-from curriculum import train as training
+from curriculum.models import placement
+from curriculum.runs.lineage import file_rows
+from curriculum.policies.registry import make_policy
+from curriculum.policies.verdicts import final_verdicts
+from curriculum.policies.runstate import FLAT, Decision, Observed, Policy, RunState, Step
+from curriculum.graph.problems import CurriculumError
+from curriculum.policies.states import Action, Outcome, StageKind, Status
+from curriculum.models.tokens import token_plan
+from curriculum.runs.inputs import input_files
+from curriculum.loading.validate import LoadedCurriculum, load_curriculum
+from curriculum.training import stagefiles
 from flows import inherit
 from flows.artifacts import publish_results
 from flows.drift_step import drift_baseline, stage_drift
@@ -165,7 +166,7 @@ def walk(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, settings: Setting
     cur = loaded.spec
     seed, max_stages = settings.seed, settings.max_stages
     wh.before_commit = lambda: faults.reached("commit")
-    training.on_save = lambda folder: faults.reached("save")
+    stagefiles.on_save = lambda folder: faults.reached("save")
     train, probe = retrying(train_task, retries, retry_delay_s), retrying(probe_task, retries, retry_delay_s)
     history = records.load_history(wh, run_id)
     pol = make_policy(settings.policy, seed)

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from curriculum.validate import LoadedCurriculum
+from curriculum.loading.validate import LoadedCurriculum
 from probes.drift import BaseAnswer, base_answers, measure
 from probes.prober import Prober
 from warehouse import drift as drift_rows

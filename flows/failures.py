@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect.exceptions import TerminationSignal
 
-from curriculum.memory import free_memory, is_oom
-from curriculum.problems import CurriculumError
+from curriculum.training.memory import free_memory, is_oom
+from curriculum.graph.problems import CurriculumError
 
 
 STOPS = (KeyboardInterrupt, SystemExit, TerminationSignal)  # Ctrl-C, exit, SIGTERM as Prefect raises it
@@ -36,7 +36,7 @@ def transient(exc: BaseException) -> str | None:
     """Why a failure may pass on its own ('out of memory', 'lost worker'), or None when retrying cannot help."""
     if isinstance(exc, (CurriculumError, ValueError, TypeError, KeyError)):
         return None
-    if is_oom(exc):  # left after the stage or probe shrank its batch to one example (curriculum.memory)
+    if is_oom(exc):  # left after the stage or probe shrank its batch to one example (curriculum.training.memory)
         return "out of memory"
     if isinstance(exc, (ConnectionError, TimeoutError, EOFError)):
         return "lost worker"

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from curriculum import integrity
-from curriculum.draws import pool_keys
-from curriculum.evidence import evidence_from
-from curriculum.lineage import GraphDiff, Snapshot, diff_graphs
-from curriculum.runstate import Decision, Observed, Policy, RunState
-from curriculum.states import Action, Status
-from curriculum.validate import LoadedCurriculum
+from curriculum.training import integrity
+from curriculum.policies.draws import pool_keys
+from curriculum.stats.evidence import evidence_from
+from curriculum.runs.lineage import GraphDiff, Snapshot, diff_graphs
+from curriculum.policies.runstate import Decision, Observed, Policy, RunState
+from curriculum.policies.states import Action, Status
+from curriculum.loading.validate import LoadedCurriculum
 from warehouse import lineage as rows
 from warehouse import records
 from warehouse.db import Warehouse

@@ -10,16 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Callable
 
-from curriculum.chat import Example, example_ids
-from curriculum.draws import first_items, more_items, pool_keys, regression_items
-from curriculum.evidence import evidence_from
-from curriculum.mix import draw_mixture
-from curriculum.runstate import FLAT, Decision, Observed, RunState, Step
-from curriculum.sizing import node_budget
-from curriculum.spec import TrainConfig
-from curriculum.states import Action, StageKind, Status
-from curriculum.train import CheckFn, pool_of
-from curriculum.validate import LoadedCurriculum
+from curriculum.models.chat import Example, example_ids
+from curriculum.policies.draws import first_items, more_items, pool_keys, regression_items
+from curriculum.stats.evidence import evidence_from
+from curriculum.policies.mix import draw_mixture
+from curriculum.policies.runstate import FLAT, Decision, Observed, RunState, Step
+from curriculum.training.sizing import node_budget
+from curriculum.graph.spec import TrainConfig
+from curriculum.policies.states import Action, StageKind, Status
+from curriculum.training.batches import pool_of
+from curriculum.training.train import CheckFn
+from curriculum.loading.validate import LoadedCurriculum
 from flows import faults
 from probes.calibrate import node_levels
 from probes.results import ItemResult, evidence_of

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from curriculum.integrity import IntegrityError
-from curriculum.problems import CurriculumError
+from curriculum.training.integrity import IntegrityError
+from curriculum.graph.problems import CurriculumError
 from flows.setup import SetupError
 from warehouse.db import WarehouseError, is_disk_full
 

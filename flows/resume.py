@@ -13,9 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from curriculum import integrity
-from curriculum.inputs import changed_files, input_files
-from curriculum.validate import LoadedCurriculum, select_profile
+from curriculum.training import integrity
+from curriculum.runs.inputs import changed_files, input_files
+from curriculum.loading.validate import LoadedCurriculum, select_profile
 from warehouse import records
 from warehouse.db import Warehouse
 

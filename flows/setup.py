@@ -18,13 +18,13 @@ from typing import Any
 import duckdb
 from pydantic import ValidationError
 
-from curriculum import placement
-from curriculum.bases import ModelError
-from curriculum.integrity import IntegrityError
-from curriculum.policies import make_policy
-from curriculum.problems import CurriculumError
-from curriculum.spec import TrackingConfig, TrainConfig
-from curriculum.validate import LoadedCurriculum, select_profile
+from curriculum.models import placement
+from curriculum.models.bases import ModelError
+from curriculum.training.integrity import IntegrityError
+from curriculum.policies.registry import make_policy
+from curriculum.graph.problems import CurriculumError
+from curriculum.graph.spec import TrackingConfig, TrainConfig
+from curriculum.loading.validate import LoadedCurriculum, select_profile
 from flows import inherit, runlock
 from flows.resume import Settings, check_resume, check_run_folder, new_settings
 from flows.tracking import chosen

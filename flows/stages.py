@@ -14,17 +14,18 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import FlowRun
 
-from curriculum import placement
-from curriculum.launch import launch_stage
-from curriculum.mix import MIX_ROUNDS
-from curriculum.runstate import Step
-from curriculum.sizing import node_budget, round_length
-from curriculum.states import StageKind
-from curriculum.tokens import token_plan
-from curriculum.stagespec import StageSpec
-from curriculum.train import (CheckFn, examples_from_records, finished_stage, pool_of, set_aside, stage_owner, train_spec,
-                              with_replay)
-from curriculum.validate import LoadedCurriculum
+from curriculum.models import placement
+from curriculum.training.launch import launch_stage
+from curriculum.policies.mix import MIX_ROUNDS
+from curriculum.policies.runstate import Step
+from curriculum.training.sizing import node_budget, round_length
+from curriculum.policies.states import StageKind
+from curriculum.models.tokens import token_plan
+from curriculum.training.stagespec import StageSpec
+from curriculum.training.batches import examples_from_records, pool_of, with_replay
+from curriculum.training.stagefiles import finished_stage, set_aside, stage_owner
+from curriculum.training.train import CheckFn, train_spec
+from curriculum.loading.validate import LoadedCurriculum
 from flows import faults
 from flows.planning import mix_examples, stage_config
 from flows.failures import WorkerLost, retry_if_transient

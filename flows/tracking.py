@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from curriculum.spec import MlflowConfig, TensorboardConfig, TrackingConfig
+from curriculum.graph.spec import MlflowConfig, TensorboardConfig, TrackingConfig
 from warehouse import mirror
 from warehouse.db import Warehouse
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from curriculum.stagespec import StageSpec
-from curriculum.train import train_spec
+from curriculum.training.stagespec import StageSpec
+from curriculum.training.train import train_spec
 
 
 @flow(name="train-stage", flow_run_name="{spec.out_dir}")
@@ -18,7 +18,7 @@ def train_stage_flow(spec: StageSpec) -> str:
     """Train one stage and write its adapter to spec.out_dir; returns that folder.
 
     Args:
-        spec: The stage's inputs (curriculum.stagespec.StageSpec): base, parent adapter, examples, replay pools, LoRA
+        spec: The stage's inputs (curriculum.training.stagespec.StageSpec): base, parent adapter, examples, replay pools, LoRA
             and training settings, token plan, budget, the graph's device/dtype/quantize (resolved on this worker:
             'auto' means its own GPU), out_dir (shared storage) and {run_id, inputs} for stage.json.
     """

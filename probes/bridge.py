@@ -8,9 +8,9 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from curriculum.integrity import check
-from curriculum.models import load_base
-from curriculum.tokens import saved_plan
+from curriculum.training.integrity import check
+from curriculum.models.load import load_base
+from curriculum.models.tokens import saved_plan
 from probes.kinds import choice_prompt
 from probes.lm import choice_logprobs, greedy_answers
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from curriculum.calibration import Levels, choice_levels
-from curriculum.spec import CONTINUOUS_PROBE_KINDS
-from curriculum.validate import LoadedCurriculum
+from curriculum.loading.calibration import Levels, choice_levels
+from curriculum.graph.spec import CONTINUOUS_PROBE_KINDS
+from curriculum.loading.validate import LoadedCurriculum
 from probes.kinds import item_facts
 from probes.scoring import fact_recall, meaning
 from probes.similarity import cosine_grid
@@ -59,8 +59,8 @@ def out_of_reach(loaded: LoadedCurriculum, nodes: Sequence[str], base: dict[str,
 
 def calibrate(loaded: LoadedCurriculum) -> dict[str, Levels]:
     """Every schedulable node's levels, the base model probed on all its items (what `curriculum calibrate` prints)."""
-    from curriculum.draws import pool_keys
-    from curriculum.tokens import token_plan
+    from curriculum.policies.draws import pool_keys
+    from curriculum.models.tokens import token_plan
     from probes.prober import Prober
     from probes.results import evidence_of
 

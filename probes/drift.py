@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from curriculum.drift import Drift
-from curriculum.spec import DriftConfig
+from curriculum.policies.drift import Drift
+from curriculum.graph.spec import DriftConfig
 from probes.lm import DECODING, choice_logprobs, greedy_answers
 
 PROMPTS_FILE = "drift_prompts.jsonl"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from curriculum.jsonl import Record
+from curriculum.loading.jsonl import Record
 from probes.results import ItemResult
 from probes.scoring import COPY_THRESHOLD, derived_facts, fact_recall, novelty, paraphrase_score
 from probes.similarity import cosine_best

@@ -1,7 +1,7 @@
 """Batched model calls every probe needs: greedy answers and continuation log-likelihoods.
 
 Items are sorted by length before batching so padding stays small; results come back in
-the callers' order. A batch that runs out of memory is halved and run again (curriculum.memory).
+the callers' order. A batch that runs out of memory is halved and run again (curriculum.training.memory).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
-from curriculum.chat import prompt_ids
-from curriculum.memory import in_batches
+from curriculum.models.chat import prompt_ids
+from curriculum.training.memory import in_batches
 
 # How probe answers are generated, recorded with every run: greedy, and no 3-gram twice, so a tuned model
 # cannot loop ("steady, steady, steady, ...") and a loop cannot pad an answer with cue words.

@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from curriculum.jsonl import Record
+from curriculum.loading.jsonl import Record
 from probes.results import ItemResult
 
 # The product's choice question (probes.kinds.choice_prompt) as a Jinja template lm-eval renders.

@@ -9,9 +9,9 @@ from typing import Any
 
 from peft import PeftModel
 
-from curriculum.models import Loaded, load_base
-from curriculum.placement import Placement
-from curriculum.validate import LoadedCurriculum
+from curriculum.models.load import Loaded, load_base
+from curriculum.models.placement import Placement
+from curriculum.loading.validate import LoadedCurriculum
 from probes.results import ItemResult
 from probes.sweep import Selection, probe_nodes
 

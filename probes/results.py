@@ -30,7 +30,7 @@ class ItemResult:
     raw_correct: bool | None = None  # choice: right by per-token log-likelihood
     calibrated_correct: bool | None = None  # choice: right by log-likelihood minus the content-free prior
     scoring: str | None = None  # choice: which of the two the score uses
-    split: str = "unsplit"  # check (read by decisions) | exam (read only for the verdict) | unsplit (curriculum.exam)
+    split: str = "unsplit"  # check (read by decisions) | exam (read only for the verdict) | unsplit (curriculum.loading.exam)
 
     def row(self) -> dict[str, Any]:
         """The warehouse row (run_id and stage are added by the caller)."""
@@ -53,7 +53,7 @@ def mean_score(scores: Sequence[float]) -> float:
 
 def evidence_of(results: Sequence[ItemResult], pool: int):
     """A node's item results as the evidence its gate call reads."""
-    from curriculum.evidence import evidence_from
+    from curriculum.stats.evidence import evidence_from
 
     return evidence_from([(r.probe_index, r.item, r.probe_kind, r.score) for r in results], pool)
 

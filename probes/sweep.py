@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from curriculum.evidence import ItemKey
-from curriculum.exam import Split
-from curriculum.jsonl import Record
-from curriculum.spec import CHOICE_PROBE_KINDS, CONTINUOUS_PROBE_KINDS, LexiconEntry, ProbeSpec
-from curriculum.validate import LoadedCurriculum
+from curriculum.stats.evidence import ItemKey
+from curriculum.loading.exam import Split
+from curriculum.loading.jsonl import Record
+from curriculum.graph.spec import CHOICE_PROBE_KINDS, CONTINUOUS_PROBE_KINDS, LexiconEntry, ProbeSpec
+from curriculum.loading.validate import LoadedCurriculum
 from probes.kinds import NEUTRAL, asked_as, score_choices, score_paraphrases
 from probes.lm import DECODING, choice_logprobs, greedy_answers
 from probes.lmeval_bridge import LmevalProbe, run_lmeval
@@ -43,7 +43,7 @@ def probe_nodes(model, tokenizer, cur: LoadedCurriculum, selection: Selection,
     """The selected items of each node's probes, scored; lm-eval probes through lm-eval's evaluator.
 
     exam: score the nodes' exam items instead of their check items (a selection of exam items is all of them, and
-    `task:` probes have none): only the verdict asks for these, never a decision (curriculum.exam)."""
+    `task:` probes have none): only the verdict asks for these, never a decision (curriculum.loading.exam)."""
     was_training = model.training
     pool = cur.exam_items if exam else cur.probe_items
     model.eval()

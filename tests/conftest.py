@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.bases import stay_offline
+from curriculum.models.bases import stay_offline
 
 stay_offline()
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -19,13 +19,16 @@ import torch
 from peft import PeftModel
 from typer.testing import CliRunner
 
-from curriculum.chat import Example
-from curriculum.cli import app
-from curriculum.launch import LaunchError, launch_stage
-from curriculum.models import TINY, load_base, load_tokenizer
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.stagespec import StageSpec
-from curriculum.train import ADAPTER_FILE, STAGE_FILE, _windows, shard, tokenize_examples, train_spec
+from curriculum.models.chat import Example
+from curriculum.cli.app import app
+from curriculum.training.launch import LaunchError, launch_stage
+from curriculum.models.load import TINY, load_base, load_tokenizer
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.stagespec import StageSpec
+from curriculum.training.batches import shard, tokenize_examples, windows
+from curriculum.training.stagefiles import ADAPTER_FILE
+from curriculum.training.stagespec import STAGE_FILE
+from curriculum.training.train import train_spec
 from helpers import tiny_graph
 
 # 9 examples of four lengths in batches of 4, 2 batches a step: with seed 0 a process's share of a step is sometimes
@@ -56,9 +59,9 @@ def stages(tmp_path_factory: pytest.TempPathFactory):
 
 def test_the_data_reaches_every_case_of_a_share() -> None:
     items = tokenize_examples(load_tokenizer(TINY), EXAMPLES, CFG.max_length)
-    windows = [[len(batch) for batch in window] for epoch, window in
-               itertools.takewhile(lambda w: w[0] < CFG.epochs, _windows(items, CFG, random.Random(CFG.seed)))]
-    assert windows == [[4, 1], [4], [1, 4], [4], [4, 4], [1]]
+    sizes = [[len(batch) for batch in window] for epoch, window in
+             itertools.takewhile(lambda w: w[0] < CFG.epochs, windows(items, CFG, random.Random(CFG.seed)))]
+    assert sizes == [[4, 1], [4], [1, 4], [4], [4, 4], [1]]
     assert shard([[1, 2, 3, 4], [5]], 1, 2) == [[2, 4], []]
 
 
@@ -128,9 +131,9 @@ def test_the_flow_launches_a_stage_of_several_processes_for_one_rounds_length(tm
     """train_task: model.processes > 1 goes to launch_stage with the config beside the graph and the fixed length of
     a remote stage; model.processes 1 trains here with the node's whole budget and its check, as before."""
     import flows.stages as stages
-    from curriculum.runstate import Step
-    from curriculum.states import StageKind
-    from curriculum.validate import load_curriculum
+    from curriculum.policies.runstate import Step
+    from curriculum.policies.states import StageKind
+    from curriculum.loading.validate import load_curriculum
 
     graph = tiny_graph(tmp_path)
     (tmp_path / "fsdp.yaml").write_text("distributed_type: FSDP\n")
@@ -200,8 +203,8 @@ def test_a_run_of_two_process_stages_trains_probes_and_records_them(prefect_harn
 STOPPED_STAGE = """
 import signal, sys
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))  # what Prefect's engine does with a SIGTERM: an exception
-from curriculum.launch import launch_stage
-from curriculum.stagespec import StageSpec
+from curriculum.training.launch import launch_stage
+from curriculum.training.stagespec import StageSpec
 spec = StageSpec.model_validate_json(sys.argv[1])
 launch_stage(spec, 2)
 """
@@ -222,7 +225,7 @@ def test_a_stopped_stage_takes_its_processes_down(tmp_path: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.5)
             workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                       if "curriculum.launch" in " ".join(p.cmdline())]
+                       if "curriculum.training.launch" in " ".join(p.cmdline())]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 143
         _, alive = psutil.wait_procs(workers, timeout=20)

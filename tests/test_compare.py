@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from curriculum.cli import app
-from curriculum.validate import load_curriculum
-from curriculum.power import paired_power
+from curriculum.cli.app import app
+from curriculum.loading.validate import load_curriculum
+from curriculum.stats.power import paired_power
 from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, verdict_items
 from helpers import tiny_graph
 

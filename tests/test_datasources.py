@@ -10,12 +10,13 @@ from pathlib import Path
 import datasets
 import pytest
 
-from curriculum.chat import IGNORE, Example, example_ids, pair_ids
-from curriculum.models import TINY, load_base
-from curriculum.problems import CurriculumError
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import examples_from_records, train_stage
-from curriculum.validate import load_curriculum
+from curriculum.models.chat import IGNORE, Example, example_ids, pair_ids
+from curriculum.models.load import TINY, load_base
+from curriculum.graph.problems import CurriculumError
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.batches import examples_from_records
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import load_curriculum
 from helpers import write_jsonl
 
 CHAT = [
@@ -142,7 +143,7 @@ def test_columns_that_name_no_format_are_refused_with_a_hint(tmp_path: Path) -> 
 def test_examples_are_tokenized_once_per_content_and_tokenizer(tmp_path: Path) -> None:
     """Counted, not timed: a second read of the same examples tokenizes nothing; an edited example is tokenized
     again and nothing else; another tokenizer (one more token) reads nothing it did not make."""
-    from curriculum.tokencache import TokenCache
+    from curriculum.models.tokencache import TokenCache
 
     tok = load_base(TINY).tokenizer
     examples = [Example(f"Q {i}?", f"A {i}.") for i in range(5)] + [Example("Hi?", "Yes.", history=(("a", "b"),))]
@@ -179,7 +180,7 @@ def test_stages_read_the_tokens_validation_made(tmp_path: Path, monkeypatch: pyt
 
 def test_a_pairs_stage_hashes_as_before_conversations_existed() -> None:
     """A resumed or `--from` run recorded before conversations reuses its stages: a plain pair hashes as it did."""
-    from curriculum.train import _hashed
+    from curriculum.training.stagespec import _hashed
 
     assert _hashed(Example("Q?", "A.", "f.jsonl:3")) == {"prompt": "Q?", "answer": "A.", "source": "f.jsonl:3"}
     assert "history" in _hashed(Example("Q?", "A.", history=(("a", "b"),)))
@@ -196,7 +197,7 @@ def test_a_template_that_refuses_a_conversation_is_the_rows_problem() -> None:
 
 
 def test_an_unusable_token_cache_is_no_cache(tmp_path: Path) -> None:
-    from curriculum.tokencache import TokenCache
+    from curriculum.models.tokencache import TokenCache
 
     tok = load_base(TINY).tokenizer
     cache = TokenCache(tok, tmp_path)
@@ -206,7 +207,7 @@ def test_an_unusable_token_cache_is_no_cache(tmp_path: Path) -> None:
 
 
 def test_json_lines_datasets_refuses_say_what_datasets_said(tmp_path: Path) -> None:
-    from curriculum.datasources import where_json_breaks
+    from curriculum.loading.datasources import where_json_breaks
 
     assert where_json_breaks('{"a": 1}\n{"a": "x"}\n', ".jsonl", "f.jsonl") is None
     write_jsonl(tmp_path / "d.jsonl", [{"prompt": "q", "answer": "a", "topic": "x"}])
@@ -264,10 +265,11 @@ def test_a_node_read_by_datasets_stays_on_disk_and_a_draw_reads_only_its_rows(tm
     """A Parquet node is held as its line numbers over the table `datasets` maps from disk: its examples are those a
     whole read gives, a replay draw or a mixture from it picks the same examples a list would and reads only those
     rows, and a stage's inputs hash names it by its content without reading it."""
-    from curriculum.chat import ExampleView
-    from curriculum.datasources import NodeRows
-    from curriculum.mix import draw_mixture
-    from curriculum.train import pool_of, stage_inputs, with_replay
+    from curriculum.models.chat import ExampleView
+    from curriculum.loading.datasources import NodeRows
+    from curriculum.policies.mix import draw_mixture
+    from curriculum.training.stagespec import stage_inputs
+    from curriculum.training.batches import pool_of, with_replay
 
     rows = [{"conversations": [{"from": "human", "value": f"Where is town {i}?"},
                                {"from": "gpt", "value": f"Town {i} is by the sea."}]} for i in range(60)]
@@ -301,9 +303,9 @@ def test_a_node_read_by_datasets_stays_on_disk_and_a_draw_reads_only_its_rows(tm
 
 
 def test_a_stage_spec_keeps_a_node_on_disk_here_and_sends_its_examples_to_a_worker(tmp_path: Path) -> None:
-    from curriculum.chat import ExampleView
-    from curriculum.stagespec import StageSpec
-    from curriculum.train import pool_of
+    from curriculum.models.chat import ExampleView
+    from curriculum.training.stagespec import StageSpec
+    from curriculum.training.batches import pool_of
 
     datasets.Dataset.from_list(SHAREGPT).to_parquet(str(tmp_path / "s.parquet"))
     write_jsonl(tmp_path / "chat.jsonl", CHAT)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
+from curriculum.cli.app import app
 from helpers import tiny_graph
 from test_resume import TABLES, warehouse_rows
 from warehouse.db import Warehouse
@@ -52,7 +52,7 @@ def test_no_space_fails_the_run_in_one_line_and_resume_finishes_it(reference: Pa
                                                                    where: str) -> None:
     tiny_graph(tmp_path)
     runs, db = tmp_path / "runs", tmp_path / "w.duckdb"
-    proc = subprocess.run([sys.executable, "-m", "curriculum.cli", "run", *_cli_args(tmp_path), *FLAGS], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "curriculum.cli.app", "run", *_cli_args(tmp_path), *FLAGS], cwd=ROOT,
                           env=_env(CURRICULUM_FAIL_AT=f"{point}:nospace"), capture_output=True, text=True, timeout=600, check=False)
     output = proc.stdout + proc.stderr
     message = f"no space left on device {where.format(runs=runs, db=db)}"
@@ -84,7 +84,7 @@ def test_a_real_full_file_system_fails_the_run_without_hanging(prefect_harness, 
     try:
         tiny_graph(tmp_path)
         args = [str(tmp_path / "graph.yaml"), "--db", str(tmp_path / "w.duckdb"), "--runs-dir", str(mount / "runs")]
-        proc = subprocess.run([sys.executable, "-m", "curriculum.cli", "run", *args, *FLAGS], cwd=ROOT, env=_env(),
+        proc = subprocess.run([sys.executable, "-m", "curriculum.cli.app", "run", *args, *FLAGS], cwd=ROOT, env=_env(),
                               capture_output=True, text=True, timeout=600, check=False)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)

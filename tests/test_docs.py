@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from curriculum.cli import app
+from curriculum.cli.app import app
 
 try:  # recent typer carries its own copy of click; older ones use click itself
     from typer._click.exceptions import UsageError

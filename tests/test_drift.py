@@ -11,12 +11,12 @@ import pytest
 from scipy import stats
 
 import probes.drift
-from curriculum.chat import Example
-from curriculum.drift import Drift
-from curriculum.models import TINY
-from curriculum.spec import DRIFT_PROMPTS, DriftConfig, LoraConfig, TrainConfig
-from curriculum.train import train_stage
-from curriculum.validate import check_curriculum
+from curriculum.models.chat import Example
+from curriculum.policies.drift import Drift
+from curriculum.models.load import TINY
+from curriculum.graph.spec import DRIFT_PROMPTS, DriftConfig, LoraConfig, TrainConfig
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import check_curriculum
 from helpers import tiny_graph
 from probes.drift import base_answers, measure, sample, shipped_prompts
 from probes.prober import Prober
@@ -86,8 +86,8 @@ def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tm
                                                              capsys) -> None:
     """A run stopped after its baseline resumes without generating; its stage's drift is recorded once, and a's
     `max_drift: 0` (any clear loss) discards the stage: a backs off, b is skipped, and replay lands there too."""
-    from curriculum.policies import make_policy
-    from curriculum.validate import load_curriculum
+    from curriculum.policies.registry import make_policy
+    from curriculum.loading.validate import load_curriculum
     from flows.curriculum_flow import curriculum, replay_state
     from warehouse.records import node_statuses
 
@@ -122,9 +122,9 @@ def test_drift_recorded_per_stage_reused_on_resume_and_gated(prefect_harness, tm
     assert st.status == node_statuses(wh, "d") == {"a": "failed", "b": "skipped"}
     report = (tmp_path / "runs" / "d" / "report.html").read_text()
     assert 'id="drift"' in report and "on 6 prompts" in report
-    from curriculum.cli import _print_drift
+    from curriculum.cli.results import print_drift
 
-    _print_drift(wh, "d")  # what `curriculum run` prints after the mastery table
+    print_drift(wh, "d")  # what `curriculum run` prints after the mastery table
     printed = capsys.readouterr().out
     assert "drift of general ability, on 6 prompts" in printed and f"{drift:+.3f}  [{low:+.3f}, {high:+.3f}]" in printed
     assert max(len(line) for line in printed.splitlines()) <= 80, printed  # an 80-column terminal, ids unfolded

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats
 
-from curriculum.evidence import (Evidence, decidable, draw_order, first_draw, gate_call, interval, paired_drop,
+from curriculum.stats.evidence import (Evidence, decidable, draw_order, first_draw, gate_call, interval, paired_drop,
                                  rotating_sample)
 
 

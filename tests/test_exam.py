@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from curriculum.exam import exam_side
-from curriculum.summary import summary_lines
-from curriculum.validate import load_curriculum
+from curriculum.loading.exam import exam_side
+from curriculum.loading.summary import summary_lines
+from curriculum.loading.validate import load_curriculum
 from tests.helpers import write_jsonl
 from warehouse.db import Warehouse, migrations
 from warehouse.records import end_state, mastery_table
@@ -65,7 +65,7 @@ def test_a_probes_own_exam_file_is_its_exam(tmp_path: Path) -> None:
 
 
 def test_an_exam_file_repeating_a_check_item_is_refused_where_it_is(tmp_path: Path) -> None:
-    from curriculum.validate import check_curriculum
+    from curriculum.loading.validate import check_curriculum
 
     graph = exam_graph(tmp_path, own_exam=True, items=6)
     rows = [json.loads(line) for line in (tmp_path / "b_exam.jsonl").read_text().splitlines()]

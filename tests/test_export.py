@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
+from curriculum.cli.app import app
 from helpers import tiny_graph
 from warehouse.db import Warehouse
 
@@ -62,8 +62,8 @@ def _final_stage(runs: dict, run_id: str) -> Path:
 def test_peft_export_reloads_with_peft_and_carries_a_model_card(runs: dict, tmp_path: Path) -> None:
     from peft import PeftModel
 
-    from curriculum.models import TINY, load_base
-    from curriculum.placement import CPU
+    from curriculum.models.load import TINY, load_base
+    from curriculum.models.placement import CPU
     from warehouse.records import mastery_table
 
     out = tmp_path / "plain-adapter"
@@ -94,9 +94,9 @@ def test_merged_export_is_plain_transformers_with_the_hyperwords(runs: dict, tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from curriculum.models import TINY, load_base, load_tokenizer
-    from curriculum.placement import CPU
-    from curriculum.tokens import saved_plan
+    from curriculum.models.load import TINY, load_base, load_tokenizer
+    from curriculum.models.placement import CPU
+    from curriculum.models.tokens import saved_plan
 
     merged_dir, adapter_dir = tmp_path / "words-model", tmp_path / "words-adapter"
     for out, extra in ((merged_dir, ("--merge",)), (adapter_dir, ())):
@@ -166,9 +166,9 @@ def test_every_run_publishes_its_mastery_table_and_report_link(runs: dict) -> No
 def test_mastery_table_fits_80_columns_without_folding_node_ids() -> None:
     from rich.console import Console
 
-    from curriculum.display import mastery_rich
-    from curriculum.mastery import NOTE
-    from curriculum.validate import load_curriculum
+    from curriculum.cli.display import mastery_rich
+    from curriculum.runs.mastery import NOTE
+    from curriculum.loading.validate import load_curriculum
 
     nodes = list(load_curriculum(ROOT / "graphs" / "hyperwords.yaml").spec.nodes)
     assert "fogwhisperfrost.transfer.remedial" in nodes

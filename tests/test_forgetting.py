@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from curriculum.chat import Example
-from curriculum.evidence import Evidence
-from curriculum.models import TINY
-from curriculum.policies import make_policy
-from curriculum.runstate import RunState
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import ADAPTER_FILE, stage_inputs, train_stage, with_replay
-from curriculum.validate import load_curriculum
+from curriculum.models.chat import Example
+from curriculum.stats.evidence import Evidence
+from curriculum.models.load import TINY
+from curriculum.policies.registry import make_policy
+from curriculum.policies.runstate import RunState
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.stagespec import stage_inputs
+from curriculum.training.batches import with_replay
+from curriculum.training.stagefiles import ADAPTER_FILE
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import load_curriculum
 from helpers import chain_graph, tiny_graph
 
 EXAMPLES = [Example(f"What is glimmer {i}?", f"Glimmer {i} is the last gold light on water.", f"mem:{i}") for i in range(12)]

@@ -53,7 +53,7 @@ def _stages(wh: Warehouse, run_id: str) -> list[tuple]:
 
 
 def test_diff_names_the_new_branch(family) -> None:
-    from curriculum.cli import app
+    from curriculum.cli.app import app
 
     tmp, edited, db, _ = family
     res = CliRunner().invoke(app, ["diff", "parent", str(edited), "--db", str(db), "--json"])
@@ -100,7 +100,7 @@ def test_from_trains_only_the_new_branch(family) -> None:
 
 
 def test_from_refuses_what_it_cannot_continue(family) -> None:
-    from curriculum.cli import app
+    from curriculum.cli.app import app
 
     tmp, edited, db, runs = family
     other = tmp / "other_model.yaml"

@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from curriculum import generators
-from curriculum.cli import app
+from curriculum.cli.app import app
 from curriculum.generators.chain import ChainSizes
 from curriculum.generators.layers import LayersSizes
-from curriculum.validate import load_curriculum
+from curriculum.loading.validate import load_curriculum
 
 SMALL = {"chain": {"depth": 3, "train": 40, "check": 8, "exam": 24},
          "layers": {"people": 16, "towns": 6, "train": 40, "check": 12, "exam": 60}}

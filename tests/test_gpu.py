@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from curriculum.chat import Example
-from curriculum.models import BUNDLED, load_base
-from curriculum.placement import CPU, resolve
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import ADAPTER_FILE, STAGE_FILE, train_stage
+from curriculum.models.chat import Example
+from curriculum.models.load import BUNDLED, load_base
+from curriculum.models.placement import CPU, resolve
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.stagefiles import ADAPTER_FILE
+from curriculum.training.stagespec import STAGE_FILE
+from curriculum.training.train import train_stage
 from probes.lm import choice_logprobs, greedy_answers
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

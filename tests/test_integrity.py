@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curriculum.cli import app
-from curriculum.integrity import SUMS, IntegrityError, check, seal, stage_folders, verify
+from curriculum.cli.app import app
+from curriculum.training.integrity import SUMS, IntegrityError, check, seal, stage_folders, verify
 from helpers import tiny_graph
 from warehouse.db import Warehouse
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.lineage import Snapshot, diff_graphs, file_rows
-from curriculum.validate import load_curriculum
+from curriculum.runs.lineage import Snapshot, diff_graphs, file_rows
+from curriculum.loading.validate import load_curriculum
 from helpers import tiny_graph, write_jsonl
 
 C_NODE = ("  c:\n    layer: transfer\n    requires: [b]\n    data: c.jsonl\n"
@@ -109,9 +109,9 @@ def test_what_cannot_be_continued_is_named(three: Path) -> None:
 
 
 def test_an_inherited_node_that_no_longer_holds_is_rehearsed(three: Path) -> None:
-    from curriculum.evidence import Evidence
-    from curriculum.policies import make_policy
-    from curriculum.runstate import RunState
+    from curriculum.stats.evidence import Evidence
+    from curriculum.policies.registry import make_policy
+    from curriculum.policies.runstate import RunState
     from flows.inherit import Lineage
 
     loaded = load_curriculum(three)
@@ -136,9 +136,9 @@ def test_an_inherited_node_that_no_longer_holds_is_rehearsed(three: Path) -> Non
 
 def test_task_yamls_are_in_the_file_snapshot(tmp_path: Path) -> None:
     """An lm-eval task YAML kept beside the curriculum is one of its probe files: hashed for resume and --from."""
-    from curriculum.inputs import input_files
-    from curriculum.lineage import file_rows
-    from curriculum.validate import load_curriculum
+    from curriculum.runs.inputs import input_files
+    from curriculum.runs.lineage import file_rows
+    from curriculum.loading.validate import load_curriculum
     from helpers import probe_kinds_graph
 
     loaded = load_curriculum(probe_kinds_graph(tmp_path))
@@ -150,10 +150,10 @@ def test_task_yamls_are_in_the_file_snapshot(tmp_path: Path) -> None:
 def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
     """Its `data_files` and `include:` YAMLs too: an edited data file of an lm-eval probe is a changed probe for
     resume and --from, as an edited items file is."""
-    from curriculum.inputs import changed_files, input_files
-    from curriculum.lineage import file_rows
-    from curriculum.taskfiles import task_reads
-    from curriculum.validate import load_curriculum
+    from curriculum.runs.inputs import changed_files, input_files
+    from curriculum.runs.lineage import file_rows
+    from curriculum.loading.taskfiles import task_reads
+    from curriculum.loading.validate import load_curriculum
     from helpers import probe_kinds_graph
 
     graph = probe_kinds_graph(tmp_path)
@@ -191,7 +191,7 @@ def test_what_a_task_yaml_reads_is_in_the_file_snapshot(tmp_path: Path) -> None:
 def test_task_reads_follows_lm_evals_merge(tmp_path: Path) -> None:
     """Includes (a name or a list, from another folder) merged first, the file's own keys over them, and the
     merged `data_files` read from the top task YAML's folder, as the bridge reads them; globs expanded."""
-    from curriculum.taskfiles import task_reads
+    from curriculum.loading.taskfiles import task_reads
     from probes.lmeval_bridge import file_task
 
     (tmp_path / "common").mkdir()

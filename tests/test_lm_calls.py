@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from curriculum.chat import prompt_ids
-from curriculum.models import TINY, load_base
+from curriculum.models.chat import prompt_ids
+from curriculum.models.load import TINY, load_base
 from probes.lm import choice_logprobs, greedy_answers
 
 QUESTIONS = [("Which fits a quiet lake at dawn?", ["still water", "a loud market"]),

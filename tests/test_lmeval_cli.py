@@ -14,9 +14,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from conftest import ROOT
-from curriculum.jsonl import read_records
-from curriculum.models import TINY, load_base
-from curriculum.spec import ChoiceItem
+from curriculum.loading.jsonl import read_records
+from curriculum.models.load import TINY, load_base
+from curriculum.graph.spec import ChoiceItem
 from probes.lmeval_bridge import LmevalProbe, file_task, items_task, run_lmeval
 
 TASKS = ROOT / "graphs" / "hyperwords" / "lmeval"

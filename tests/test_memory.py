@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from curriculum.chat import Example
-from curriculum.memory import CAP_ENV, in_batches, is_oom, memory_cap
-from curriculum.models import TINY, load_base
-from curriculum.placement import CPU
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import STAGE_FILE, train_stage
+from curriculum.models.chat import Example
+from curriculum.training.memory import CAP_ENV, in_batches, is_oom, memory_cap
+from curriculum.models.load import TINY, load_base
+from curriculum.models.placement import CPU
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.stagespec import STAGE_FILE
+from curriculum.training.train import train_stage
 from flows.failures import transient
 from probes.lm import choice_logprobs, greedy_answers
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.evidence import Evidence
-from curriculum.mix import draw_counts, draw_mixture, mixture_shares, skill_it_step
-from curriculum.policies import make_policy
-from curriculum.validate import load_curriculum
+from curriculum.stats.evidence import Evidence
+from curriculum.policies.mix import draw_counts, draw_mixture, mixture_shares, skill_it_step
+from curriculum.policies.registry import make_policy
+from curriculum.loading.validate import load_curriculum
 from flows.planning import start_state
 from helpers import chain_graph
 
@@ -115,7 +115,7 @@ def test_a_mix_stage_that_made_what_the_run_held_worse_is_discarded(tmp_path: Pa
 
 
 def test_draws_are_whole_passes_then_a_sample() -> None:
-    from curriculum.chat import Example
+    from curriculum.models.chat import Example
 
     pool = [Example(f"p{i}", f"a{i}", f"f:{i}") for i in range(4)]
     drawn = draw_mixture({"n": pool}, {"n": 10}, seed=3)

@@ -9,13 +9,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from curriculum.bases import ModelError
-from curriculum.chat import Example
-from curriculum.cli import app
-from curriculum.models import TINY
-from curriculum.placement import CPU, Placement, resolve
-from curriculum.spec import LoraConfig, ModelConfig, TrainConfig
-from curriculum.train import STAGE_FILE, train_stage
+from curriculum.models.bases import ModelError
+from curriculum.models.chat import Example
+from curriculum.cli.app import app
+from curriculum.models.load import TINY
+from curriculum.models.placement import CPU, Placement, resolve
+from curriculum.graph.spec import LoraConfig, ModelConfig, TrainConfig
+from curriculum.training.stagespec import STAGE_FILE
+from curriculum.training.train import train_stage
 from helpers import tiny_graph
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks what a machine without CUDA says")
@@ -105,7 +106,7 @@ def test_bf16_stage_on_the_cpu_runs_under_autocast_with_a_loss_close_to_fp32(tmp
 
 def test_a_remote_stage_resolves_the_graphs_settings_on_its_worker(tmp_path: Path) -> None:
     """train-stage (a worker of a GPU pool) gets the graph's model.device/dtype, not the orchestrator's resolution."""
-    from curriculum.stagespec import StageSpec
+    from curriculum.training.stagespec import StageSpec
     from flows.train_stage_flow import train_stage_flow
 
     spec = StageSpec(base=TINY, examples=EXAMPLES, lora=LoraConfig(dropout=0.0), train=CFG, out_dir=str(tmp_path / "r"),

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.evidence import Evidence
-from curriculum.policies import make_policy
-from curriculum.runstate import RunState
-from curriculum.validate import load_curriculum
+from curriculum.stats.evidence import Evidence
+from curriculum.policies.registry import make_policy
+from curriculum.policies.runstate import RunState
+from curriculum.loading.validate import load_curriculum
 from helpers import tiny_graph
 
 
@@ -182,7 +182,7 @@ def test_greedy_ranks_by_scores_on_the_kept_adapter(tmp_path: Path) -> None:
 def test_exp3s_update_matches_a_hand_computed_step() -> None:
     import math
 
-    from curriculum.choosers import Exp3S
+    from curriculum.policies.choosers import Exp3S
 
     bandit = Exp3S(seed=0, eta=0.5, epsilon=0.1, alpha=0.01)
     pi = bandit.probabilities(["a", "b"])
@@ -199,7 +199,7 @@ def test_exp3s_update_matches_a_hand_computed_step() -> None:
 
 
 def test_exp3s_survives_thousands_of_arms_and_keeps_weight_among_the_arms_in_play() -> None:
-    from curriculum.choosers import Exp3S
+    from curriculum.policies.choosers import Exp3S
 
     arms = [f"n{i}" for i in range(5000)]
     bandit = Exp3S(seed=1)
@@ -216,7 +216,7 @@ def test_exp3s_survives_thousands_of_arms_and_keeps_weight_among_the_arms_in_pla
 
 
 def test_bandit_rewards_paired_progress_on_the_kept_adapter(tmp_path: Path) -> None:
-    from curriculum.choosers import paired_progress
+    from curriculum.policies.choosers import paired_progress
 
     before = binary([0, 0, 1, 1])
     after = Evidence({(0, 1): 1.0, (0, 2): 1.0, (0, 3): 1.0, (0, 9): 0.0}, True, 8)  # a fourth item not seen before
@@ -319,7 +319,7 @@ def test_an_unmet_gate_does_not_end_the_graph_but_a_stage_that_made_things_worse
 
 
 def test_the_final_sweep_does_not_report_mastered_a_node_clearly_under_its_gate(tmp_path: Path) -> None:
-    from curriculum.policies import final_verdicts
+    from curriculum.policies.verdicts import final_verdicts
 
     _, pol, st = _start(tmp_path, "gated")
     pol.baseline(st, {"z": binary([1] * 8), "y": binary([1] * 8), "x": binary([0] * 8), "w": binary([0] * 8)})
@@ -330,7 +330,7 @@ def test_the_final_sweep_does_not_report_mastered_a_node_clearly_under_its_gate(
 
 
 def test_max_drift_turns_a_passed_stage_into_a_failed_one(tmp_path: Path) -> None:
-    from curriculum.drift import Drift
+    from curriculum.policies.drift import Drift
 
     graph = tiny_graph(tmp_path, "drift: {prompts: 8}\n")
     graph.write_text(graph.read_text().replace("max_attempts: 2}", "max_attempts: 2, max_drift: 0.5}"))

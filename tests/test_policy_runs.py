@@ -14,8 +14,8 @@ CAP = {"max_steps": 8}
 
 @pytest.mark.parametrize("policy", ["greedy", "bandit", "random", "flat"])
 def test_a_policy_runs_through_the_flow_and_replays_to_its_record(prefect_harness, tmp_path: Path, policy: str) -> None:
-    from curriculum.policies import make_policy
-    from curriculum.validate import load_curriculum
+    from curriculum.policies.registry import make_policy
+    from curriculum.loading.validate import load_curriculum
     from flows.curriculum_flow import curriculum, replay_state
     from warehouse.db import Warehouse
     from warehouse.records import node_statuses

@@ -1,4 +1,4 @@
-"""curriculum.power: the detectable effect is statsmodels' paired t power solved exactly, the interval and p are
+"""curriculum.stats.power: the detectable effect is statsmodels' paired t power solved exactly, the interval and p are
 scipy's, each verdict is reached, and the item share of a seed's variance is what the two-way model says."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from curriculum.power import (
+from curriculum.stats.power import (
     MATTERS, Advice, Verdict, describe, item_noise, mde, mde_standardized, n_text, paired_power, power_paired,
     seeds_for,
 )

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from curriculum.chat import prompt_ids
-from curriculum.jsonl import Record
-from curriculum.models import TINY, load_base
-from curriculum.spec import ANALOGY_OPEN_QUESTION, ANALOGY_QUESTION, ChoiceItem, ParaphraseItem
-from curriculum.validate import check_curriculum, load_curriculum
+from curriculum.models.chat import prompt_ids
+from curriculum.loading.jsonl import Record
+from curriculum.models.load import TINY, load_base
+from curriculum.graph.spec import ANALOGY_OPEN_QUESTION, ANALOGY_QUESTION, ChoiceItem, ParaphraseItem
+from curriculum.loading.validate import check_curriculum, load_curriculum
 from helpers import probe_kinds_graph, tiny_graph
 from probes.kinds import NEUTRAL, choice_prompt, score_choices, score_paraphrases
 from probes.lm import choice_logprobs, greedy_answers
 from probes.results import aggregate, evidence_of
 from probes.scoring import fact_recall, novelty, paraphrase_score
 from probes.similarity import cosine_pairs
-from curriculum.draws import pool_keys, regression_items
+from curriculum.policies.draws import pool_keys, regression_items
 from probes import lmeval_bridge
 from probes.sweep import probe_nodes
 from warehouse.db import Warehouse
@@ -165,7 +165,7 @@ def test_hidden_options_ask_the_question_as_written(tiny, tmp_path: Path) -> Non
 
 
 def test_hidden_options_are_for_choice_probes_only() -> None:
-    from curriculum.spec import ProbeSpec
+    from curriculum.graph.spec import ProbeSpec
     with pytest.raises(ValueError, match="options: hidden"):
         ProbeSpec(kind="paraphrase", items="p.jsonl", options="hidden")
 

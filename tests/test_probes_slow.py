@@ -8,9 +8,10 @@ import pytest
 from peft import PeftModel
 
 from conftest import ROOT
-from curriculum.models import BUNDLED, load_base
-from curriculum.train import examples_from_records, train_stage
-from curriculum.validate import load_curriculum
+from curriculum.models.load import BUNDLED, load_base
+from curriculum.training.batches import examples_from_records
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import load_curriculum
 from probes.results import aggregate
 from probes.sweep import probe_nodes
 

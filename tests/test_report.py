@@ -43,9 +43,9 @@ def chromium() -> str:
 
 def test_reported_final_state_is_the_policys(paths_run) -> None:
     """The report, the mastery table and the recorded statuses say the same, and it is what the policy ended with."""
-    from curriculum.policies import make_policy
-    from curriculum.runstate import RunState
-    from curriculum.validate import load_curriculum
+    from curriculum.policies.registry import make_policy
+    from curriculum.policies.runstate import RunState
+    from curriculum.loading.validate import load_curriculum
     from warehouse.records import mastery_table, node_statuses
 
     tmp_path, graph, run_id = paths_run
@@ -67,7 +67,7 @@ def test_reported_final_state_is_the_policys(paths_run) -> None:
 def test_bridge_speaks_with_the_runs_final_adapter(paths_run, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from curriculum.cli import app
+    from curriculum.cli.app import app
     from warehouse.records import final_adapter
 
     run_dir, _, run_id = paths_run
@@ -80,7 +80,7 @@ def test_bridge_speaks_with_the_runs_final_adapter(paths_run, monkeypatch: pytes
 
 
 def test_bridge_compresses_to_a_word_of_the_lexicon() -> None:
-    from curriculum.models import TINY
+    from curriculum.models.load import TINY
     from probes.bridge import bridge
 
     words = ["fogwhisperfrost", "emberlull", "stoneheavywait"]

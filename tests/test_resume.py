@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
+from curriculum.cli.app import app
 from warehouse.db import Warehouse
 
 # Columns that measure time or name this machine's folders: everything else must be equal, row for row.
@@ -57,7 +57,7 @@ def _mtimes(runs: Path) -> dict[str, int]:
 
 def _run(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "w") as handle:  # a file, not a pipe: the test reads it while the run goes on
-        return subprocess.Popen([sys.executable, "-m", "curriculum.cli", "run", *args], cwd=ROOT, env=env,
+        return subprocess.Popen([sys.executable, "-m", "curriculum.cli.app", "run", *args], cwd=ROOT, env=env,
                                 stdout=handle, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -99,7 +99,7 @@ def test_killed_at_five_points_resumes_to_the_uninterrupted_run(paths_run, tmp_p
                 time.sleep(0.05)
             os.killpg(proc.pid, signal.SIGSTOP)
             try:
-                second = subprocess.run([sys.executable, "-m", "curriculum.cli", "run", *args], cwd=ROOT, env=env,
+                second = subprocess.run([sys.executable, "-m", "curriculum.cli.app", "run", *args], cwd=ROOT, env=env,
                                         capture_output=True, text=True, timeout=120)
             finally:
                 os.killpg(proc.pid, signal.SIGCONT)
@@ -188,8 +188,8 @@ def test_resume_refuses_changed_data_naming_the_files(paths_run, tmp_path: Path)
 
 
 def test_replay_refuses_a_record_its_policy_does_not_walk(paths_run) -> None:
-    from curriculum.policies import make_policy
-    from curriculum.validate import load_curriculum
+    from curriculum.policies.registry import make_policy
+    from curriculum.loading.validate import load_curriculum
     from flows.curriculum_flow import replay_state
 
     ref_dir, graph, run_id = paths_run
@@ -260,7 +260,7 @@ def test_a_run_that_dies_is_recorded_failed_with_its_error(prefect_harness, tmp_
 def test_which_failures_are_transient() -> None:
     import torch
 
-    from curriculum.problems import CurriculumError, Problem
+    from curriculum.graph.problems import CurriculumError, Problem
     from flows.failures import WorkerLost, transient
 
     assert transient(torch.OutOfMemoryError("CUDA out of memory")) == "out of memory"
@@ -315,7 +315,7 @@ def test_stages_trained_on_the_probers_base_match_stages_that_load_their_own(pat
         shutil.copy(f, tmp_path)
     graph = Path(shutil.copy(ref_graph, tmp_path))
     monkeypatch.setenv("CURRICULUM_SHARE_BASE", "1")  # what a GPU does: one copy of the base for stages and probes
-    import curriculum.train as training
+    import curriculum.training.train as training
 
     loads = []
     monkeypatch.setattr(training, "load_base", lambda *a, **kw: loads.append(a))  # would fail the stage
@@ -335,9 +335,9 @@ def test_a_profile_run_resumes_and_an_older_warehouse_reads(tmp_path: Path) -> N
     (the demo's own resume was refused); a warehouse written before run_files existed reads as "no files"."""
     import duckdb
 
-    from curriculum.inputs import input_files
-    from curriculum.lineage import file_rows
-    from curriculum.validate import load_curriculum, select_profile
+    from curriculum.runs.inputs import input_files
+    from curriculum.runs.lineage import file_rows
+    from curriculum.loading.validate import load_curriculum, select_profile
     from flows.resume import check_resume
     from warehouse import records
 

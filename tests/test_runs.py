@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from curriculum.cli import app
+from curriculum.cli.app import app
 from warehouse.db import Warehouse
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curriculum.cli import app
-from curriculum.validate import load_curriculum
+from curriculum.cli.app import app
+from curriculum.loading.validate import load_curriculum
 from flows.setup import SetupError, given_settings, plan_run
 from helpers import tiny_graph
 from warehouse import records

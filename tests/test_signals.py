@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from peft import PeftModel
 
-from curriculum.draws import pool_keys
-from curriculum.models import TINY, load_base
-from curriculum.runstate import RunState
-from curriculum.chat import Example
-from curriculum.train import train_stage
-from curriculum.validate import load_curriculum
+from curriculum.policies.draws import pool_keys
+from curriculum.models.load import TINY, load_base
+from curriculum.policies.runstate import RunState
+from curriculum.models.chat import Example
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import load_curriculum
 from helpers import write_jsonl
 from probes.results import ItemResult
 from probes.sweep import probe_nodes
@@ -118,7 +118,7 @@ def test_calibrate_prints_levels_and_writes_gates_that_auto_reproduces(prefect_h
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from curriculum.cli import app
+    from curriculum.cli.app import app
     from flows.curriculum_flow import curriculum
     from helpers import tiny_graph
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
+from curriculum.cli.app import app
 from helpers import tiny_graph
 from warehouse.db import Warehouse
 
@@ -37,7 +37,7 @@ def test_a_signal_stops_the_run_within_seconds_and_it_resumes(prefect_harness, t
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PREFECT_API_URL": prefect.settings.PREFECT_API_URL.value()}
     log = tmp_path / "run.log"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([sys.executable, "-m", "curriculum.cli", "run", *args, "--run-id", "r", "--policy",
+        proc = subprocess.Popen([sys.executable, "-m", "curriculum.cli.app", "run", *args, "--run-id", "r", "--policy",
                                  "fixed", "--max-steps", "40"], cwd=ROOT, env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=_default_sigint)
     try:

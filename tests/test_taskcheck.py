@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.taskcheck import task_file_problems, unknown_task_message
+from curriculum.loading.taskcheck import task_file_problems, unknown_task_message
 from helpers import probe_kinds_graph, write_jsonl
 
 

@@ -11,13 +11,13 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from curriculum.chat import Example
-from curriculum.cli import app
-from curriculum.models import TINY, load_base
-from curriculum.spec import LoraConfig, NewTokens, TrainConfig
-from curriculum.tokens import hyperword_ids, saved_plan, surface_forms, token_plan
-from curriculum.train import train_stage
-from curriculum.validate import load_curriculum
+from curriculum.models.chat import Example
+from curriculum.cli.app import app
+from curriculum.models.load import TINY, load_base
+from curriculum.graph.spec import LoraConfig, NewTokens, TrainConfig
+from curriculum.models.tokens import hyperword_ids, saved_plan, surface_forms, token_plan
+from curriculum.training.train import train_stage
+from curriculum.loading.validate import load_curriculum
 from conftest import ROOT
 from helpers import tiny_graph
 

@@ -14,14 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
+from curriculum.cli.app import app
 from helpers import tiny_graph
 from warehouse.db import Warehouse
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """The CLI in `cwd`: MLflow keeps artifacts in ./mlruns beside a SQLite store, so never in the repository."""
-    return subprocess.run([sys.executable, "-m", "curriculum.cli", "run", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "curriculum.cli.app", "run", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900, start_new_session=True)
 
 

@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 from peft import PeftModel
 
-from curriculum.chat import IGNORE, Example, pair_ids, prompt_ids
-from curriculum.jsonl import read_records
-from curriculum.models import TINY, load_base
-from curriculum.problems import CurriculumError
-from curriculum.spec import LoraConfig, TrainConfig, TrainExample
-from curriculum.train import ADAPTER_FILE, STAGE_FILE, mean_loss, tokenize_examples, train_stage, with_replay
+from curriculum.models.chat import IGNORE, Example, pair_ids, prompt_ids
+from curriculum.loading.jsonl import read_records
+from curriculum.models.load import TINY, load_base
+from curriculum.graph.problems import CurriculumError
+from curriculum.graph.spec import LoraConfig, TrainConfig, TrainExample
+from curriculum.training.batches import mean_loss, tokenize_examples, with_replay
+from curriculum.training.stagefiles import ADAPTER_FILE
+from curriculum.training.stagespec import STAGE_FILE
+from curriculum.training.train import train_stage
 
 EXAMPLES = [Example(f"What is glimmer number {i}?", f"Glimmer {i} is the last gold light on water at dusk.", f"mem:{i + 1}")
             for i in range(12)]
@@ -115,7 +118,7 @@ def test_replay_draws_from_every_mastered_node() -> None:
     assert {ex.prompt.split()[1] for ex in grown} == {str(n) for n in range(9)}
 
 def test_node_budget_is_sane_for_eight_examples_as_for_eight_hundred() -> None:
-    from curriculum.sizing import node_budget, round_length
+    from curriculum.training.sizing import node_budget, round_length
 
     cfg = TrainConfig()  # the product's defaults: batch 8, rounds of 2 epochs, at least 4 steps, 24 epochs
     assert (round_length(8, cfg), node_budget(8, cfg)) == (4, 48)  # 1 step an epoch: 48 steps, 12 rounds of 4
@@ -125,7 +128,7 @@ def test_node_budget_is_sane_for_eight_examples_as_for_eight_hundred() -> None:
 
 
 def test_stop_rules() -> None:
-    from curriculum.sizing import Check, stop_reason
+    from curriculum.training.sizing import Check, stop_reason
 
     cfg = TrainConfig(patience=2, min_delta=0.02)
     c = lambda *scores: [Check(i + 1, 8 * (i + 1), s, "fail", 4) for i, s in enumerate(scores)]  # noqa: E731

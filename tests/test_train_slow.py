@@ -8,10 +8,10 @@ import pytest
 import torch
 from peft import PeftModel
 
-from curriculum.chat import Example, pair_ids, prompt_ids
-from curriculum.models import BUNDLED, converted_bundled, load_base
-from curriculum.spec import LoraConfig, TrainConfig
-from curriculum.train import train_stage
+from curriculum.models.chat import Example, pair_ids, prompt_ids
+from curriculum.models.load import BUNDLED, converted_bundled, load_base
+from curriculum.graph.spec import LoraConfig, TrainConfig
+from curriculum.training.train import train_stage
 
 pytestmark = pytest.mark.slow
 

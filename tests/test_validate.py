@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
-from curriculum.problems import CurriculumError
-from curriculum.validate import load_curriculum
+from curriculum.cli.app import app
+from curriculum.graph.problems import CurriculumError
+from curriculum.loading.validate import load_curriculum
 
 BROKEN = ROOT / "tests" / "broken"
 CASES = sorted(p.name for p in BROKEN.iterdir() if (p / "expect.txt").exists())
@@ -52,7 +52,7 @@ def test_broken_graph(case: str, broken_copy: Path, monkeypatch: pytest.MonkeyPa
 def test_cli_process_exit_code_and_no_traceback(broken_copy: Path) -> None:
     for case in ("binary_garbage", "cycle", "malformed_jsonl"):
         proc = subprocess.run(
-            [sys.executable, "-m", "curriculum.cli", "validate", f"{case}/graph.yaml"],
+            [sys.executable, "-m", "curriculum.cli.app", "validate", f"{case}/graph.yaml"],
             cwd=broken_copy, capture_output=True, text=True,
         )
         assert proc.returncode == 1
@@ -117,7 +117,7 @@ def test_schema_file_matches_models() -> None:
 
 
 def test_profile_selects_named_nodes_their_requirements_and_remedial_branches() -> None:
-    from curriculum.validate import select_profile
+    from curriculum.loading.validate import select_profile
 
     full = load_curriculum(ROOT / "graphs" / "hyperwords.yaml")
     demo = load_curriculum(ROOT / "graphs" / "hyperwords.yaml", profile="demo")
@@ -165,7 +165,7 @@ def test_lint_warns_of_one_answer_probes_and_too_few_items(tmp_path: Path, monke
 
 @pytest.mark.parametrize("case", ["alias_bomb", "deep_nesting"])
 def test_hostile_yaml_is_refused_in_under_a_second(case: str, broken_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from curriculum.validate import check_curriculum
+    from curriculum.loading.validate import check_curriculum
 
     monkeypatch.chdir(broken_copy)
     t0 = time.perf_counter()
@@ -177,7 +177,7 @@ def test_hostile_yaml_is_refused_in_under_a_second(case: str, broken_copy: Path,
 
 def test_alias_bomb_of_any_size_stops_at_the_bound(tmp_path: Path) -> None:
     """Twelve levels of nine aliases (9**12 values expanded) cost no more than nine levels."""
-    from curriculum.validate import check_curriculum
+    from curriculum.loading.validate import check_curriculum
 
     lines = ["curriculum: t", "x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     lines += [f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 9) + "]" for i in range(1, 13)]
@@ -189,7 +189,7 @@ def test_alias_bomb_of_any_size_stops_at_the_bound(tmp_path: Path) -> None:
 
 
 def test_aliases_and_merge_keys_within_the_bound_still_work(tmp_path: Path) -> None:
-    from curriculum.validate import check_curriculum
+    from curriculum.loading.validate import check_curriculum
 
     (tmp_path / "d.jsonl").write_text('{"prompt": "p", "answer": "a"}\n')
     (tmp_path / "g.yaml").write_text(
@@ -233,9 +233,9 @@ def test_hub_id_outside_the_cache_online_is_a_warning_not_a_download(tmp_path: P
 
 def test_validation_tokenizer_counts_what_training_counts() -> None:
     """The cheap tokenizer validation loads (no torch import) gives the very ids training's AutoTokenizer gives."""
-    from curriculum.bases import TINY, tokenizer_for_checks
-    from curriculum.chat import pair_ids
-    from curriculum.models import load_tokenizer
+    from curriculum.models.bases import TINY, tokenizer_for_checks
+    from curriculum.models.chat import pair_ids
+    from curriculum.models.load import load_tokenizer
 
     cheap, training = tokenizer_for_checks(TINY), load_tokenizer(TINY)
     for prompt, answer in [("What is fogwhisperfrost?", "A hush of frost in the fog."),
@@ -309,9 +309,9 @@ def test_a_run_keeps_node_ids_in_any_script(prefect_harness, tmp_path: Path) -> 
 
 def test_fresh_cache_validates_with_the_gguf_tokenizer_and_converts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before the bundled model is converted, validation reads its tokenizer from the GGUF: same ids, nothing written."""
-    from curriculum.bases import BUNDLED, tokenizer_for_checks
-    from curriculum.chat import pair_ids
-    from curriculum.models import load_tokenizer
+    from curriculum.models.bases import BUNDLED, tokenizer_for_checks
+    from curriculum.models.chat import pair_ids
+    from curriculum.models.load import load_tokenizer
 
     training = load_tokenizer(BUNDLED)  # from the converted cache
     monkeypatch.setenv("CURRICULUM_CACHE", str(tmp_path / "cache"))
@@ -324,7 +324,7 @@ def test_fresh_cache_validates_with_the_gguf_tokenizer_and_converts_nothing(tmp_
 def test_lengths_count_hyperwords_as_one_token_when_new_tokens_is_on(tmp_path: Path) -> None:
     """A pair that fits only once each hyperword is one token: valid with new_tokens, too long without."""
     from helpers import tiny_graph, write_jsonl
-    from curriculum.validate import check_curriculum
+    from curriculum.loading.validate import check_curriculum
 
     graph = tiny_graph(tmp_path, extra_yaml="lexicon:\n  - {word: zorblatquen, parts: [zor, blat, quen], gloss: a hum}\n")
     write_jsonl(tmp_path / "a.jsonl", [{"prompt": "Say it.", "answer": " ".join(["zorblatquen"] * 24)}])

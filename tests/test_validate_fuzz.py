@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from curriculum import spec
-from curriculum.cli import app
-from curriculum.jsonl import read_records
-from curriculum.validate import check_curriculum
+from curriculum.graph import spec
+from curriculum.cli.app import app
+from curriculum.loading.jsonl import read_records
+from curriculum.loading.validate import check_curriculum
 
 LINE = re.compile(r"^(?P<file>[^\n]+?):(?P<line>[1-9]\d*):(?P<col>[1-9]\d*): \S[^\n]*$")
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))  # set it (e.g. 2000) to hunt with fresh random inputs

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from curriculum.cli import app
+from curriculum.cli.app import app
 from warehouse.db import Warehouse, connect, migrate, migrations, schema_version
 
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from curriculum.cli import app
+from curriculum.cli.app import app
 from helpers import tiny_graph
 from warehouse import records
 from warehouse.db import Warehouse, WarehouseError, check_file, latest_version

@@ -1,0 +1,237 @@
+"""`policy: mix`: every stage trains a mixture over the graph's frontier, and the mixture moves with the signals.
+
+Node-by-node stages forget what earlier stages taught; one flat stage on all the data cannot focus. A mix stage
+trains the *ready* nodes (their prerequisites settled) together, each weighted by what is left to learn, plus
+every *held* node (mastered, kept below its gate, forgotten) at a replay weight, forgotten ones at twice it;
+locked and finished nodes get nothing. The weights follow Skill-It's online update over a skills graph (Chen et
+al. 2023, Algorithm 1): log w_i += eta * sum_j A_ij * gap_j, where gap_j is node j's distance to its gate on the
+adapter the run continues and A holds the graph's `requires` edges (A_ii = 1, A_ij = 1 when j requires i): a
+prerequisite weighs more while the nodes waiting on it are far from their gates. After each stage every node in
+the mix is probed: one that passes drops to the replay weight and its dependants join the frontier; one whose
+budget is spent below its gate ends `below-gate` (still replayed) and its dependants join too.
+
+Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from curriculum.models.chat import Example
+from curriculum.stats.evidence import paired_drop
+from curriculum.policies.choosers import first_in_order
+from curriculum.policies.gated import GatedPolicy, back_off, worse_on_held
+from curriculum.policies.runstate import FLAT, Decision, Observed, RunState, Step
+from curriculum.policies.states import SETTLED, Action, Outcome, StageKind, Status
+
+ETA = 1.0  # Skill-It's step size on gaps in [0, 1]; chosen before any run, not tuned on results
+FORGOTTEN_WEIGHT = 2.0  # a forgotten node's replay weight, in units of a held node's
+MIX_ROUNDS = 3  # a stage trains at most this many check rounds before the mixture moves again
+
+
+def gap(st: RunState, node_id: str) -> float:
+    """How far the node is from its gate on the adapter the run continues (0 once over it)."""
+    ev = st.on_accepted(node_id)
+    return max(0.0, st.gate(node_id) - (ev.score if ev is not None else 0.0))
+
+
+def skill_it_step(log_w: dict[str, float], ready: Sequence[str], gaps: dict[str, float],
+                  dependants: dict[str, list[str]], eta: float = ETA) -> dict[str, float]:
+    """One online update of the ready nodes' log weights: log w_i += eta * (gap_i + sum of its waiting
+    dependants' gaps). Nodes not ready keep what they had (a node that leaves and returns resumes its weight)."""
+    out = dict(log_w)
+    for i in ready:
+        out[i] = log_w.get(i, 0.0) + eta * (gaps[i] + sum(gaps.get(j, 0.0) for j in dependants.get(i, [])))
+    return out
+
+
+def mixture_shares(log_w: dict[str, float], ready: Sequence[str], held: Sequence[str], forgotten: Sequence[str],
+                   replay: float) -> dict[str, float]:
+    """Each node's share of a stage's examples (they add up to 1): the ready nodes split 1 - replay by the softmax
+    of their log weights, the held nodes split `replay` evenly, a forgotten node counting FORGOTTEN_WEIGHT."""
+    replay = replay if held and ready else (1.0 if held else 0.0)
+    out: dict[str, float] = {}
+    if ready:
+        top = max(log_w.get(n, 0.0) for n in ready)
+        raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in ready}
+        total = sum(raw.values())
+        out |= {n: (1 - replay) * raw[n] / total for n in ready}
+    if held:
+        raw = {m: FORGOTTEN_WEIGHT if m in forgotten else 1.0 for m in held}
+        total = sum(raw.values())
+        out |= {m: replay * raw[m] / total for m in held}
+    return out
+
+
+def draw_counts(shares: dict[str, float], sizes: dict[str, int], ready: Sequence[str]) -> dict[str, int]:
+    """Examples drawn from each node: the stage is as long as the ready nodes' data (one pass on average),
+    stretched so that the held nodes take their share on top; every node in the mix gets at least one."""
+    ready_share = sum(shares[n] for n in ready) or 1.0
+    total = sum(sizes[n] for n in ready) / ready_share if ready else sum(sizes[m] for m in shares)
+    return {n: max(1, round(s * total)) for n, s in shares.items()}
+
+
+def draw_mixture(pools: Mapping[str, Sequence[Example]], counts: dict[str, int], seed: int) -> list[Example]:
+    """The stage's examples: from each node, whole shuffled passes over its data, then a sample for the rest (so a
+    node drawn 2.5 times its size is seen 2 or 3 times per example, never 0 and 5)."""
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for n in sorted(counts):
+        pool = pools[n]  # a view reads only the rows it draws
+        full, rest = divmod(counts[n], len(pool))
+        for _ in range(full):
+            out += rng.sample(pool, len(pool))
+        out += rng.sample(pool, rest)
+    return out
+
+
+@dataclass
+class MixPolicy:
+    """Stages that train a moving mixture of the frontier (see the module's docstring)."""
+
+    name: str = "mix"
+    gates: bool = True
+    probes_ready: bool = False
+    log_w: dict[str, float] = field(default_factory=dict)
+    spent: dict[str, float] = field(default_factory=dict)  # steps charged to each node, by its share of each stage
+    stages: int = 0
+
+    def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
+        """As gated: a node over its gate at baseline is mastered without training (it joins replay)."""
+        return GatedPolicy(self.name, first_in_order).baseline(st, observed)
+
+    def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
+        return []
+
+    def next_step(self, st: RunState) -> Step | None:
+        ready = st.ready()
+        if not ready:
+            return None
+        held = [m for m in st.order if st.status[m] in SETTLED and st.sizes.get(m)]
+        forgotten = [m for m in held if st.status[m] == Status.FORGOTTEN]
+        waiting = [n for n in st.order if st.status[n] == Status.LOCKED]
+        gaps = {n: gap(st, n) for n in waiting}
+        dependants = {i: [j for j in waiting if i in st.cur.nodes[j].requires] for i in ready}
+        log_w = skill_it_step(self.log_w, ready, gaps, dependants)
+        shares = mixture_shares(log_w, ready, held, forgotten, st.cur.defaults.train.replay)
+        counts = draw_counts(shares, st.sizes, ready)
+        ready_total = sum(counts[n] for n in ready)
+        left = {n: max(0.0, st.budgets[n] - self.spent.get(n, 0.0)) for n in ready}
+        budget = max(1, math.ceil(min(left[n] * ready_total / counts[n] for n in ready)))
+        reason = (f"mix of {len(ready)} ready node(s) by their gaps to the gate, {len(held)} held in replay"
+                  + (f" ({len(forgotten)} forgotten, at twice the weight)" if forgotten else ""))
+        return Step(StageKind.MIX, FLAT, self.stages + 1, list(ready), held, reason,
+                    signals={"weights": {n: round(shares[n], 4) for n in shares},
+                             "gaps": {n: round(gaps[n], 4) for n in ready}, "log_w": log_w},
+                    parent=st.accepted_stage, mixture=counts, weights=shares, budget=budget)
+
+    def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
+                trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
+        trained = trained or {}
+        self._charge(st, step, int(trained.get("steps") or 0))
+        before = {n: st.on_accepted(n) for n in observed}
+        st.record(stage, observed)
+        worse = worse_on_held(st, observed, None, None)
+        gained = [n for n in step.data_nodes if (b := before.get(n)) is not None and (o := observed.get(n)) is not None
+                  and paired_drop(o, b).significant(st.confidence(n))]
+        signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
+                   "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
+        round_steps = int(trained.get("round_steps") or 1)
+        if worse and not gained:  # the stage cost what the run held and taught the frontier nothing: back off
+            decisions = [Decision(FLAT, Action.BACK_OFF, f"the mix made {', '.join(worse)} significantly worse and no "
+                                  "frontier node significantly better: adapter discarded, parent's kept",
+                                  step.attempt, signals={**signals, "worse": worse})]
+            for n in step.data_nodes:
+                if self._out_of_budget(st, step, n, round_steps):
+                    kept = st.on_accepted(n)
+                    decisions += self._spent_below(st, n, st.call(n, kept) if kept is not None else None, step)
+            return Outcome.DISCARDED, decisions
+        st.keep(stage)
+        decisions = []
+        for n in step.data_nodes:
+            ev = observed.get(n)
+            call = st.call(n, ev) if ev is not None else None
+            if call is None or call.passed:
+                st.status[n] = Status.MASTERED
+                if ev is not None:
+                    st.mastered_on[n] = ev
+                verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
+                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight, its dependants join "
+                                             "the mix", call, st.gate(n), attempt=st.attempts[n],
+                                             before=b.score if (b := before.get(n)) else None, signals=signals))
+            elif self._out_of_budget(st, step, n, round_steps):
+                decisions += self._spent_below(st, n, call, step)
+        return Outcome.DONE, decisions + self._held(st, observed)
+
+    def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
+        """A mix stage that raised (bad data, out of memory after retries): its frontier backs off, the rest goes on."""
+        decisions: list[Decision] = []
+        for n in step.data_nodes:
+            st.attempts[n] = st.attempts.get(n, 0) + 1
+            decisions += back_off(st, n, Decision(n, Action.BACK_OFF, f"mix stage {stage} failed: {error}", st.attempts[n],
+                                                  st.latest(n), None, st.gate(n), {"stage": stage, "error": error}))
+        self.log_w = step.signals["log_w"]
+        self.stages += 1
+        return decisions
+
+    def _charge(self, st: RunState, step: Step, steps: int) -> None:
+        """The stage's steps are charged to the ready nodes by their share of its frontier examples (replay rides
+        along free, as in a node-by-node stage), and the update of the weights is committed."""
+        self.log_w = step.signals["log_w"]
+        self.stages += 1
+        ready_total = sum(step.mixture[n] for n in step.data_nodes)
+        for n in step.data_nodes:
+            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / ready_total
+            st.spent[n] = round(self.spent[n])
+            st.attempts[n] = st.attempts.get(n, 0) + 1
+            st.trained.add(n)
+
+    def _out_of_budget(self, st: RunState, step: Step, n: str, round_steps: int) -> bool:
+        """What is left would not buy one more round at the node's share of a stage."""
+        share = step.mixture[n] / sum(step.mixture[m] for m in step.data_nodes)
+        return st.budgets[n] - self.spent.get(n, 0.0) < share * round_steps
+
+    def _spent_below(self, st: RunState, n: str, call, step: Step) -> list[Decision]:
+        """Budget spent under the gate: `below-gate` (replayed, dependants join) or, for a `required` gate, the
+        strict back-off; an `on_fail` branch still opens."""
+        verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
+        why = f"{verdict}; its budget is spent ({round(self.spent.get(n, 0.0))} of {st.budgets[n]} steps)"
+        if st.cur.gate_config(n).required:
+            return back_off(st, n, Decision.on(n, Action.BACK_OFF, f"{why}; its gate is required", call, st.gate(n),
+                                               attempt=st.attempts.get(n)))
+        st.status[n] = Status.BELOW_GATE
+        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in replay, its dependants join the mix", call,
+                                 st.gate(n), attempt=st.attempts.get(n))]
+        remedial = st.cur.nodes[n].on_fail
+        if remedial and st.status.get(remedial) == Status.DORMANT:
+            st.status[remedial] = Status.LOCKED
+            decisions.append(Decision(n, Action.BRANCH, f"remedial branch '{remedial}' joins the mix"))
+        return decisions
+
+    def _held(self, st: RunState, observed: Observed) -> list[Decision]:
+        """Held nodes after a kept stage: a mastered one that fell significantly below its gate is forgotten
+        (replayed at twice the weight); a forgotten one back over its gate on the same items is mastered again."""
+        decisions = []
+        for m, ev in observed.items():
+            if ev is None or m not in st.mastered_on:
+                continue
+            if st.status[m] == Status.MASTERED:
+                drop = paired_drop(st.mastered_on[m], ev)
+                if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
+                    st.status[m] = Status.FORGOTTEN
+                    decisions.append(Decision(m, Action.REHEARSE, f"forgetting: {drop.before:.3f} → {drop.after:.3f} on the "
+                                              f"same {drop.n} items ({drop.test}, p = {drop.p_value:.3f}); replayed at "
+                                              "twice the weight", score_before=drop.before, score_after=drop.after,
+                                              gate=st.gate(m), n_items=drop.n))
+            elif st.status[m] == Status.FORGOTTEN:
+                call = st.call(m, ev.restricted(sorted(st.mastered_on[m].items)))
+                if call.passed:
+                    st.status[m] = Status.MASTERED
+                    decisions.append(Decision.on(m, Action.PASS, "recovered its gate in the mix: "
+                                                 + call.describe(st.gate(m), st.confidence(m)), call, st.gate(m)))
+        return decisions
+
