@@ -3,9 +3,15 @@
 import os
 from pathlib import Path
 
-import pytest
+# under pytest-xdist (`make test` runs `-n auto`), each worker and the processes it starts get their share of the
+# cores: two workers of two threads each on two cores would make every test slower than one worker alone
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
-from curriculum.models.bases import stay_offline
+import pytest  # noqa: E402
+
+from curriculum.models.bases import stay_offline  # noqa: E402
 
 stay_offline()
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -11,22 +11,11 @@ from __future__ import annotations
 from curriculum.cli import adapters, graphs, results, running
 from curriculum.cli.common import app
 
-app.command()(graphs.validate)
-app.command()(running.run)
-app.command()(results.runs)
-app.command()(results.show)
-app.command()(results.compare)
-app.command()(graphs.diff)
-app.command()(graphs.calibrate)
-app.command()(results.report)
-app.command()(running.serve)
-app.command("deploy-trainer")(running.deploy_trainer)
-app.command()(adapters.bridge)
-app.command()(adapters.export)
-app.command()(adapters.verify)
-app.command()(graphs.schema)
-app.command()(graphs.generate)
-app.command()(results.sql)
+COMMANDS = [graphs.validate, running.run, results.runs, results.show, results.compare, graphs.diff, graphs.calibrate,
+            results.report, running.serve, running.deploy_trainer, adapters.bridge, adapters.export, adapters.verify,
+            graphs.schema, graphs.generate, results.sql]  # in the order `--help` lists them
+for command in COMMANDS:
+    app.command(command.__name__.replace("_", "-"))(command)
 
 
 if __name__ == "__main__":
