@@ -1,6 +1,6 @@
 """One stage's inputs, in one place: built once by the flow, trained from here or sent as JSON to a `train-stage`
-deployment on another host, and hashed into the stage's stage.json (so a resume reuses an adapter only when it was
-made from the very same spec).
+deployment on another host, and hashed into the stage's stage.json (stage_inputs: a resume reuses an adapter only
+when it was made from the very same spec).
 
 Before, the same fourteen inputs were listed three times (the trainer's parameters, the dispatch's dict, the
 deployment flow's parameters), and a setting added to one could be forgotten in another.
@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, WrapSerializer, WrapValidator
 from curriculum.models.chat import Example, ExampleView
 from curriculum.graph.spec import LoraConfig, TrainConfig
 
-# an earlier node's examples: a node read where it lies stays a view in this process (a draw reads only its rows);
-# on the wire to a worker, the examples themselves
 STAGE_FILE = "stage.json"  # in each stage's folder: its result and the inputs hash below
 
+# an earlier node's examples: a node read where it lies stays a view in this process (a draw reads only its rows);
+# on the wire to a worker, the examples themselves
 Pool = Annotated[list[Example], WrapValidator(lambda v, check: v if isinstance(v, ExampleView) else check(v)),
                  WrapSerializer(lambda v, dump: dump(list(v)))]
 
