@@ -18,7 +18,7 @@ import json  # noqa: E402
 
 import duckdb  # noqa: E402
 
-VOLATILE = ("seconds", "_s", "_at", "path", "wall", "duration", "elapsed")  # column names that end or hold these
+VOLATILE = ("seconds", "_s", "_at", "path", "wall", "duration", "elapsed", "parent_adapter")  # names ending in or holding these
 VOLATILE_KEYS = {"seconds", "train_wall_s", "probe_s", "check_s", "started_at", "finished_at", "decided_at",
                  "adapter_path", "created_at", "applied_at", "baseline_probe_s", "runs_dir", "phases", "wall_s"}
 
@@ -72,7 +72,7 @@ def main() -> None:
         elif a[table] == b[table]:
             verdict[table] = f"same ({len(a[table])} rows)"
         else:
-            differ = len(set(a[table]) ^ set(b[table]))
+            differ = len(set(map(repr, a[table])) ^ set(map(repr, b[table])))
             verdict[table] = f"{differ} rows differ of {len(a[table])} and {len(b[table])}"
         print(f"{table:24s} {verdict[table]}")
     print(json.dumps(verdict))
