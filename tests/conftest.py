@@ -38,3 +38,14 @@ def paths_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> tupl
     graph = paths_graph(tmp_path)
     run_id = curriculum(graph=str(graph), warehouse=str(tmp_path / "w.duckdb"), runs_dir=str(tmp_path / "runs"), run_id="paths")
     return tmp_path, graph, run_id
+
+
+# the files that take over a minute run first: under `-n`, whole files go to the workers in this order, and a long
+# file handed out last would leave one worker busy while the other waits
+FIRST = ("test_e2e_prefect.py", "test_resume.py", "test_probes_slow.py", "test_tracking.py", "test_accelerate.py",
+         "test_compare.py", "test_diskfull.py", "test_stop.py", "test_mix.py", "test_train_slow.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: the rest keep their order
