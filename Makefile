@@ -34,7 +34,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -ra
+	# whole files to each worker, the longest first (tests/conftest.py): under 15 minutes on 2 cores
+	$(BIN)/python -m pytest -q -ra -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(BIN)/python bench/warehouse.py
