@@ -8,12 +8,15 @@ Imports are deferred into each command so `curriculum --help` never loads torch 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from curriculum.cli import adapters, graphs, results, running
 from curriculum.cli.common import app
 
-COMMANDS = [graphs.validate, running.run, results.runs, results.show, results.compare, graphs.diff, graphs.calibrate,
-            results.report, running.serve, running.deploy_trainer, adapters.bridge, adapters.export, adapters.verify,
-            graphs.schema, graphs.generate, results.sql]  # in the order `--help` lists them
+COMMANDS: list[Callable[..., None]] = [  # in the order `--help` lists them
+    graphs.validate, running.run, results.runs, results.show, results.compare, graphs.diff, graphs.calibrate,
+    results.report, running.serve, running.deploy_trainer, adapters.bridge, adapters.export, adapters.verify,
+    graphs.schema, graphs.generate, results.sql]
 for command in COMMANDS:
     app.command(command.__name__.replace("_", "-"))(command)
 
