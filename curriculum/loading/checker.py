@@ -94,7 +94,6 @@ class Checker:
             cached = self._files[key] = (records, not problems)
         return cast(list[Record[Any]], cached[0]) if cached[1] else None  # item files are read whole: a list
 
-
     def training(self, node: spec.Node, loc: tuple[Any, ...]) -> Sequence[Record[Any]] | None:
         """A node's training examples in any format `datasets` reads, read once per source; None when unusable."""
         source = node.source

@@ -28,7 +28,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
-from curriculum.loading.jsonl import MAX_DEPTH, Record, _depth, read_objects, validated
+from curriculum.loading.jsonl import Record, objects, read_objects, validated
 from curriculum.graph.problems import Problem, decode_utf8, describe_error
 from curriculum.graph.spec import DataFormat, DataSource, TrainExample
 from curriculum.loading.formats import columns_of, format_of, to_example
@@ -63,9 +63,7 @@ class NodeRows(Sequence[Record[TrainExample]]):
             if step != 1:
                 return [self[k] for k in range(start, stop, step)]
             batch = self.dataset[start:stop] if stop > start else {}  # one read of the table, as a batch
-            names = list(batch)
-            return [self._record(start + j, dict(zip(names, values)))
-                    for j, values in enumerate(zip(*(batch[c] for c in names)))]
+            return [self._record(start + j, values) for j, values in enumerate(_row_dicts(batch))]
         k = i + len(self) if i < 0 else i
         if not 0 <= k < len(self):
             raise IndexError(i)
@@ -162,30 +160,27 @@ def _dataset(path: Path | None, source: DataSource, shown: str) -> tuple[Any, li
     """The source as `datasets` reads it (a table mapped from its cache on disk), or why it cannot."""
     import datasets
 
-    quiet = contextmanager(_quiet)()
-    quiet.__enter__()
-    try:
-        if path is None:
-            return datasets.load_dataset(source.hub, split=source.split), []
-        if path.is_dir():
-            ds = datasets.load_from_disk(str(path))
-            if isinstance(ds, datasets.DatasetDict):
-                if source.split not in ds:
-                    return None, [Problem(shown, 1, 1, f"no split '{source.split}' (it has {', '.join(ds)})")]
-                ds = ds[source.split]
-            return ds, []
-        if not path.is_file():
-            return None, [Problem(shown, 1, 1, "file not found")]
-        if path.suffix not in BUILDERS:
-            return None, [Problem(shown, 1, 1, f"cannot read a '{path.suffix}' file: JSONL, JSON, Parquet, CSV or a "
-                                  "folder saved by `datasets`")]
-        # a CSV's cells as written: "42" is an answer, not a number, and "NA" or "None" are words
-        kwargs = _csv_as_text(path) if path.suffix == ".csv" else {}
-        return datasets.load_dataset(BUILDERS[path.suffix], data_files=str(path), split="train", **kwargs), []
-    except Exception as exc:  # noqa: BLE001 - whatever `datasets` refuses is refused, at its place when we can tell
-        return None, _unreadable(path, shown, exc)
-    finally:
-        quiet.__exit__(None, None, None)
+    with _quiet():
+        try:
+            if path is None:
+                return datasets.load_dataset(source.hub, split=source.split), []
+            if path.is_dir():
+                ds = datasets.load_from_disk(str(path))
+                if isinstance(ds, datasets.DatasetDict):
+                    if source.split not in ds:
+                        return None, [Problem(shown, 1, 1, f"no split '{source.split}' (it has {', '.join(ds)})")]
+                    ds = ds[source.split]
+                return ds, []
+            if not path.is_file():
+                return None, [Problem(shown, 1, 1, "file not found")]
+            if path.suffix not in BUILDERS:
+                return None, [Problem(shown, 1, 1, f"cannot read a '{path.suffix}' file: JSONL, JSON, Parquet, CSV or a "
+                                      "folder saved by `datasets`")]
+            # a CSV's cells as written: "42" is an answer, not a number, and "NA" or "None" are words
+            kwargs = _csv_as_text(path) if path.suffix == ".csv" else {}
+            return datasets.load_dataset(BUILDERS[path.suffix], data_files=str(path), split="train", **kwargs), []
+        except Exception as exc:  # noqa: BLE001 - whatever `datasets` refuses is refused, at its place when we can tell
+            return None, _unreadable(path, shown, exc)
 
 
 def _positions(path: Path | None, n: int, shown: str) -> tuple[array, bool]:
@@ -215,8 +210,13 @@ def _where(ds: Any, lines: array, where: dict[str, Any]) -> tuple[Any, array]:
 def _batched_rows(ds: Any) -> Iterator[dict[str, Any]]:
     """Each row of a dataset as a dict, read a batch at a time (as `to_list` would give it)."""
     for batch in ds.iter(batch_size=BATCH):
-        names = list(batch)
-        yield from (dict(zip(names, values)) for values in zip(*(batch[c] for c in names)))
+        yield from _row_dicts(batch)
+
+
+def _row_dicts(batch: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """A batch of columns as its rows."""
+    names = list(batch)
+    return (dict(zip(names, values)) for values in zip(*(batch[c] for c in names)))
 
 
 def _fingerprint(path: Path | None, ds: Any, source: DataSource) -> str:
@@ -234,24 +234,16 @@ def _fingerprint(path: Path | None, ds: Any, source: DataSource) -> str:
 
 
 def _json_lines(path: Path, shown: str) -> array:
-    """The line of each row when the file is JSON lines (empty when it is one JSON document), read a line at a time:
-    the lines read_objects would keep, without holding the objects."""
-    starts = array("q")
-    try:
-        with path.open("rb") as f:
-            for number, raw in enumerate(f, start=1):  # split at b"\n" only, as read_objects does
-                line = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
-                if number == 1:
-                    line = line.removeprefix("\ufeff")
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                if not isinstance(obj, dict) or (line.count("[") + line.count("{") > MAX_DEPTH
-                                                 and _depth(obj) > MAX_DEPTH):
-                    return array("q")
-                starts.append(number)
-    except (ValueError, RecursionError, OSError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    """The line of each row when the file is JSON lines (empty when it is one JSON document): the lines read_objects
+    would keep, without holding their objects."""
+    text, problem = decode_utf8(path.read_bytes(), shown)
+    if problem is not None or text is None:
         return array("q")
+    starts = array("q")
+    for number, obj in objects(text, shown):
+        if isinstance(obj, Problem):
+            return array("q")
+        starts.append(number)
     return starts
 
 
@@ -314,7 +306,7 @@ def json_refusal(path: Path) -> str | None:
     """Why `datasets`' JSON reader cannot read a file, or None when it can."""
     import datasets
 
-    with contextmanager(_quiet)():
+    with _quiet():
         try:
             datasets.load_dataset("json", data_files=str(path), split="train")
         except Exception as exc:  # noqa: BLE001 - its refusal, whatever it is, is the answer
@@ -322,6 +314,7 @@ def json_refusal(path: Path) -> str | None:
     return None
 
 
+@contextmanager
 def _quiet() -> Iterator[None]:
     """`datasets` without progress bars or its own error log while it reads: what it refuses is said once, as a
     problem."""

@@ -6,7 +6,6 @@ lint that warns of probes too small to decide their gates.
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -84,17 +83,16 @@ def check_lengths(ck: Checker, cur: spec.Curriculum, tokenizer,
     a pair that does not would only fail when its stage trains. A node is read a batch at a time; what is held
     is one length pair per distinct example, under a digest of it."""
     from curriculum.models.chat import IGNORE, Example
-    from curriculum.models.tokencache import TokenCache
+    from curriculum.models.tokencache import TokenCache, example_key
 
     lengths: dict[bytes, tuple[int, int]] = {}
     reported: set[tuple[str, int]] = set()
     cache = TokenCache(tokenizer)  # what is tokenized here, every stage reads back
 
-    def key_of(value: spec.TrainExample) -> tuple[bytes, Example]:
+    def key_of(value: spec.TrainExample) -> tuple[bytes, Example]:  # the cache's own key: one per distinct example
         history = tuple((user, assistant) for user, assistant in value.history)
         example = Example(value.prompt, value.answer, system=value.system, history=history)
-        digest = hashlib.blake2b(repr((value.prompt, value.answer, value.system, history)).encode(), digest_size=16)
-        return digest.digest(), example
+        return example_key(example), example
 
     for node_id, records in examples.items():
         limit = cur.train_config(node_id).max_length

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -83,6 +84,17 @@ def read_objects(path: Path, file: str) -> tuple[list[tuple[int, dict]], list[Pr
         return [], [problem] if problem else []
     rows: list[tuple[int, dict]] = []
     problems: list[Problem] = []
+    for number, obj in objects(text, file):
+        if isinstance(obj, Problem):
+            problems.append(obj)
+        else:
+            rows.append((number, obj))
+    return rows, problems
+
+
+def objects(text: str, file: str) -> Iterator[tuple[int, dict | Problem]]:
+    """Each non-blank line's number and its JSON object, or the problem that keeps it from being one, a line at a
+    time (so a caller that wants only where the objects are holds none of them)."""
     for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 may sit in a JSON string
         line = line.removesuffix("\r")
         if not line.strip():
@@ -90,15 +102,13 @@ def read_objects(path: Path, file: str) -> tuple[list[tuple[int, dict]], list[Pr
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(file, number, exc.colno, f"malformed JSON: {exc.msg}"))
+            yield number, Problem(file, number, exc.colno, f"malformed JSON: {exc.msg}")
             continue
         except RecursionError:
             obj = _TOO_DEEP
         if obj is _TOO_DEEP or (line.count("[") + line.count("{") > MAX_DEPTH and _depth(obj) > MAX_DEPTH):
-            problems.append(Problem(file, number, 1, f"JSON nested deeper than {MAX_DEPTH} levels"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(file, number, 1, f"expected a JSON object, got {type(obj).__name__}"))
-            continue
-        rows.append((number, obj))
-    return rows, problems
+            yield number, Problem(file, number, 1, f"JSON nested deeper than {MAX_DEPTH} levels")
+        elif not isinstance(obj, dict):
+            yield number, Problem(file, number, 1, f"expected a JSON object, got {type(obj).__name__}")
+        else:
+            yield number, obj

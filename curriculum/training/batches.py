@@ -9,7 +9,6 @@ import random
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +17,6 @@ from curriculum.models.chat import IGNORE, Example, ExampleView, example_ids, ex
 from curriculum.models.tokencache import TokenCache
 from curriculum.graph.problems import CurriculumError, Problem
 from curriculum.graph.spec import TrainConfig
-
-if TYPE_CHECKING:
-    pass
-
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,10 +19,6 @@ from curriculum.training.integrity import seal
 from curriculum.training.sizing import Check
 from curriculum.training.stagespec import STAGE_FILE
 from curriculum.models.tokens import save_plan
-
-if TYPE_CHECKING:
-    pass
-
 
 
 ADAPTER_FILE = "adapter_model.safetensors"
