@@ -22,7 +22,7 @@ from curriculum.training.sizing import node_budget, round_length
 from curriculum.policies.states import StageKind
 from curriculum.models.tokens import token_plan
 from curriculum.training.stagespec import StageSpec
-from curriculum.training.batches import examples_from_records, pool_of, with_replay
+from curriculum.training.batches import examples_from_records, pool_of, replayed_size
 from curriculum.training.stagefiles import finished_stage, set_aside, stage_owner
 from curriculum.training.train import CheckFn, train_spec
 from curriculum.loading.validate import LoadedCurriculum
@@ -66,7 +66,7 @@ def train_task(loaded: LoadedCurriculum, step: Step, stage: int, parent: Path | 
     else:
         examples = [ex for n in step.data_nodes for ex in examples_from_records(loaded.examples[n])]
         pools = [pool_of(loaded.examples[n]) for n in step.replay_nodes]
-    n_items = len(with_replay(examples, pools, cfg.replay, cfg.seed, cfg.replay_each))
+    n_items = replayed_size(len(examples), [len(p) for p in pools], cfg.replay, cfg.replay_each)
     one_round = round_length(n_items, cfg)
     if step.kind == StageKind.MIX:  # until a frontier node would overspend its budget, and a few rounds at most
         budget = min(step.budget or one_round, MIX_ROUNDS * one_round)

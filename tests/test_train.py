@@ -13,7 +13,7 @@ from curriculum.loading.jsonl import read_records
 from curriculum.models.load import TINY, load_base
 from curriculum.graph.problems import CurriculumError
 from curriculum.graph.spec import LoraConfig, TrainConfig, TrainExample
-from curriculum.training.batches import mean_loss, tokenize_examples, with_replay
+from curriculum.training.batches import mean_loss, replayed_size, tokenize_examples, with_replay
 from curriculum.training.stagefiles import ADAPTER_FILE
 from curriculum.training.stagespec import STAGE_FILE
 from curriculum.training.train import train_stage
@@ -116,6 +116,15 @@ def test_replay_draws_from_every_mastered_node() -> None:
     # a grown graph: nine mastered nodes, and each one is replayed (a pooled draw of 6 would leave 3 out)
     grown = with_replay(EXAMPLES, pools, 0.5, seed=3)[len(EXAMPLES):]
     assert {ex.prompt.split()[1] for ex in grown} == {str(n) for n in range(9)}
+
+
+def test_the_replayed_size_is_the_draws_without_drawing() -> None:
+    pools = [[Example(f"node {n} old {i}?", f"old answer {n}.{i}") for i in range(size)] for n, size in
+             enumerate((8, 0, 3, 40))]
+    for fraction, at_least, held in [(0.0, 0, 4), (0.5, 0, 1), (0.5, 0, 4), (0.0, 5, 4), (2.0, 2, 3), (0.25, 10, 4)]:
+        drawn = with_replay(EXAMPLES, pools[:held], fraction, seed=1, at_least=at_least)
+        assert replayed_size(len(EXAMPLES), [len(p) for p in pools[:held]], fraction, at_least) == len(drawn)
+
 
 def test_node_budget_is_sane_for_eight_examples_as_for_eight_hundred() -> None:
     from curriculum.training.sizing import node_budget, round_length

@@ -121,11 +121,25 @@ def with_replay(examples: Sequence[Example], pools: Sequence[Sequence[Example]],
     at_least: `replay_each`, a floor per held node, so a node of 8 examples is not down to one a stage when the
     trained node is small or many nodes are held."""
     pools = [p for p in pools if len(p)]  # a view stays one: rng.sample reads only the rows it draws
-    if not (fraction or at_least) or not pools:
+    each = _replay_each(len(examples), len(pools), fraction, at_least)
+    if not each:
         return list(examples)
-    each = max(1 if fraction else 0, round(fraction * len(examples) / len(pools)), at_least)
     rng = random.Random(seed)
     return list(examples) + [ex for pool in pools for ex in rng.sample(pool, min(each, len(pool)))]
+
+
+def replayed_size(n_examples: int, pool_sizes: Sequence[int], fraction: float, at_least: int = 0) -> int:
+    """How many examples with_replay gives, without drawing them (the flow sizes a stage by it)."""
+    sizes = [n for n in pool_sizes if n]
+    each = _replay_each(n_examples, len(sizes), fraction, at_least)
+    return n_examples + sum(min(each, n) for n in sizes)
+
+
+def _replay_each(n_examples: int, n_pools: int, fraction: float, at_least: int) -> int:
+    """Earlier examples drawn from each non-empty pool (0: no replay)."""
+    if not (fraction or at_least) or not n_pools:
+        return 0
+    return max(1 if fraction else 0, round(fraction * n_examples / n_pools), at_least)
 
 
 def windows(items: Sequence[Tokenized], cfg: TrainConfig, rng: random.Random) -> Iterator[tuple[int, list[list[int]]]]:
