@@ -38,15 +38,16 @@ def test_the_weights_follow_skill_its_update_on_the_graph(tmp_path: Path) -> Non
     _, pol, st = _start(tmp_path)
     pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
     step = pol.next_step(st)
-    # every gap is 0.5; z's weight also carries y's gap (y requires z), w's only its own:
-    # log w_z = 1.0 * (0.5 + 0.5), log w_w = 0.5; softmax; 8 frontier examples, no held node to replay
-    assert step.kind == "mix" and step.data_nodes == ["z", "w"] and step.replay_nodes == []
-    assert step.signals["log_w"] == {"z": 1.0, "w": 0.5}
-    share_z = math.exp(1.0) / (math.exp(1.0) + math.exp(0.5))
-    assert step.weights == pytest.approx({"z": share_z, "w": 1 - share_z})
-    assert step.mixture == {"z": round(8 * share_z), "w": round(8 * (1 - share_z))} == {"z": 5, "w": 3}
-    # the budgets: max_steps 8 a node; the stage ends when the first node would overspend at its share (z: 8 / (5/8))
-    assert st.budgets == {n: 8 for n in "zyxw"} and step.budget == math.ceil(8 * 8 / 5)
+    # every node is open from the first stage (Skill-It mixes every skill; the graph weights, it does not wait).
+    # Every gap is 0.5; z's weight also carries y's gap (y requires z), y's carries x's, x's and w's only their own:
+    # log w_z = log w_y = 1.0 * (0.5 + 0.5), log w_x = log w_w = 0.5; softmax; 16 examples, no held node to replay
+    assert step.kind == "mix" and step.data_nodes == ["z", "y", "x", "w"] and step.replay_nodes == []
+    assert step.signals["log_w"] == {"z": 1.0, "y": 1.0, "x": 0.5, "w": 0.5}
+    share_z = math.exp(1.0) / (2 * math.exp(1.0) + 2 * math.exp(0.5))
+    assert step.weights == pytest.approx({"z": share_z, "y": share_z, "x": 0.5 - share_z, "w": 0.5 - share_z})
+    assert step.mixture == {n: round(16 * step.weights[n]) for n in "zyxw"} == {"z": 5, "y": 5, "x": 3, "w": 3}
+    # the budgets: max_steps 8 a node; the stage ends when the first node would overspend at its share (z: 8 / (5/16))
+    assert st.budgets == {n: 8 for n in "zyxw"} and step.budget == math.ceil(8 * 16 / 5)
     # the pure parts, on their own
     assert skill_it_step({"a": 0.2}, ["a", "b"], {"a": 0.1, "b": 0.4, "c": 0.3}, {"a": ["c"]}, eta=2.0) == \
         pytest.approx({"a": 0.2 + 2.0 * 0.4, "b": 0.8})
@@ -55,40 +56,46 @@ def test_the_weights_follow_skill_its_update_on_the_graph(tmp_path: Path) -> Non
     assert draw_counts(shares, {"a": 7, "b": 7, "m": 3, "f": 3}, ["a", "b"]) == {"a": 7, "b": 7, "m": 2, "f": 4}
 
 
-def test_a_node_that_passes_drops_to_replay_and_its_dependants_join(tmp_path: Path) -> None:
+def _zeros(*nodes: str) -> dict[str, Evidence]:
+    return {n: binary([0] * 8) for n in nodes}
+
+
+def test_a_node_that_passes_drops_to_replay_and_the_weights_move(tmp_path: Path) -> None:
     _, pol, st = _start(tmp_path)
-    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    pol.baseline(st, _zeros(*"zyxw"))
     step = pol.next_step(st)
-    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1] * 8), "w": binary([0] * 8)},
+    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1] * 8), **_zeros(*"yxw")},
                                      {"steps": 4, "stop_reason": "gate-met", "round_steps": 2})
     assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "pass")]
-    assert st.status["z"] == "mastered" and st.spent == {"z": round(4 * 5 / 8), "w": round(4 * 3 / 8)}
+    assert st.status["z"] == "mastered" and st.spent == {n: round(4 * step.mixture[n] / 16) for n in "zyxw"}
     step = pol.next_step(st)
-    assert step.data_nodes == ["y", "w"] and step.replay_nodes == ["z"]
-    # z leaves the frontier at the replay share (0.25, the default); y and w split the rest by their log weights:
-    # y = 0 + (0.5 + x's 0.5), w = 0.5 + 0.5 (its gap on stage 1's adapter)
-    assert step.signals["log_w"] == {"z": 1.0, "w": 1.0, "y": 1.0}
-    assert step.weights == pytest.approx({"y": 0.375, "w": 0.375, "z": 0.25})
-    assert step.mixture == {"y": 4, "w": 4, "z": 3}
+    assert step.data_nodes == ["y", "x", "w"] and step.replay_nodes == ["z"]
+    # z leaves for the replay share (0.25, the default) and keeps its weight; y = 1.0 + (0.5 + x's 0.5),
+    # x = 0.5 + 0.5, w = 0.5 + 0.5 (their gaps on stage 1's adapter): the open nodes split 0.75 by softmax
+    assert step.signals["log_w"] == {"z": 1.0, "y": 2.0, "x": 1.0, "w": 1.0}
+    share_y = 0.75 * math.exp(2.0) / (math.exp(2.0) + 2 * math.exp(1.0))
+    assert step.weights == pytest.approx({"y": share_y, "x": (0.75 - share_y) / 2, "w": (0.75 - share_y) / 2, "z": 0.25})
+    assert step.mixture == {"y": 7, "x": 3, "w": 3, "z": 4}
 
 
-def test_a_node_below_its_gate_at_the_end_of_its_budget_does_not_hold_back_its_dependants(tmp_path: Path) -> None:
+def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path: Path) -> None:
     _, pol, st = _start(tmp_path)
-    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    pol.baseline(st, _zeros(*"zyxw"))
     step = pol.next_step(st)
-    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), "w": binary([0] * 8)},
+    # z and y have the largest share, so the stage's budget is theirs: both spend it below their gates
+    outcome, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), **_zeros(*"yxw")},
                                      {"steps": step.budget, "stop_reason": "budget", "round_steps": 2})
-    assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "below-gate")]
+    assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "below-gate"), ("y", "below-gate")]
     assert "its budget is spent" in decisions[0].reason and st.status["z"] == "below-gate"
     nxt = pol.next_step(st)
-    assert nxt.data_nodes == ["y", "w"] and nxt.replay_nodes == ["z"]  # still replayed, y joins
-    # a required gate: the strict back-off, everything that requires it skipped
+    assert nxt.data_nodes == ["x", "w"] and nxt.replay_nodes == ["z", "y"]  # still replayed
+    # a required gate: the strict back-off, everything that requires it skipped and out of the mix at once
     strict = tmp_path / "strict"
     strict.mkdir()
     _, pol, st = _start(strict, "{min_score: 0.5, required: true}")
-    pol.baseline(st, {n: binary([0] * 8) for n in "zyxw"})
+    pol.baseline(st, _zeros(*"zyxw"))
     step = pol.next_step(st)
-    _, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), "w": binary([0] * 8)},
+    _, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), **_zeros(*"yxw")},
                                {"steps": step.budget, "stop_reason": "budget", "round_steps": 2})
     assert [(d.node_id, d.action) for d in decisions] == [("z", "back-off"), ("y", "skip"), ("x", "skip")]
     assert pol.next_step(st).data_nodes == ["w"]
@@ -99,16 +106,19 @@ def test_a_mix_stage_that_made_what_the_run_held_worse_is_discarded(tmp_path: Pa
     pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([1] * 8)})
     assert st.status["w"] == "mastered"
     step = pol.next_step(st)
-    assert step.data_nodes == ["z"] and step.replay_nodes == ["w"]
-    # z learned nothing, w fell from 8/8 to 2/8 on the same items: the adapter is discarded, the budget still spent
-    outcome, decisions = pol.observe(st, step, 1, {"z": binary([0] * 8), "w": binary([1, 1] + [0] * 6)},
-                                     {"steps": 2, "stop_reason": "plateau", "round_steps": 2})
+    assert step.data_nodes == ["z", "y", "x"] and step.replay_nodes == ["w"]
+    # nothing open learned, w fell from 8/8 to 2/8 on the same items: the adapter is discarded, the budget still spent
+    outcome, decisions = pol.observe(st, step, 1, {**_zeros(*"zyx"), "w": binary([1, 1] + [0] * 6)},
+                                     {"steps": 6, "stop_reason": "plateau", "round_steps": 2})
     assert outcome == "discarded" and decisions[0].action == "back-off" and "made w significantly worse" in decisions[0].reason
-    assert st.accepted_stage is None and st.status["w"] == "mastered" and st.spent["z"] == 2
+    open_total = sum(step.mixture[n] for n in "zyx")
+    assert st.accepted_stage is None and st.status["w"] == "mastered"
+    assert st.spent == {n: round(6 * step.mixture[n] / open_total) for n in "zyx"} and st.spent["z"] > 0
     # the same fall with z significantly better: kept, w forgotten and replayed at twice the weight
     _, pol, st = _start(tmp_path)
     pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([1] * 8)})
-    outcome, decisions = pol.observe(st, pol.next_step(st), 1, {"z": binary([1] * 5 + [0] * 3, pool=16), "w": binary([1, 1] + [0] * 6)},
+    outcome, decisions = pol.observe(st, pol.next_step(st), 1, {**_zeros(*"yx"), "z": binary([1] * 5 + [0] * 3, pool=16),
+                                                               "w": binary([1, 1] + [0] * 6)},
                                      {"steps": 2, "stop_reason": "plateau", "round_steps": 2})
     assert outcome == "done" and ("w", "rehearse") in [(d.node_id, d.action) for d in decisions]
     assert st.status["w"] == "forgotten" and pol.next_step(st).weights["w"] == pytest.approx(0.25)

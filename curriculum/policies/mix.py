@@ -1,14 +1,16 @@
-"""`policy: mix`: every stage trains a mixture over the graph's frontier, and the mixture moves with the signals.
+"""`policy: mix`: every stage trains a mixture of every node still to learn, and the mixture moves with the signals.
 
 Node-by-node stages forget what earlier stages taught; one flat stage on all the data cannot focus. A mix stage
-trains the *ready* nodes (their prerequisites settled) together, each weighted by what is left to learn, plus
+trains every *open* node (not yet settled, not dormant) together, each weighted by what is left to learn, plus
 every *held* node (mastered, kept below its gate, forgotten) at a replay weight, forgotten ones at twice it;
-locked and finished nodes get nothing. The weights follow Skill-It's online update over a skills graph (Chen et
-al. 2023, Algorithm 1): log w_i += eta * sum_j A_ij * gap_j, where gap_j is node j's distance to its gate on the
-adapter the run continues and A holds the graph's `requires` edges (A_ii = 1, A_ij = 1 when j requires i): a
-prerequisite weighs more while the nodes waiting on it are far from their gates. After each stage every node in
-the mix is probed: one that passes drops to the replay weight and its dependants join the frontier; one whose
-budget is spent below its gate ends `below-gate` (still replayed) and its dependants join too.
+finished nodes get nothing. The weights follow Skill-It's online update over a skills graph (Chen et al. 2023,
+Algorithm 1): log w_i += eta * sum_j A_ij * gap_j, where gap_j is node j's distance to its gate on the adapter the
+run continues and A holds the graph's `requires` edges (A_ii = 1, A_ij = 1 when j requires i): a prerequisite
+weighs more while the nodes that require it are far from their gates. The graph orders by weight, not by waiting:
+Skill-It's mixture covers every skill from its first step, and a mixture of only the nodes whose prerequisites
+were settled made every chain blocked sequential training, which lost to a flat fine-tune at the same steps
+(docs/benchmarks.md, "Chain of skills"). After each stage every node in the mix is probed: one that passes
+drops to the replay weight; one whose budget is spent below its gate ends `below-gate` (still replayed).
 
 Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
 """
@@ -39,27 +41,27 @@ def gap(st: RunState, node_id: str) -> float:
     return max(0.0, st.gate(node_id) - (ev.score if ev is not None else 0.0))
 
 
-def skill_it_step(log_w: dict[str, float], ready: Sequence[str], gaps: dict[str, float],
+def skill_it_step(log_w: dict[str, float], open_nodes: Sequence[str], gaps: dict[str, float],
                   dependants: dict[str, list[str]], eta: float = ETA) -> dict[str, float]:
-    """One online update of the ready nodes' log weights: log w_i += eta * (gap_i + sum of its waiting
-    dependants' gaps). Nodes not ready keep what they had (a node that leaves and returns resumes its weight)."""
+    """One online update of the open nodes' log weights: log w_i += eta * (gap_i + sum of its open dependants'
+    gaps). Nodes not in the mix keep what they had (a node that leaves and returns resumes its weight)."""
     out = dict(log_w)
-    for i in ready:
+    for i in open_nodes:
         out[i] = log_w.get(i, 0.0) + eta * (gaps[i] + sum(gaps.get(j, 0.0) for j in dependants.get(i, [])))
     return out
 
 
-def mixture_shares(log_w: dict[str, float], ready: Sequence[str], held: Sequence[str], forgotten: Sequence[str],
+def mixture_shares(log_w: dict[str, float], open_nodes: Sequence[str], held: Sequence[str], forgotten: Sequence[str],
                    replay: float) -> dict[str, float]:
-    """Each node's share of a stage's examples (they add up to 1): the ready nodes split 1 - replay by the softmax
+    """Each node's share of a stage's examples (they add up to 1): the open nodes split 1 - replay by the softmax
     of their log weights, the held nodes split `replay` evenly, a forgotten node counting FORGOTTEN_WEIGHT."""
-    replay = replay if held and ready else (1.0 if held else 0.0)
+    replay = replay if held and open_nodes else (1.0 if held else 0.0)
     out: dict[str, float] = {}
-    if ready:
-        top = max(log_w.get(n, 0.0) for n in ready)
-        raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in ready}
+    if open_nodes:
+        top = max(log_w.get(n, 0.0) for n in open_nodes)
+        raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in open_nodes}
         total = sum(raw.values())
-        out |= {n: (1 - replay) * raw[n] / total for n in ready}
+        out |= {n: (1 - replay) * raw[n] / total for n in open_nodes}
     if held:
         raw = {m: FORGOTTEN_WEIGHT if m in forgotten else 1.0 for m in held}
         total = sum(raw.values())
@@ -67,11 +69,11 @@ def mixture_shares(log_w: dict[str, float], ready: Sequence[str], held: Sequence
     return out
 
 
-def draw_counts(shares: dict[str, float], sizes: dict[str, int], ready: Sequence[str]) -> dict[str, int]:
-    """Examples drawn from each node: the stage is as long as the ready nodes' data (one pass on average),
+def draw_counts(shares: dict[str, float], sizes: dict[str, int], open_nodes: Sequence[str]) -> dict[str, int]:
+    """Examples drawn from each node: the stage is as long as the open nodes' data (one pass on average),
     stretched so that the held nodes take their share on top; every node in the mix gets at least one."""
-    ready_share = sum(shares[n] for n in ready) or 1.0
-    total = sum(sizes[n] for n in ready) / ready_share if ready else sum(sizes[m] for m in shares)
+    open_share = sum(shares[n] for n in open_nodes) or 1.0
+    total = sum(sizes[n] for n in open_nodes) / open_share if open_nodes else sum(sizes[m] for m in shares)
     return {n: max(1, round(s * total)) for n, s in shares.items()}
 
 
@@ -91,7 +93,7 @@ def draw_mixture(pools: Mapping[str, Sequence[Example]], counts: dict[str, int],
 
 @dataclass
 class MixPolicy:
-    """Stages that train a moving mixture of the frontier (see the module's docstring)."""
+    """Stages that train a moving mixture of every open node (see the module's docstring)."""
 
     name: str = "mix"
     gates: bool = True
@@ -108,25 +110,24 @@ class MixPolicy:
         return []
 
     def next_step(self, st: RunState) -> Step | None:
-        ready = st.ready()
-        if not ready:
+        open_nodes = [n for n in st.order if st.status[n] == Status.LOCKED]  # prerequisites settled or not
+        if not open_nodes:
             return None
         held = [m for m in st.order if st.status[m] in SETTLED and st.sizes.get(m)]
         forgotten = [m for m in held if st.status[m] == Status.FORGOTTEN]
-        waiting = [n for n in st.order if st.status[n] == Status.LOCKED]
-        gaps = {n: gap(st, n) for n in waiting}
-        dependants = {i: [j for j in waiting if i in st.cur.nodes[j].requires] for i in ready}
-        log_w = skill_it_step(self.log_w, ready, gaps, dependants)
-        shares = mixture_shares(log_w, ready, held, forgotten, st.cur.defaults.train.replay)
-        counts = draw_counts(shares, st.sizes, ready)
-        ready_total = sum(counts[n] for n in ready)
-        left = {n: max(0.0, st.budgets[n] - self.spent.get(n, 0.0)) for n in ready}
-        budget = max(1, math.ceil(min(left[n] * ready_total / counts[n] for n in ready)))
-        reason = (f"mix of {len(ready)} ready node(s) by their gaps to the gate, {len(held)} held in replay"
+        gaps = {n: gap(st, n) for n in open_nodes}
+        dependants = {i: [j for j in open_nodes if i in st.cur.nodes[j].requires] for i in open_nodes}
+        log_w = skill_it_step(self.log_w, open_nodes, gaps, dependants)
+        shares = mixture_shares(log_w, open_nodes, held, forgotten, st.cur.defaults.train.replay)
+        counts = draw_counts(shares, st.sizes, open_nodes)
+        open_total = sum(counts[n] for n in open_nodes)
+        left = {n: max(0.0, st.budgets[n] - self.spent.get(n, 0.0)) for n in open_nodes}
+        budget = max(1, math.ceil(min(left[n] * open_total / counts[n] for n in open_nodes)))
+        reason = (f"mix of {len(open_nodes)} open node(s) by their gaps to the gate, {len(held)} held in replay"
                   + (f" ({len(forgotten)} forgotten, at twice the weight)" if forgotten else ""))
-        return Step(StageKind.MIX, FLAT, self.stages + 1, list(ready), held, reason,
+        return Step(StageKind.MIX, FLAT, self.stages + 1, list(open_nodes), held, reason,
                     signals={"weights": {n: round(shares[n], 4) for n in shares},
-                             "gaps": {n: round(gaps[n], 4) for n in ready}, "log_w": log_w},
+                             "gaps": {n: round(gaps[n], 4) for n in open_nodes}, "log_w": log_w},
                     parent=st.accepted_stage, mixture=counts, weights=shares, budget=budget)
 
     def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
@@ -145,14 +146,16 @@ class MixPolicy:
             decisions = [Decision(FLAT, Action.BACK_OFF, f"the mix made {', '.join(worse)} significantly worse and no "
                                   "frontier node significantly better: adapter discarded, parent's kept",
                                   step.attempt, signals={**signals, "worse": worse})]
-            for n in step.data_nodes:
-                if self._out_of_budget(st, step, n, round_steps):
+            for n in step.data_nodes:  # a node skipped by a prerequisite's strict back-off above is done with
+                if st.status[n] == Status.LOCKED and self._out_of_budget(st, step, n, round_steps):
                     kept = st.on_accepted(n)
                     decisions += self._spent_below(st, n, st.call(n, kept) if kept is not None else None, step)
             return Outcome.DISCARDED, decisions
         st.keep(stage)
         decisions = []
         for n in step.data_nodes:
+            if st.status[n] != Status.LOCKED:  # skipped by a prerequisite's strict back-off earlier in this loop
+                continue
             ev = observed.get(n)
             call = st.call(n, ev) if ev is not None else None
             if call is None or call.passed:
@@ -160,8 +163,7 @@ class MixPolicy:
                 if ev is not None:
                     st.mastered_on[n] = ev
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight, its dependants join "
-                                             "the mix", call, st.gate(n), attempt=st.attempts[n],
+                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight", call, st.gate(n), attempt=st.attempts[n],
                                              before=b.score if (b := before.get(n)) else None, signals=signals))
             elif self._out_of_budget(st, step, n, round_steps):
                 decisions += self._spent_below(st, n, call, step)
@@ -171,6 +173,8 @@ class MixPolicy:
         """A mix stage that raised (bad data, out of memory after retries): its frontier backs off, the rest goes on."""
         decisions: list[Decision] = []
         for n in step.data_nodes:
+            if st.status[n] != Status.LOCKED:
+                continue
             st.attempts[n] = st.attempts.get(n, 0) + 1
             decisions += back_off(st, n, Decision(n, Action.BACK_OFF, f"mix stage {stage} failed: {error}", st.attempts[n],
                                                   st.latest(n), None, st.gate(n), {"stage": stage, "error": error}))
@@ -179,13 +183,13 @@ class MixPolicy:
         return decisions
 
     def _charge(self, st: RunState, step: Step, steps: int) -> None:
-        """The stage's steps are charged to the ready nodes by their share of its frontier examples (replay rides
+        """The stage's steps are charged to the open nodes by their share of its frontier examples (replay rides
         along free, as in a node-by-node stage), and the update of the weights is committed."""
         self.log_w = step.signals["log_w"]
         self.stages += 1
-        ready_total = sum(step.mixture[n] for n in step.data_nodes)
+        open_total = sum(step.mixture[n] for n in step.data_nodes)
         for n in step.data_nodes:
-            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / ready_total
+            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / open_total
             st.spent[n] = round(self.spent[n])
             st.attempts[n] = st.attempts.get(n, 0) + 1
             st.trained.add(n)
@@ -196,7 +200,7 @@ class MixPolicy:
         return st.budgets[n] - self.spent.get(n, 0.0) < share * round_steps
 
     def _spent_below(self, st: RunState, n: str, call, step: Step) -> list[Decision]:
-        """Budget spent under the gate: `below-gate` (replayed, dependants join) or, for a `required` gate, the
+        """Budget spent under the gate: `below-gate` (still replayed) or, for a `required` gate, the
         strict back-off; an `on_fail` branch still opens."""
         verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
         why = f"{verdict}; its budget is spent ({round(self.spent.get(n, 0.0))} of {st.budgets[n]} steps)"
@@ -204,7 +208,7 @@ class MixPolicy:
             return back_off(st, n, Decision.on(n, Action.BACK_OFF, f"{why}; its gate is required", call, st.gate(n),
                                                attempt=st.attempts.get(n)))
         st.status[n] = Status.BELOW_GATE
-        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in replay, its dependants join the mix", call,
+        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in replay", call,
                                  st.gate(n), attempt=st.attempts.get(n))]
         remedial = st.cur.nodes[n].on_fail
         if remedial and st.status.get(remedial) == Status.DORMANT:
