@@ -2,7 +2,8 @@
 
 Same model (bundled SmolLM2-135M), same variable-length chat data, LoRA config, max length,
 batch size and epochs. Each side is timed from model load to a saved adapter; tokens/s
-counts real (non-padding) tokens. Also: GGUF load vs the cached safetensors load, and where a
+counts real (non-padding) tokens. Ours runs twice: with `packing: auto` (packed on CUDA, padded on the CPU)
+and with the other batching, so the default is checked against the alternative in the same run. Also: GGUF load vs the cached safetensors load, and where a
 stage's wall time goes (load, tokenize, train, check, save). On a GPU (auto placement: CUDA in bf16, every side
 alike): peak memory, and model FLOPs utilisation against the card's bf16 peak (BENCH_PEAK_TFLOPS for a card
 not in the table). Last line: one JSON object. Run: .venv/bin/python bench/train.py
@@ -37,6 +38,7 @@ from curriculum.training.batches import collate, tokenize_examples
 from curriculum.training.train import attach_lora, train_stage
 
 N_EXAMPLES = int(os.environ.get("BENCH_TRAIN_EXAMPLES", 48))
+BASE = os.environ.get("BENCH_BASE", BUNDLED)  # bench/gpucheck.py --rehearse: the tiny random model
 CFG = TrainConfig(epochs=1, lr=2e-4, batch_size=8, max_length=192, warmup_ratio=0.1)
 LORA = LoraConfig()
 CUDA = torch.cuda.is_available()
@@ -58,17 +60,26 @@ def variable_length_data(n: int, seed: int = 0) -> list[Example]:
     return out
 
 
-def ours(data: list[Example], out: Path) -> tuple[float, int, dict[str, float]]:
+def ours(data: list[Example], out: Path, packing: str = "auto") -> tuple[float, int, dict[str, float]]:
     t0 = time.perf_counter()
-    result = train_stage(BUNDLED, None, data, LORA, CFG, out, progress=False)
+    result = train_stage(BASE, None, data, LORA, CFG.model_copy(update={"packing": packing}), out, progress=False)
     return time.perf_counter() - t0, result.tokens, result.phases
+
+
+# the setting `packing: auto` does not pick on this device: packed on CUDA, padded elsewhere
+OTHER_PACKING = "off" if CUDA else "on"
+
+
+def ours_other(data: list[Example], out: Path) -> tuple[float, int, dict[str, float]]:
+    """Ours with the batching `auto` does not choose here, so the default is checked against it in the same run."""
+    return ours(data, out, OTHER_PACKING)
 
 
 def bare_loop(data: list[Example], out: Path) -> tuple[float, int, dict[str, float]]:
     """The loop one writes by hand: shuffled batches, dynamic padding, the model's own loss."""
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    loaded = load_base(BUNDLED)
+    loaded = load_base(BASE)
     items = tokenize_examples(loaded.tokenizer, data, CFG.max_length)
     model = attach_lora(loaded.model, None, LORA)
     model.train()
@@ -80,7 +91,7 @@ def bare_loop(data: list[Example], out: Path) -> tuple[float, int, dict[str, flo
         batch = collate([items[i] for i in order[start : start + CFG.batch_size]], loaded.tokenizer.pad_token_id,
                         loaded.placement.device)
         with loaded.placement.autocast():
-            loss = model(**batch).loss
+            loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -96,7 +107,7 @@ def sft_trainer(data: list[Example], out: Path) -> tuple[float, int, dict[str, f
     from trl import SFTConfig, SFTTrainer
 
     t0 = time.perf_counter()
-    loaded = load_base(BUNDLED)
+    loaded = load_base(BASE)
     rows = [{"prompt": [{"role": "user", "content": ex.prompt}], "completion": [{"role": "assistant", "content": ex.answer}]}
             for ex in data]
     args = SFTConfig(
@@ -125,12 +136,14 @@ def peak_tflops() -> float | None:
 
 
 def main() -> None:
-    converted_bundled()  # conversion is a one-off, not part of any figure
+    if BASE == BUNDLED:
+        converted_bundled()  # conversion is a one-off, not part of any figure
     data = variable_length_data(N_EXAMPLES)
     results: dict[str, float] = {}
     peaks: dict[str, float | None] = {}
     stage_phases: dict[str, float] = {}
-    contenders = (("train_stage", ours), ("bare_loop", bare_loop), ("sft_trainer", sft_trainer))
+    other = f"train_stage_{'padded' if CUDA else 'packed'}"
+    contenders = (("train_stage", ours), ("bare_loop", bare_loop), ("sft_trainer", sft_trainer), (other, ours_other))
     with tempfile.TemporaryDirectory() as tmp:
         # one untimed batch of each first: whoever ran first paid for the device's cold start (CUDA context, cuBLAS
         # handles, kernel loading: ours at 0.34x the bare loop on the first H200 run, measured first)
@@ -142,7 +155,7 @@ def main() -> None:
             seconds, tokens, phases = fn(data, Path(tmp) / name)
             results[name] = tokens / seconds
             peaks[name] = torch.cuda.max_memory_allocated() / 2**30 if CUDA else None
-            print(f"{name:12s} {tokens:6d} tokens in {seconds:6.1f} s  -> {tokens / seconds:7.1f} tok/s"
+            print(f"{name:19s} {tokens:6d} tokens in {seconds:6.1f} s  -> {tokens / seconds:7.1f} tok/s"
                   + (f", peak {peaks[name]:.2f} GiB" if CUDA else ""), flush=True)
             if phases:
                 rest = seconds - sum(phases.values())
@@ -150,17 +163,22 @@ def main() -> None:
                       flush=True)
                 stage_phases = phases
     t0 = time.perf_counter()
-    load_gguf(bundled_gguf())
-    gguf_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    params = sum(p.numel() for p in load_base(BUNDLED).model.parameters())
+    params = sum(p.numel() for p in load_base(BASE).model.parameters())
     cached_s = time.perf_counter() - t0
-    print(f"load: GGUF {gguf_s:.2f} s, cached safetensors {cached_s:.2f} s ({gguf_s / cached_s:.0f}x faster)")
+    gguf_s = math.nan
+    if BASE == BUNDLED:
+        t0 = time.perf_counter()
+        load_gguf(bundled_gguf())
+        gguf_s = time.perf_counter() - t0
+        print(f"load: GGUF {gguf_s:.2f} s, cached safetensors {cached_s:.2f} s ({gguf_s / cached_s:.0f}x faster)")
     figures = {
         "vs_sft_trainer": round(results["train_stage"] / results["sft_trainer"], 2),
         "vs_bare_loop": round(results["train_stage"] / results["bare_loop"], 2),
-        "cached_load_over_gguf": round(cached_s / gguf_s, 4),
+        "cached_load_over_gguf": round(cached_s / gguf_s, 4) if BASE == BUNDLED else None,
+        "base": BASE,
         "tokens_per_s": round(results["train_stage"], 1),
+        "packing_auto": "on" if CUDA else "off",
+        f"auto_vs_{other.removeprefix('train_stage_')}": round(results["train_stage"] / results[other], 2),
         "device": torch.cuda.get_device_name(0) if CUDA else "cpu",
         "placement": resolve().record(),
         "phases_s": {k: round(v, 3) for k, v in stage_phases.items()},

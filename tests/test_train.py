@@ -13,7 +13,7 @@ from curriculum.loading.jsonl import read_records
 from curriculum.models.load import TINY, load_base
 from curriculum.graph.problems import CurriculumError
 from curriculum.graph.spec import LoraConfig, TrainConfig, TrainExample
-from curriculum.training.batches import mean_loss, replayed_size, tokenize_examples, with_replay
+from curriculum.training.batches import collate, mean_loss, replayed_size, token_losses, tokenize_examples, with_replay
 from curriculum.training.stagefiles import ADAPTER_FILE
 from curriculum.training.stagespec import STAGE_FILE
 from curriculum.training.train import train_stage
@@ -45,6 +45,42 @@ def test_answer_only_masking() -> None:
     learned = [t for t, label in zip(ids, labels) if label != IGNORE]
     assert learned == ids[len(head):]
     assert tok.decode(learned).startswith("A blue umbrella for cats.<|im_end|>")
+
+
+def test_packed_and_padded_batches_give_each_example_the_same_loss() -> None:
+    """Packing puts a micro-batch's examples end to end in one row with their own positions: no example may attend
+    to another or be scored on its neighbour's tokens, so each example's loss is what it is alone and padded."""
+    import torch
+
+    loaded = load_base(TINY)
+    varied = [Example(f"What is glimmer number {i}?" + " Say it plainly." * (i % 4), f"Glimmer {i} is " + "gold " * (1 + i % 3),
+                      f"mem:{i + 1}") for i in range(7)]
+    items = tokenize_examples(loaded.tokenizer, varied, 96)
+    assert len({len(it.ids) for it in items}) > 2  # lengths differ: the padded batch pads
+    pad = loaded.tokenizer.pad_token_id
+    with torch.no_grad():
+        padded = collate(items, pad, "cpu")
+        assert "attention_mask" in padded and (padded["attention_mask"] == 0).any()
+        rows = token_losses(loaded.model, padded).sum(dim=1)
+        packed = collate(items, pad, "cpu", packed=True)
+        assert packed["input_ids"].shape == (1, sum(len(it.ids) for it in items)) and "attention_mask" not in packed
+        flat = token_losses(loaded.model, packed)[0]
+    offset = max(packed["first"] - 1, 0)  # column j of the packed row is position offset + j (the first prompt is not kept)
+    starts = [0]
+    for it in items[:-1]:
+        starts.append(starts[-1] + len(it.ids))
+    per_example = [flat[max(start - offset, 0): start + len(it.ids) - 1 - offset].sum() for start, it in zip(starts, items)]
+    assert torch.allclose(torch.stack(per_example), rows, rtol=1e-4, atol=1e-4)
+    alone = torch.stack([token_losses(loaded.model, collate([it], pad, "cpu")).sum() for it in items])
+    assert torch.allclose(alone, rows, rtol=1e-4, atol=1e-4)
+
+
+def test_a_packed_stage_trains_as_the_padded_one(tmp_path: Path) -> None:
+    padded = _train(tmp_path / "padded", FAST.model_copy(update={"packing": "off"}))
+    packed = _train(tmp_path / "packed", FAST.model_copy(update={"packing": "on"}))
+    assert padded.steps == packed.steps
+    for a, b in zip(padded.log, packed.log):
+        assert b.loss == pytest.approx(a.loss, rel=2e-3, abs=2e-3) and a.tokens == b.tokens  # real tokens, no pads
 
 
 def test_child_starts_where_parent_ended(tmp_path: Path) -> None:

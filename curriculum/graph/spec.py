@@ -173,6 +173,10 @@ class TrainConfig(Strict):
         False, description="read from `defaults.train`, node-by-node policies: once the graph is done, one closing "
         "stage trains one round over every held node's data (counted in the run's steps), kept unless it makes a "
         "held node significantly worse")
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto", description="how a micro-batch's examples go to the model: 'on' packed end to end in one row (no "
+        "padding, attention kept inside each example, the same loss per example); 'off' right-padded to the "
+        "batch's longest; 'auto': packed on CUDA, padded on the CPU (docs/benchmarks.md, 'Training')")
 
 
 class GateConfig(Strict):

@@ -1,5 +1,5 @@
 """What a stage trains on, as tensors: examples tokenized (through the token cache) into int32 ids and labels, replay
-drawn from earlier nodes, length-grouped batches epoch after epoch, split between processes, padded per batch; and
+drawn from earlier nodes, length-grouped batches epoch after epoch, split between processes, padded per batch or packed; and
 the loss over them.
 """
 
@@ -9,6 +9,7 @@ import random
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,8 +72,21 @@ def length_grouped_batches(items: Sequence[Tokenized], batch_size: int, rng: ran
     return batches
 
 
-def collate(items: Sequence[Tokenized], pad_id: int, device: str) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest item of the batch, not to max_length."""
+def collate(items: Sequence[Tokenized], pad_id: int, device: str, packed: bool = False) -> dict[str, Any]:
+    """A micro-batch as the model reads it. Padded: right-padded to the longest item of the batch, not to
+    max_length. Packed: every item end to end in one row, each one's positions counted from 0 and no attention
+    mask, which transformers reads as separate sequences (masking_utils' packed-sequence path: no attention
+    across items, no padding; flash-attention's varlen kernels where the model runs them). Each item's first label
+    is ignored, so no item's loss reads the item before it.
+
+    `first` (the first position whose next token carries a loss) is found here, on the host, so the step does not
+    wait on the device to learn it."""
+    if packed:
+        ids = torch.tensor([t for it in items for t in it.ids], dtype=torch.long)[None]
+        labels = torch.tensor([IGNORE if k == 0 else t for it in items for k, t in enumerate(it.labels)], dtype=torch.long)[None]
+        positions = torch.tensor([k for it in items for k in range(len(it.ids))], dtype=torch.long)[None]
+        return {"input_ids": ids.to(device), "labels": labels.to(device), "position_ids": positions.to(device),
+                "first": _first_answer(labels)}
     width = max(len(it.ids) for it in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
@@ -82,22 +96,34 @@ def collate(items: Sequence[Tokenized], pad_id: int, device: str) -> dict[str, t
         ids[row, :n] = torch.tensor(it.ids)
         labels[row, :n] = torch.tensor(it.labels)
         mask[row, :n] = 1
-    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device),
+            "first": _first_answer(labels)}
 
 
-def summed_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum of answer-token cross-entropies (callers divide by the window's answer tokens).
+def _first_answer(labels: torch.Tensor) -> int:
+    """The earliest answer position over the batch's rows (0 when a row has none, as before)."""
+    return int((labels != IGNORE).int().argmax(dim=1).min())
+
+
+def token_losses(model, batch: dict[str, Any]) -> torch.Tensor:
+    """Each position's cross-entropy on the token after it, 0 where that token carries no loss; positions before
+    the batch's first answer are left out (column j is position `first - 1 + j`, or j when `first` is 0).
 
     The vocabulary projection runs only from the first answer token of the batch on: the
     prompt's logits carry no loss, and with a 49k vocabulary they cost a fifth of the step.
     """
     labels = batch["labels"]
-    first = int((labels != IGNORE).int().argmax(dim=1).min())
-    keep = torch.arange(max(first - 1, 0), labels.size(1) - 1, device=labels.device)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
-    logits = logits.float()
+    keep = torch.arange(max(batch["first"] - 1, 0), labels.size(1) - 1, device=labels.device)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits.float()
     targets = labels[:, keep + 1]
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="none")
+    return losses.view(targets.shape)
+
+
+def summed_loss(model, batch: dict[str, Any]) -> torch.Tensor:
+    """Sum of answer-token cross-entropies (callers divide by the window's answer tokens)."""
+    return token_losses(model, batch).sum()
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ class StageSpec(BaseModel):
 
 # training settings added after runs were recorded, at their defaults: left out of the hash, so a resumed older run's
 # stages still match their own folders
-_LATER: dict[str, Any] = {"replay_each": 0, "freeze_lower": 0.0, "consolidate": False}
+_LATER: dict[str, Any] = {"replay_each": 0, "freeze_lower": 0.0, "consolidate": False, "packing": "auto"}
 
 
 def stage_inputs(base: str, parent_adapter: Path | None, examples: Sequence[Example],

@@ -90,7 +90,7 @@ def _progress(total: int, enabled: bool):
 
 
 def _accumulate(model, batches: Sequence[Sequence[Tokenized]], micro: int, answer_tokens: int, pad_id: int,
-                placement: Placement, scaler: torch.amp.GradScaler | None) -> tuple[float, int]:
+                placement: Placement, scaler: torch.amp.GradScaler | None, packed: bool = False) -> tuple[float, int]:
     """Forward and backward over one optimizer step's batches, `micro` examples at a time: every micro-batch's
     summed loss is divided by the whole window's answer tokens, so the gradient is the same however it is cut."""
     total, tokens = torch.zeros((), device=placement.device), 0
@@ -98,7 +98,7 @@ def _accumulate(model, batches: Sequence[Sequence[Tokenized]], micro: int, answe
         for start in range(0, len(batch), micro):
             chunk = batch[start : start + micro]
             memory.pressure(len(chunk))
-            inputs = collate(chunk, pad_id, placement.device)
+            inputs = collate(chunk, pad_id, placement.device, packed)
             with placement.autocast():
                 loss = summed_loss(model, inputs) / answer_tokens
             (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -108,7 +108,8 @@ def _accumulate(model, batches: Sequence[Sequence[Tokenized]], micro: int, answe
 
 
 def _accumulate_shard(accelerator: Accelerator, model, batches: Sequence[Sequence[Tokenized]], micro: int, answer_tokens: int,
-                      pad_id: int, placement: Placement, scaler: torch.amp.GradScaler | None) -> tuple[float, int]:
+                      pad_id: int, placement: Placement, scaler: torch.amp.GradScaler | None,
+                      packed: bool = False) -> tuple[float, int]:
     """`_accumulate` for one of several processes: this process's share of the step, the gradients all-reduced by
     DDP once, on the last micro-batch (no_sync before it), whatever number of micro-batches each process has.
 
@@ -126,7 +127,7 @@ def _accumulate_shard(accelerator: Accelerator, model, batches: Sequence[Sequenc
     total, tokens = torch.zeros((), device=placement.device), 0
     for k, chunk in enumerate(chunks):
         memory.pressure(len(chunk))
-        inputs = collate(chunk, pad_id, placement.device)
+        inputs = collate(chunk, pad_id, placement.device, packed)
         with placement.autocast(), (accelerator.no_sync(model) if k < len(chunks) - 1 else nullcontext()):
             loss = summed_loss(model, inputs) * weight / answer_tokens
             accelerator.backward(scaler.scale(loss) if scaler is not None else loss)
@@ -215,7 +216,10 @@ def train_stage(
     total_steps = budget if budget is not None else per_epoch * cfg.epochs
     every = round_length(len(items), cfg) if check is not None else total_steps
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    on_card = where.device.startswith("cuda")
+    packed = cfg.packing == "on" or (cfg.packing == "auto" and on_card)
+    # one fused kernel for the whole update where the card has it; the CPU keeps its default (its adapters' bytes)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True if on_card else None)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
     scaler = torch.amp.GradScaler("cuda") if where.needs_grad_scaler else None
     micro, ooms = cfg.batch_size, 0
@@ -237,10 +241,10 @@ def train_stage(
                 try:
                     if parallel is not None:
                         window_loss, window_tokens = _accumulate_shard(parallel, model, batches, micro, answer_tokens,
-                                                                       tokenizer.pad_token_id, where, scaler)
+                                                                       tokenizer.pad_token_id, where, scaler, packed)
                     else:
                         window_loss, window_tokens = _accumulate(model, batches, micro, answer_tokens,
-                                                                 tokenizer.pad_token_id, where, scaler)
+                                                                 tokenizer.pad_token_id, where, scaler, packed)
                     break
                 except Exception as exc:
                     if not memory.is_oom(exc) or micro == 1 or parallel is not None:
