@@ -12,7 +12,7 @@ Every figure is read from the end state — the final sweep on the run's final a
 scored on its exam items where it is split (else on all its items) — and from the policy's recorded statuses:
 gates held, mean score over the gated nodes, BWT (forgetting view: on check items, what the run saw), drift of the adapter it ends with (where the
 curriculum has `drift:`), optimizer steps and tokens until every gate was held (and still held at the end), wall
-time and probe time. Figures are mean ± 95 % t interval over the seeds. Each paired difference of the final
+time and probe time (with `check_s`: the in-run checks alone, the final sweep apart). Figures are mean ± 95 % t interval over the seeds. Each paired difference of the final
 score and of gates held is printed with its n (seeds × exam items), p, the smallest difference it could have
 detected (paired t, 80 % power, the data's own spread: curriculum.stats.power) and, where its interval straddles 0,
 whether that is level or underpowered and whether to add seeds or items (--matters: the score difference that
@@ -70,7 +70,10 @@ def _warm_up() -> None:
 def summarise(wh: Warehouse, run_id: str, targets: list[str], wall: float) -> dict[str, Any]:
     """One run's figures (flows.compare's, as `curriculum compare` reads them), with its wall time."""
     row = run_figures(wh, run_id, targets)
-    return {**row, "wall_s": wall, "overhead_s": wall - row["train_s"] - row["probe_s"]}
+    # the in-run checks (baseline, stage probes, in-stage checks: what decisions read) apart from the final sweep
+    check_s = row["probe_s"] - row["verdict_s"]
+    return {**row, "wall_s": wall, "overhead_s": wall - row["train_s"] - row["probe_s"], "check_s": check_s,
+            "check_fraction": check_s / wall if wall else None}
 
 
 def fmt(agg: dict[str, Any], digits: int = 3) -> str:
@@ -132,7 +135,7 @@ def main() -> None:
                    **({"resume": run_id} if killed else {"run_id": run_id}), profile=args.profile, **kw)
         row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0), **(extra or {})}
         if killed:  # its wall time would count the resumed part only, its train and probe time the whole run
-            row |= {"resumed": True, "wall_s": None, "overhead_s": None}
+            row |= {"resumed": True, "wall_s": None, "overhead_s": None, "check_fraction": None}
         with done_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(name, seed, json.dumps({k: v for k, v in row.items() if k not in ("end", "item_scores")}), flush=True)
@@ -221,6 +224,8 @@ def main() -> None:
                           for k in ("gates", "score", "bwt", "steps") if summary[f"adaptive_{k}_minus_paired"] is not None))
     every_run = [r for rows in per_seed.values() for r in rows if r["overhead_s"] is not None]
     summary["overhead_fraction"] = sum(r["overhead_s"] for r in every_run) / max(sum(r["train_s"] for r in every_run), 1e-9)
+    timed = [r for r in every_run if r.get("check_s") is not None and r["wall_s"]]  # rows written before it have none
+    summary["check_fraction"] = sum(r["check_s"] for r in timed) / sum(r["wall_s"] for r in timed) if timed else None
     summary["end_scores"] = {name: [r["end"] for r in rows] for name, rows in per_seed.items()}
 
     print(f"\n{loaded.spec.curriculum}{' / ' + args.profile if args.profile else ''}: {len(targets)} gated nodes, "

@@ -75,6 +75,7 @@ def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
         "gates_held": len(held), "targets": len(targets), "final_score": sum(scores) / len(scores) if scores else None,
         "bwt": s["bwt"], "drift": s["drift"], "steps_to_all": steps_to_all, "tokens_to_all": tokens_to_all,
         "total_steps": s["steps"], "total_tokens": s["tokens"], "stages": s["stages"], "probe_s": s["probe_s"],
+        "verdict_s": s["verdict_s"],
         "train_s": s["train_s"], "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
         **verdict_items(end, targets),
     }

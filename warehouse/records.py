@@ -231,17 +231,18 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
 
 def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
     """What bench/curriculum.py compares across policies, for one run: cost (train_s: optimizer time, checks
-    excluded; probe_s: baseline, checks and probe sweeps), and each stage's mastered nodes by the policy's
-    own recorded statuses."""
+    excluded; probe_s: baseline, checks and probe sweeps; verdict_s: the part of probe_s that is the final sweep,
+    which no decision reads), and each stage's mastered nodes by the policy's own recorded statuses."""
     _, rows = wh.query(
         """
         SELECT coalesce(sum(steps), 0), coalesce(sum(tokens), 0), coalesce(sum(seconds), 0) - coalesce(sum(check_s), 0),
                coalesce(sum(train_wall_s), 0), coalesce(sum(probe_s), 0) + coalesce(sum(check_s), 0),
                count(*) FILTER (WHERE kind <> 'final'),
-               (SELECT coalesce(baseline_probe_s, 0) FROM runs WHERE run_id = $1)
+               (SELECT coalesce(baseline_probe_s, 0) FROM runs WHERE run_id = $1),
+               coalesce(sum(probe_s) FILTER (WHERE kind = 'final'), 0)
         FROM stages WHERE run_id = $1
         """, [run_id])
-    steps, tokens, train_s, train_wall_s, probe_s, stages, baseline_s = rows[0]
+    steps, tokens, train_s, train_wall_s, probe_s, stages, baseline_s, verdict_s = rows[0]
     _, bwt = wh.query("SELECT avg(bwt) FROM forgetting WHERE run_id = $1", [run_id])
     _, per_stage = wh.query("SELECT stage, coalesce(steps, 0), coalesce(tokens, 0) FROM stages WHERE run_id = $1 "
                             "ORDER BY stage", [run_id])
@@ -251,7 +252,7 @@ def policy_summary(wh: Warehouse, run_id: str) -> dict[str, Any]:
     _, drift = wh.query("SELECT s.drift FROM stages f JOIN stages s ON s.run_id = f.run_id AND s.stage = f.parent_stage "
                         "WHERE f.run_id = $1 AND f.kind = 'final'", [run_id])  # of the adapter the run ends with
     return {"drift": drift[0][0] if drift else None, "per_stage": per_stage, "steps": steps, "tokens": tokens, "train_s": train_s, "train_wall_s": train_wall_s,
-            "probe_s": probe_s + baseline_s, "stages": stages, "bwt": bwt[0][0] or 0.0,
+            "probe_s": probe_s + baseline_s, "verdict_s": verdict_s, "stages": stages, "bwt": bwt[0][0] or 0.0,
             "mastered_after": [(stage, list(nodes or [])) for stage, nodes in statuses],
             "flat_checks": [(stage, json.loads(c) if c else []) for stage, c in checks]}
 
