@@ -141,13 +141,12 @@ class MixPolicy:
                   and paired_drop(o, b).significant(st.confidence(n))]
         signals = {"stage": stage, "scores": {m: e.score for m, e in observed.items() if e is not None},
                    "stop_reason": trained.get("stop_reason"), "steps": trained.get("steps")}
-        round_steps = int(trained.get("round_steps") or 1)
         if worse and not gained:  # the stage cost what the run held and taught the frontier nothing: back off
             decisions = [Decision(FLAT, Action.BACK_OFF, f"the mix made {', '.join(worse)} significantly worse and no "
                                   "frontier node significantly better: adapter discarded, parent's kept",
                                   step.attempt, signals={**signals, "worse": worse})]
             for n in step.data_nodes:  # a node skipped by a prerequisite's strict back-off above is done with
-                if st.status[n] == Status.LOCKED and self._out_of_budget(st, step, n, round_steps):
+                if st.status[n] == Status.LOCKED and self._out_of_budget(st, step, n):
                     kept = st.on_accepted(n)
                     decisions += self._spent_below(st, n, st.call(n, kept) if kept is not None else None, step)
             return Outcome.DISCARDED, decisions
@@ -165,7 +164,7 @@ class MixPolicy:
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
                 decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight", call, st.gate(n), attempt=st.attempts[n],
                                              before=b.score if (b := before.get(n)) else None, signals=signals))
-            elif self._out_of_budget(st, step, n, round_steps):
+            elif self._out_of_budget(st, step, n):
                 decisions += self._spent_below(st, n, call, step)
         return Outcome.DONE, decisions + self._held(st, observed)
 
@@ -194,10 +193,13 @@ class MixPolicy:
             st.attempts[n] = st.attempts.get(n, 0) + 1
             st.trained.add(n)
 
-    def _out_of_budget(self, st: RunState, step: Step, n: str, round_steps: int) -> bool:
-        """What is left would not buy one more round at the node's share of a stage."""
+    def _out_of_budget(self, st: RunState, step: Step, n: str) -> bool:
+        """What is left would not pay for the shortest round (`round_steps`) at the node's share of a stage. The
+        stage's own round is no measure of that: a first stage's round is one pass over every open node's data,
+        longer than most nodes' budgets, and the next stage mixes differently (a node left open alone takes most
+        of it): measured by it, a node was called spent with half its budget left."""
         share = step.mixture[n] / sum(step.mixture[m] for m in step.data_nodes)
-        return st.budgets[n] - self.spent.get(n, 0.0) < share * round_steps
+        return st.budgets[n] - self.spent.get(n, 0.0) < share * st.train_config(n).round_steps
 
     def _spent_below(self, st: RunState, n: str, call, step: Step) -> list[Decision]:
         """Budget spent under the gate: `below-gate` (still replayed) or, for a `required` gate, the
