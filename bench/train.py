@@ -7,6 +7,7 @@ and with the other batching, so the default is checked against the alternative i
 stage's wall time goes (load, tokenize, train, check, save). On a GPU (auto placement: CUDA in bf16, every side
 alike): peak memory, and model FLOPs utilisation against the card's bf16 peak (BENCH_PEAK_TFLOPS for a card
 not in the table). Last line: one JSON object. Run: .venv/bin/python bench/train.py
+(--packing-ab N: ours padded and packed alternately, N times each, nothing else)
 """
 
 from __future__ import annotations
@@ -135,7 +136,28 @@ def peak_tflops() -> float | None:
     return next((peak for piece, peak in PEAK_TFLOPS if piece in name), None)
 
 
+def packing_ab(repeats: int) -> None:
+    """Ours padded and packed, alternately, `repeats` times each on the same data: on a shared machine the load moves
+    during a run, and alternating spreads it over both. Last line: each run's tokens/s and the ratio of medians."""
+    data = variable_length_data(N_EXAMPLES)
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours(data[: CFG.batch_size], Path(tmp) / "warm")
+        for k in range(repeats):
+            for packing in ("off", "on"):
+                seconds, tokens, _ = ours(data, Path(tmp) / f"{packing}-{k}", packing)
+                runs[packing].append(round(tokens / seconds, 1))
+                print(f"packing {packing:3s} run {k + 1}: {tokens / seconds:7.1f} tok/s", flush=True)
+    median = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
+    print(json.dumps({"padded_tok_s": runs["off"], "packed_tok_s": runs["on"],
+                      "packed_over_padded": round(median["on"] / median["off"], 3), "examples": N_EXAMPLES,
+                      "device": torch.cuda.get_device_name(0) if CUDA else "cpu"}))
+
+
 def main() -> None:
+    if "--packing-ab" in sys.argv:  # bench/train.py --packing-ab N
+        packing_ab(int(sys.argv[sys.argv.index("--packing-ab") + 1]))
+        return
     if BASE == BUNDLED:
         converted_bundled()  # conversion is a one-off, not part of any figure
     data = variable_length_data(N_EXAMPLES)
