@@ -42,7 +42,7 @@ def paths_run(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 # the files that take over a minute run first: under `-n`, whole files go to the workers in this order, and a long
 # file handed out last would leave one worker busy while the other waits
-FIRST = ("test_e2e_prefect.py", "test_resume.py", "test_probes_slow.py", "test_tracking.py", "test_accelerate.py",
+FIRST = ("test_e2e_prefect.py", "test_resume.py", "test_gpucheck.py", "test_probes_slow.py", "test_tracking.py", "test_accelerate.py",
          "test_compare.py", "test_diskfull.py", "test_stop.py", "test_mix.py", "test_train_slow.py")
 
 
