@@ -84,9 +84,10 @@ def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path
     _, pol, st = _start(tmp_path)
     pol.baseline(st, _zeros(*"zyxw"))
     step = pol.next_step(st)
-    # z and y have the largest share, so the stage's budget is theirs: both spend it below their gates
+    # 16 steps at their shares: z and y (5/16) spent 5 of their 8 and cannot pay for a round of 4 even alone, so
+    # they end below their gates; x and w (3/16) spent 3, and 5 left pays for one more round
     outcome, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), **_zeros(*"yxw")},
-                                     {"steps": step.budget, "stop_reason": "budget", "round_steps": 2})
+                                     {"steps": 16, "stop_reason": "plateau", "round_steps": 16})
     assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "below-gate"), ("y", "below-gate")]
     assert "its budget is spent" in decisions[0].reason and st.status["z"] == "below-gate"
     nxt = pol.next_step(st)
@@ -98,9 +99,31 @@ def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path
     pol.baseline(st, _zeros(*"zyxw"))
     step = pol.next_step(st)
     _, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), **_zeros(*"yxw")},
-                               {"steps": step.budget, "stop_reason": "budget", "round_steps": 2})
+                               {"steps": 16, "stop_reason": "plateau", "round_steps": 16})
     assert [(d.node_id, d.action) for d in decisions] == [("z", "back-off"), ("y", "skip"), ("x", "skip")]
     assert pol.next_step(st).data_nodes == ["w"]
+
+
+def test_a_pass_in_the_stage_where_a_required_prerequisite_fails_is_kept_whatever_the_order(tmp_path: Path) -> None:
+    """Under mix a node trains beside its prerequisites, so it can pass before one of them fails a `required` gate:
+    its pass stands, in the same stage as in an earlier one, and only what is still open below the failure is
+    skipped."""
+    _, pol, st = _start(tmp_path, "{min_score: 0.5, required: true}")
+    pol.baseline(st, _zeros(*"zyxw"))
+    step = pol.next_step(st)
+    _, decisions = pol.observe(st, step, 1, {"z": binary([1, 1] + [0] * 6), "y": binary([1] * 8), **_zeros(*"xw")},
+                               {"steps": 16, "stop_reason": "plateau", "round_steps": 16})
+    assert [(d.node_id, d.action) for d in decisions] == [("y", "pass"), ("z", "back-off"), ("x", "skip")]
+    assert st.status["y"] == "mastered" and pol.next_step(st).data_nodes == ["w"]
+    # y passed a stage earlier, z fails now: the same end
+    _, pol, st = _start(tmp_path, "{min_score: 0.5, required: true}")
+    pol.baseline(st, _zeros(*"zyxw"))
+    pol.observe(st, pol.next_step(st), 1, {"y": binary([1] * 8), **_zeros(*"zxw")},
+                {"steps": 4, "stop_reason": "gate-met", "round_steps": 16})
+    _, decisions = pol.observe(st, pol.next_step(st), 2, {"z": binary([1, 1] + [0] * 6), **_zeros(*"xw")},
+                               {"steps": 12, "stop_reason": "plateau", "round_steps": 16})
+    assert ("z", "back-off") in [(d.node_id, d.action) for d in decisions] and st.status["y"] == "mastered"
+    assert st.status["x"] == "skipped"
 
 
 def test_a_mix_stage_that_made_what_the_run_held_worse_is_discarded(tmp_path: Path) -> None:
@@ -162,6 +185,21 @@ def test_a_mix_run_records_its_mixture_and_resumes_to_the_same_rows(prefect_harn
     assert 'id="mixture"' in page and all(f"<td>{n}</td><td>frontier</td>" in page for n in "zyxw")
     _, ends = wh.query("SELECT node_id, status FROM final_status WHERE run_id = 'mx' ORDER BY node_id")
     assert {s for _, s in ends} <= {"mastered", "below-gate", "forgotten"}  # every node was reached
+
+    # a run whose record mixed another frontier (a mix from before a change to the policy) is refused, not replayed
+    # under rules that would probe nodes it never probed
+    import duckdb
+
+    from curriculum.policies.registry import make_policy as policy_named
+    from flows.curriculum_flow import replay_state
+
+    tampered = tmp_path / "tampered.duckdb"
+    shutil.copy(ref / "w.duckdb", tampered)
+    with duckdb.connect(str(tampered)) as con:
+        con.execute("DELETE FROM stage_mixture WHERE stage = 1 AND node_id = 'x'")
+    replay_state(Warehouse(ref / "w.duckdb"), load_curriculum(graph), "mx", policy_named("mix"))  # the record as made
+    with pytest.raises(ValueError, match="mixing w, y, z, but replaying its record picks mix of \\* attempt 1 mixing w, x, y, z"):
+        replay_state(Warehouse(tampered), load_curriculum(graph), "mx", policy_named("mix"))
 
     run = tmp_path / "run"
     run.mkdir()

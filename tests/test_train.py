@@ -65,11 +65,13 @@ def test_packed_and_padded_batches_give_each_example_the_same_loss() -> None:
         packed = collate(items, pad, "cpu", packed=True)
         assert packed["input_ids"].shape == (1, sum(len(it.ids) for it in items)) and "attention_mask" not in packed
         flat = token_losses(loaded.model, packed)[0]
-    offset = max(packed["first"] - 1, 0)  # column j of the packed row is position offset + j (the first prompt is not kept)
+    kept = packed["keep"].tolist()  # column j of the packed row is position kept[j]
+    assert len(kept) == sum(it.answer_tokens for it in items)  # the answers' logits only, no prompt's
     starts = [0]
     for it in items[:-1]:
         starts.append(starts[-1] + len(it.ids))
-    per_example = [flat[max(start - offset, 0): start + len(it.ids) - 1 - offset].sum() for start, it in zip(starts, items)]
+    per_example = [sum(flat[j] for j, pos in enumerate(kept) if start <= pos < start + len(it.ids) - 1)
+                   for start, it in zip(starts, items)]
     assert torch.allclose(torch.stack(per_example), rows, rtol=1e-4, atol=1e-4)
     alone = torch.stack([token_losses(loaded.model, collate([it], pad, "cpu")).sum() for it in items])
     assert torch.allclose(alone, rows, rtol=1e-4, atol=1e-4)

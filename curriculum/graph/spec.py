@@ -176,7 +176,8 @@ class TrainConfig(Strict):
     packing: Literal["auto", "on", "off"] = Field(
         "auto", description="how a micro-batch's examples go to the model: 'on' packed end to end in one row (no "
         "padding, attention kept inside each example, the same loss per example); 'off' right-padded to the "
-        "batch's longest; 'auto': packed on CUDA, padded on the CPU (docs/benchmarks.md, 'Training')")
+        "batch's longest; 'auto': packed where the model's attention has variable-length kernels (flash-attention), "
+        "padded under SDPA or eager, which compute a packed row's whole attention (docs/benchmarks.md, 'Training')")
 
 
 class GateConfig(Strict):

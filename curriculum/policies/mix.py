@@ -146,30 +146,31 @@ class MixPolicy:
                                   "frontier node significantly better: adapter discarded, parent's kept",
                                   step.attempt, signals={**signals, "worse": worse})]
             for n in step.data_nodes:  # a node skipped by a prerequisite's strict back-off above is done with
-                if st.status[n] == Status.LOCKED and self._out_of_budget(st, step, n):
+                if st.status[n] == Status.LOCKED and self._out_of_budget(st, n):
                     kept = st.on_accepted(n)
                     decisions += self._spent_below(st, n, st.call(n, kept) if kept is not None else None, step)
             return Outcome.DISCARDED, decisions
         st.keep(stage)
         decisions = []
-        for n in step.data_nodes:
-            if st.status[n] != Status.LOCKED:  # skipped by a prerequisite's strict back-off earlier in this loop
-                continue
-            ev = observed.get(n)
-            call = st.call(n, ev) if ev is not None else None
+        calls = {n: st.call(n, ev) if (ev := observed.get(n)) is not None else None for n in step.data_nodes}
+        # passes first: a node that passed in this stage keeps its pass whatever its prerequisites' calls below
+        # (as one that passed a stage earlier does), so the end does not hang on the order of the loop
+        for n, call in calls.items():
             if call is None or call.passed:
                 st.status[n] = Status.MASTERED
-                if ev is not None:
+                if (ev := observed.get(n)) is not None:
                     st.mastered_on[n] = ev
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
                 decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight", call, st.gate(n), attempt=st.attempts[n],
                                              before=b.score if (b := before.get(n)) else None, signals=signals))
-            elif self._out_of_budget(st, step, n):
+        for n, call in calls.items():  # a node skipped by a prerequisite's strict back-off above is done with
+            if st.status[n] == Status.LOCKED and self._out_of_budget(st, n):
                 decisions += self._spent_below(st, n, call, step)
         return Outcome.DONE, decisions + self._held(st, observed)
 
     def stage_failed(self, st: RunState, step: Step, stage: int, error: str) -> list[Decision]:
-        """A mix stage that raised (bad data, out of memory after retries): its frontier backs off, the rest goes on."""
+        """A mix stage that raised (bad data, out of memory after retries, each retried first): every open node was
+        in it, so every one backs off (`failed`, what requires it skipped) and the run ends with what it holds."""
         decisions: list[Decision] = []
         for n in step.data_nodes:
             if st.status[n] != Status.LOCKED:
@@ -193,13 +194,12 @@ class MixPolicy:
             st.attempts[n] = st.attempts.get(n, 0) + 1
             st.trained.add(n)
 
-    def _out_of_budget(self, st: RunState, step: Step, n: str) -> bool:
-        """What is left would not pay for the shortest round (`round_steps`) at the node's share of a stage. The
-        stage's own round is no measure of that: a first stage's round is one pass over every open node's data,
-        longer than most nodes' budgets, and the next stage mixes differently (a node left open alone takes most
-        of it): measured by it, a node was called spent with half its budget left."""
-        share = step.mixture[n] / sum(step.mixture[m] for m in step.data_nodes)
-        return st.budgets[n] - self.spent.get(n, 0.0) < share * st.train_config(n).round_steps
+    def _out_of_budget(self, st: RunState, n: str) -> bool:
+        """What is left would not pay for the shortest round (`round_steps`) even with a stage to itself. The stage's
+        own round is no measure of that: a first stage's round is one pass over every open node's data, longer than
+        most nodes' budgets (measured by it, a node was called spent with half its budget left); and every node
+        kept open can pay for a next stage of at least `round_steps` whatever its share there (no 1-step stages)."""
+        return st.budgets[n] - self.spent.get(n, 0.0) < st.train_config(n).round_steps
 
     def _spent_below(self, st: RunState, n: str, call, step: Step) -> list[Decision]:
         """Budget spent under the gate: `below-gate` (still replayed) or, for a `required` gate, the

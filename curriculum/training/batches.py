@@ -72,21 +72,32 @@ def length_grouped_batches(items: Sequence[Tokenized], batch_size: int, rng: ran
     return batches
 
 
+# attention implementations with variable-length kernels: they skip what a packed row's block mask hides, where
+# SDPA and eager compute the whole row's attention under it (packed ran 0.82x padded on the CPU: docs/benchmarks.md)
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3")
+
+
+def packs(cfg: TrainConfig, model) -> bool:
+    """`packing` resolved for this model: 'auto' packs only where the attention has variable-length kernels."""
+    return cfg.packing == "on" or (cfg.packing == "auto" and getattr(model.config, "_attn_implementation", None)
+                                   in VARLEN_ATTENTION)
+
+
 def collate(items: Sequence[Tokenized], pad_id: int, device: str, packed: bool = False) -> dict[str, Any]:
     """A micro-batch as the model reads it. Padded: right-padded to the longest item of the batch, not to
     max_length. Packed: every item end to end in one row, each one's positions counted from 0 and no attention
-    mask, which transformers reads as separate sequences (masking_utils' packed-sequence path: no attention
-    across items, no padding; flash-attention's varlen kernels where the model runs them). Each item's first label
-    is ignored, so no item's loss reads the item before it.
+    mask, which transformers reads as separate sequences (masking_utils' packed-sequence path, taken only without
+    a cache: `token_losses` asks for none). Each item's first label is ignored, so no item's loss reads the item
+    before it.
 
-    `first` (the first position whose next token carries a loss) is found here, on the host, so the step does not
-    wait on the device to learn it."""
+    `keep` (the positions whose next token carries a loss, in any row) is found here, on the host, so the step
+    does not wait on the device to learn which logits to compute."""
     if packed:
         ids = torch.tensor([t for it in items for t in it.ids], dtype=torch.long)[None]
         labels = torch.tensor([IGNORE if k == 0 else t for it in items for k, t in enumerate(it.labels)], dtype=torch.long)[None]
         positions = torch.tensor([k for it in items for k in range(len(it.ids))], dtype=torch.long)[None]
         return {"input_ids": ids.to(device), "labels": labels.to(device), "position_ids": positions.to(device),
-                "first": _first_answer(labels)}
+                "keep": _answered(labels).to(device)}
     width = max(len(it.ids) for it in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
@@ -97,26 +108,26 @@ def collate(items: Sequence[Tokenized], pad_id: int, device: str, packed: bool =
         labels[row, :n] = torch.tensor(it.labels)
         mask[row, :n] = 1
     return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device),
-            "first": _first_answer(labels)}
+            "keep": _answered(labels).to(device)}
 
 
-def _first_answer(labels: torch.Tensor) -> int:
-    """The earliest answer position over the batch's rows (0 when a row has none, as before)."""
-    return int((labels != IGNORE).int().argmax(dim=1).min())
+def _answered(labels: torch.Tensor) -> torch.Tensor:
+    """Positions p, over all rows, whose next token p + 1 carries a loss (the last position when none does)."""
+    keep = (labels[:, 1:] != IGNORE).any(dim=0).nonzero().squeeze(1)
+    return keep if keep.numel() else torch.tensor([labels.size(1) - 1])
 
 
 def token_losses(model, batch: dict[str, Any]) -> torch.Tensor:
-    """Each position's cross-entropy on the token after it, 0 where that token carries no loss; positions before
-    the batch's first answer are left out (column j is position `first - 1 + j`, or j when `first` is 0).
+    """The cross-entropy of each kept position on the token after it (column j is position `batch["keep"][j]`),
+    0 where that token carries no loss in a row.
 
-    The vocabulary projection runs only from the first answer token of the batch on: the
-    prompt's logits carry no loss, and with a 49k vocabulary they cost a fifth of the step.
+    The vocabulary projection runs only where some row has an answer token next: a prompt's logits carry no loss,
+    and with a 49k vocabulary they cost a fifth of the step; in a packed row the prompts sit between the answers.
     """
-    labels = batch["labels"]
-    keep = torch.arange(max(batch["first"] - 1, 0), labels.size(1) - 1, device=labels.device)
+    keep = batch["keep"]
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
     logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits.float()
-    targets = labels[:, keep + 1]
+    targets = batch["labels"][:, keep + 1]
     losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE, reduction="none")
     return losses.view(targets.shape)
 

@@ -34,7 +34,8 @@ from curriculum.models.placement import Placement
 from curriculum.training.sizing import Check, best_check, round_length, stop_reason
 from curriculum.graph.spec import LoraConfig, TrainConfig
 from curriculum.training.stagespec import StageSpec
-from curriculum.training.batches import Tokenized, collate, shard, summed_loss, tokenize_examples, windows, with_replay
+from curriculum.training.batches import (Tokenized, collate, packs, shard, summed_loss, tokenize_examples, windows,
+                                         with_replay)
 from curriculum.training.stagefiles import StageResult, StepLog, save_stage
 from curriculum.models.tokens import Plan, hyperword_ids, trainable_token_indices
 
@@ -217,7 +218,7 @@ def train_stage(
     every = round_length(len(items), cfg) if check is not None else total_steps
     params = [p for p in model.parameters() if p.requires_grad]
     on_card = where.device.startswith("cuda")
-    packed = cfg.packing == "on" or (cfg.packing == "auto" and on_card)
+    packed = packs(cfg, model)
     # one fused kernel for the whole update where the card has it; the CPU keeps its default (its adapters' bytes)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True if on_card else None)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
