@@ -27,7 +27,7 @@ def tiny_graph(root: Path, extra_yaml: str = "") -> Path:
         ])
     graph = root / "graph.yaml"
     graph.write_text(
-        "curriculum: tiny\nmodel: {base: tiny-random}\n"
+        "curriculum: tiny\nmodel: {base: tiny-random}\n" + ("" if "policy:" in extra_yaml else "policy: gated\n") +
         "defaults:\n  train: {epochs: 2, lr: 0.005, batch_size: 4, max_length: 96}\n  gate: {min_score: 0.5, max_attempts: 2}\n"
         + extra_yaml +
         "nodes:\n"
@@ -48,6 +48,7 @@ def chain_graph(root: Path, gate: str = "{min_score: 0.5}", head: str = "", trai
         write_jsonl(root / f"{n}_mc.jsonl", [{"prompt": f"{n} pick {i}", "choices": ["yes", "no"], "answer": 0}
                                              for i in range(8)])
     graph = root / "chain.yaml"
+    head = head if "policy:" in head else "policy: gated\n" + head  # the tests' expectations are gated's
     graph.write_text("curriculum: chain\nmodel: {base: tiny-random}\n" + head + "defaults:\n"
                      + (f"  train: {train}\n" if train else "") + "  gate: " + gate + "\nnodes:\n" + "".join(
                          f"  {n}:\n    layer: definition\n    data: {n}.jsonl\n" + (f"    requires: [{r}]\n" if r else "")

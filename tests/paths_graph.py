@@ -34,6 +34,7 @@ def paths_graph(root: Path, epochs: int = 2) -> Path:
     graph = root / "paths.yaml"
     graph.write_text(f"""curriculum: paths
 model: {{base: tiny-random}}
+policy: gated
 defaults:
   train: {{epochs: {epochs}, lr: 0.01, batch_size: 4, max_length: 64}}
   gate: {{min_score: 0.5, max_attempts: 2}}

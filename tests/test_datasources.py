@@ -41,7 +41,7 @@ def _graph(root: Path, nodes: dict[str, str]) -> Path:
     body = "".join(f"  {n}:\n    layer: definition\n    data: {data}\n    probes: [{{kind: transfer, items: mc.jsonl}}]\n"
                    for n, data in nodes.items())
     graph = root / "graph.yaml"
-    graph.write_text("curriculum: formats\nmodel: {base: tiny-random}\n"
+    graph.write_text("curriculum: formats\nmodel: {base: tiny-random}\npolicy: gated\n"
                      "defaults:\n  train: {epochs: 1, batch_size: 4, max_length: 160}\nnodes:\n" + body, encoding="utf-8")
     return graph
 
@@ -229,7 +229,7 @@ def test_probe_items_from_other_files_with_a_column_mapping(tmp_path: Path) -> N
     datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "check.parquet"))
     (tmp_path / "exam.json").write_text(json.dumps([{**r, "question": f"Choose {i}"} for i, r in enumerate(rows)]))
     graph = tmp_path / "graph.yaml"
-    graph.write_text("curriculum: items\nmodel: {base: tiny-random}\nnodes:\n  n:\n    layer: definition\n"
+    graph.write_text("curriculum: items\nmodel: {base: tiny-random}\npolicy: gated\nnodes:\n  n:\n    layer: definition\n"
                      "    data: train.jsonl\n    probes:\n      - {kind: transfer, items: check.parquet, exam: exam.json, "
                      "fields: {prompt: question, choices: options, answer: label}}\n", encoding="utf-8")
     loaded = load_curriculum(graph)

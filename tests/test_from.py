@@ -35,7 +35,7 @@ def family(prefect_harness, tmp_path_factory: pytest.TempPathFactory):
     from flows.curriculum_flow import curriculum
 
     tmp = tmp_path_factory.mktemp("from")
-    head = ("curriculum: family\nmodel: {base: tiny-random}\n"
+    head = ("curriculum: family\nmodel: {base: tiny-random}\npolicy: gated\n"
             "defaults:\n  train: {epochs: 2, lr: 0.01, batch_size: 4, max_length: 64}\n  gate: {min_score: 0.5}\nnodes:\n")
     graph = tmp / "graph.yaml"
     graph.write_text(head + _node(tmp, "a", A, "quiet market"))

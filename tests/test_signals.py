@@ -30,7 +30,7 @@ def _choice_graph(root: Path, items: int, answer_word: str | None = None, extra:
     write_jsonl(root / "mc.jsonl", rows)
     write_jsonl(root / "data.jsonl", [{"prompt": f"Say the word {i}.", "answer": "zorblat"} for i in range(8)])
     graph = root / "g.yaml"
-    graph.write_text("curriculum: c\nmodel: {base: tiny-random}\n"
+    graph.write_text("curriculum: c\nmodel: {base: tiny-random}\npolicy: gated\n"
                      "defaults:\n  train: {epochs: 1, lr: 0.01, batch_size: 4, max_length: 64}\n  gate: {min_score: 0.7}\n"
                      f"nodes:\n  n:\n    layer: transfer\n    data: data.jsonl\n{extra}"
                      "    probes: [{kind: transfer, items: mc.jsonl}]\n")
