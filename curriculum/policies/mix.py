@@ -9,7 +9,7 @@ run continues and A holds the graph's `requires` edges (A_ii = 1, A_ij = 1 when 
 weighs more while the nodes that require it are far from their gates. The graph orders by weight, not by waiting:
 Skill-It's mixture covers every skill from its first step, and a mixture of only the nodes whose prerequisites
 were settled made every chain blocked sequential training, which lost to a flat fine-tune at the same steps
-(docs/benchmarks.md, "Chain of skills"). After each stage every node in the mix is probed: one that passes
+(docs/benchmarks.md, "a generated chain"). After each stage every node in the mix is probed: one that passes
 drops to the replay weight; one whose budget is spent below its gate ends `below-gate` (still replayed).
 
 Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
