@@ -27,7 +27,7 @@ def tiny_graph(root: Path, extra_yaml: str = "") -> Path:
         ])
     graph = root / "graph.yaml"
     graph.write_text(
-        "curriculum: tiny\nmodel: {base: tiny-random}\n" + ("" if "policy:" in extra_yaml else "policy: gated\n") +
+        "curriculum: tiny\nmodel: {base: tiny-random}\n"
         "defaults:\n  train: {epochs: 2, lr: 0.005, batch_size: 4, max_length: 96}\n  gate: {min_score: 0.5, max_attempts: 2}\n"
         + extra_yaml +
         "nodes:\n"

@@ -70,7 +70,7 @@ def test_freeze_lower_keeps_the_lower_layers_of_a_continued_adapter(tmp_path: Pa
 
 def test_new_settings_at_their_defaults_leave_an_older_stage_hash_unchanged() -> None:
     cfg = TrainConfig()
-    older = {k: v for k, v in cfg.model_dump().items() if k not in ("replay_each", "freeze_lower", "consolidate")}
+    older = {k: v for k, v in cfg.model_dump().items() if k not in ("replay_each", "freeze_lower", "consolidate", "packing")}
     # an example as the older hash read it: before conversations (system, history) existed
     doc = {"base": TINY, "parent": None, "examples": [{"prompt": e.prompt, "answer": e.answer, "source": e.source}
                                                       for e in EXAMPLES], "pools": [],

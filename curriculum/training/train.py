@@ -210,6 +210,7 @@ def train_stage(
     if parent_adapter is not None:
         freeze_lower(model, cfg.freeze_lower)
     model.train()
+    packed = packs(cfg, model)  # read off the model's own config, before a wrapper hides it
     if parallel is not None:  # before the optimizer: FSDP replaces the parameters it shards
         model = parallel.prepare(model)
     rng = random.Random(cfg.seed)
@@ -218,7 +219,6 @@ def train_stage(
     every = round_length(len(items), cfg) if check is not None else total_steps
     params = [p for p in model.parameters() if p.requires_grad]
     on_card = where.device.startswith("cuda")
-    packed = packs(cfg, model)
     # one fused kernel for the whole update where the card has it; the CPU keeps its default (its adapters' bytes)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True if on_card else None)
     schedule = get_cosine_schedule_with_warmup(optimizer, math.ceil(cfg.warmup_ratio * total_steps), total_steps)
