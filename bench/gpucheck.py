@@ -14,7 +14,7 @@ H100:
 5. `demo`: the demo profile timed end to end.
 
 OUT is $GPU_CHECK_OUT (default runs/gpu-check-DATE). `--rehearse` runs every step at toy size on whatever device
-there is (the tiny random model, a few steps; 4 min 40 s on a 2-core CPU shared with two benchmarks): the suite
+there is (the tiny random model, a few steps; 2 min 15 s on a free 2-core CPU): the suite
 runs it, so the script is known to run end to end before a card ever sees it. Last line: one JSON object, each
 step's exit status.
 
