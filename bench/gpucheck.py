@@ -35,7 +35,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +51,6 @@ class Step:
     limit_s: int
     commands: list[list[str]]  # several run side by side (arms sharing the card), one is the usual case
     env: dict[str, str] = field(default_factory=dict)
-    before: list[list[str]] = field(default_factory=list)  # set-up (a curriculum written), inside the limit
-    then: Callable[[], None] | None = None  # after the set-up (the rehearsal puts the curriculum on the tiny model)
 
 
 def commit() -> str:
@@ -70,28 +67,40 @@ def device() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
-def steps(out: Path, rehearse: bool) -> list[Step]:
-    """The check, in the order the issue asks; `rehearse`: each at toy size."""
+def write_chain(out: Path, rehearse: bool) -> Path:
+    """The generated chain the efficacy and (rehearsed) demo steps run, written once before the steps; the rehearsal's
+    is toy-sized and on the tiny random model. Its output goes to OUT/00-setup.log; a failure shows in those steps."""
     chain = out / "chain"
     size = ["--size", "depth=2", "--size", "train=16", "--size", "check=8", "--size", "exam=8",
             "--size", "max_steps=2"] if rehearse else []
+    with (out / "00-setup.log").open("w") as sink:
+        try:
+            subprocess.run([*CLI, "generate", "chain", str(chain), "--seed", "0", "--force", *size], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=sink, stderr=subprocess.STDOUT, timeout=120)
+        except subprocess.TimeoutExpired:
+            sink.write("\n(generate timed out after 120 s)\n")
+    if rehearse and (chain / "graph.yaml").exists():
+        on_tiny(chain / "graph.yaml")
+    return chain / "graph.yaml"
+
+
+def steps(out: Path, graph: Path, rehearse: bool) -> list[Step]:
+    """The check, in the order the issue asks; `rehearse`: each at toy size."""
     arms = [["--policy", "mix", "--baselines", "flat-budget", "--out", str(out / "efficacy-mix")],
             ["--policy", "gated", "--baselines", "", "--out", str(out / "efficacy-gated")]]
-    efficacy = [[PY, "bench/curriculum.py", "--graph", str(chain / "graph.yaml"), "--seeds", "1", *arm] for arm in arms]
-    demo = ([*CLI, "run", str(chain / "graph.yaml"), "--max-steps", "1"] if rehearse
+    efficacy = [[PY, "bench/curriculum.py", "--graph", str(graph), "--seeds", "1", *arm] for arm in arms]
+    demo = ([*CLI, "run", str(graph), "--max-steps", "1"] if rehearse
             else [*CLI, "run", "graphs/hyperwords.yaml", "--profile", "demo", "--max-steps", "20"])
     demo += ["--run-id", f"gpu-demo-{time.strftime('%Y%m%d-%H%M%S')}", "--db", str(out / "demo.duckdb"),
              "--runs-dir", str(out / "demo-runs")]
     tiny = {"BENCH_BASE": "tiny-random"}
-    write_chain = [*CLI, "generate", "chain", str(chain), "--seed", "0", "--force", *size]
     return [
         Step("gpu-tests", 90, [[PY, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-m", "gpu", "tests/test_gpu.py"]]),
         Step("train", 80, [[PY, "bench/train.py"]], {"BENCH_TRAIN_EXAMPLES": "8", **tiny} if rehearse else {}),
         Step("precision", 70, [[PY, "bench/precision.py", *(["--steps", "2"] if rehearse else ["--cuda", "--steps", "20"])]],
              tiny if rehearse else {}),
-        Step("efficacy", 130, efficacy, before=[write_chain], then=(lambda: on_tiny(chain / "graph.yaml")) if rehearse else None),
-        Step("demo", 100, [demo], before=[write_chain] if rehearse else [],
-             then=(lambda: on_tiny(chain / "graph.yaml")) if rehearse else None),
+        Step("efficacy", 130, efficacy),
+        Step("demo", 100, [demo]),
     ]
 
 
@@ -127,8 +136,8 @@ def _finish(proc: subprocess.Popen, left: float) -> tuple[str, int]:
 
 
 def run_step(k: int, step: Step, out: Path, facts: dict[str, Any]) -> int:
-    """Run one step's set-up, then its commands side by side, all under its limit; write its result file the moment
-    they end. The step's status is the first non-zero one (a run killed by a signal counts)."""
+    """Run one step's commands side by side under its limit; write its result file the moment they end. The step's
+    status is the first non-zero one (a run killed by a signal counts)."""
     env = {**os.environ, **step.env, "PYTHONPATH": str(ROOT)}
     log = out / f"{k:02d}-{step.name}.log"
     started = time.perf_counter()
@@ -142,15 +151,7 @@ def run_step(k: int, step: Step, out: Path, facts: dict[str, Any]) -> int:
 
     results = []
     with log.open("w") as sink:
-        for cmd in step.before:
-            output, rc = _finish(launch(cmd), left())
-            sink.write(f"$ {' '.join(cmd)}\n{output}\n(exit {rc})\n")
-            if rc:
-                results.append({"command": " ".join(cmd), "rc": rc, "figure": summary_of(output)})
-        if step.then is not None and not results:
-            step.then()
-        procs = [] if results else [(cmd, launch(cmd)) for cmd in step.commands]
-        for cmd, proc in procs:
+        for cmd, proc in [(cmd, launch(cmd)) for cmd in step.commands]:
             output, rc = _finish(proc, left())
             sink.write(f"$ {' '.join(cmd)}\n{output}\n(exit {rc})\n")
             results.append({"command": " ".join(cmd), "rc": rc, "figure": summary_of(output)})
@@ -175,7 +176,8 @@ def main() -> None:
              "rehearsal": args.rehearse}
     wanted = [s for s in args.only.split(",") if s]
     codes = {}
-    for k, step in enumerate(steps(out, args.rehearse), 1):
+    graph = write_chain(out, args.rehearse)
+    for k, step in enumerate(steps(out, graph, args.rehearse), 1):
         if wanted and step.name not in wanted:
             continue
         codes[step.name] = run_step(k, step, out, facts)

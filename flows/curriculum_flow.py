@@ -302,13 +302,13 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Poli
         if step is None:
             break
         frontier = done.get("frontier")  # a mix stage is "*" every time: what it mixed tells a changed policy apart
-        if (step.node_id, step.attempt, step.kind) != (done["node_id"], done["attempt"], done["kind"]) or (
-                frontier is not None and sorted(step.data_nodes) != frontier):
-            raise ValueError(f"run '{run_id}' stage {stage} was recorded as {done['kind']} of {done['node_id']} attempt "
-                             f"{done['attempt']}" + (f" mixing {', '.join(frontier)}" if frontier else "")
-                             + f", but replaying its record picks {step.kind} of {step.node_id} attempt {step.attempt}"
-                             + (f" mixing {', '.join(sorted(step.data_nodes))}" if frontier else "")
-                             + ": the policy's code changed since, so this run cannot be resumed")
+        recorded = f"{done['kind']} of {done['node_id']} attempt {done['attempt']}" + (
+            f" mixing {', '.join(frontier)}" if frontier is not None else "")
+        picked = f"{step.kind} of {step.node_id} attempt {step.attempt}" + (
+            f" mixing {', '.join(sorted(step.data_nodes))}" if frontier is not None else "")
+        if picked != recorded:
+            raise ValueError(f"run '{run_id}' stage {stage} was recorded as {recorded}, but replaying its record picks "
+                             f"{picked}: the policy's code changed since, so this run cannot be resumed")
         advance(pol, st, loaded, step, stage, done, history.item_scores.get(stage, {}))
         stage += 1
     return st, stage
