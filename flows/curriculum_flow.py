@@ -283,6 +283,11 @@ def advance(pol: Policy, st: RunState, loaded: LoadedCurriculum, step: Step, sta
     return outcome, decisions, observed
 
 
+def _drawn(counts: dict[str, int]) -> str:
+    """A mix stage's examples per node, as a replay check compares them."""
+    return ", ".join(f"{n} {counts[n]}" for n in sorted(counts))
+
+
 def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Policy,
                  history: records.History | None = None, overrides: dict[str, Any] | None = None) -> tuple[RunState, int]:
     """The policy's state after a run's recorded stages, replayed through the same state machine from the
@@ -303,9 +308,9 @@ def replay_state(wh: Warehouse, loaded: LoadedCurriculum, run_id: str, pol: Poli
             break
         frontier = done.get("frontier")  # a mix stage is "*" every time: what it mixed tells a changed policy apart
         recorded = f"{done['kind']} of {done['node_id']} attempt {done['attempt']}" + (
-            f" mixing {', '.join(frontier)}" if frontier is not None else "")
+            f" mixing {', '.join(frontier)} ({_drawn(done['drawn'])})" if frontier is not None else "")
         picked = f"{step.kind} of {step.node_id} attempt {step.attempt}" + (
-            f" mixing {', '.join(sorted(step.data_nodes))}" if frontier is not None else "")
+            f" mixing {', '.join(sorted(step.data_nodes))} ({_drawn(step.mixture)})" if frontier is not None else "")
         if picked != recorded:
             raise ValueError(f"run '{run_id}' stage {stage} was recorded as {recorded}, but replaying its record picks "
                              f"{picked}: the policy's code changed since, so this run cannot be resumed")

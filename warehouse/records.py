@@ -137,12 +137,16 @@ def load_history(wh: Warehouse, run_id: str) -> History:
     for stage, node, probe_index, item, kind, score in rows:
         scores[stage][node].append((probe_index, item, kind, score))
     history.item_scores = {s: dict(nodes) for s, nodes in scores.items()}
-    if wh.has_table("stage_mixture"):  # a mix stage's frontier, so a replay can tell a policy that mixes differently
-        _, rows = wh.query("SELECT stage, list(node_id ORDER BY node_id) FROM stage_mixture WHERE run_id = ? "
-                           "AND role = 'frontier' GROUP BY stage", [run_id])
-        for stage, nodes in rows:
+    if wh.has_table("stage_mixture"):  # what a mix stage drew, so a replay can tell a policy that mixes differently
+        _, rows = wh.query("SELECT stage, node_id, role, examples FROM stage_mixture WHERE run_id = ? "
+                           "ORDER BY stage, node_id", [run_id])
+        for stage, node, role, examples in rows:
             if stage in history.stages:
-                history.stages[stage]["frontier"] = list(nodes)
+                rec = history.stages[stage]
+                rec.setdefault("frontier", [])
+                rec.setdefault("drawn", {})[node] = examples
+                if role == "frontier":
+                    rec["frontier"].append(node)
     _, baseline_decisions = wh.query("SELECT count(*) FROM decisions WHERE run_id = ? AND stage = 0", [run_id])
     if baseline_decisions[0][0] and 0 not in history.item_scores:
         history.item_scores[0] = {}
