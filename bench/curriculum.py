@@ -192,6 +192,9 @@ def main() -> None:
             out[f"adaptive_{key}_minus_{name}_power"] = d["power"]
             said.append(f"adaptive − {label or b}, {fig.replace('_', ' ')}: {interval(d, 2 if fig == 'gates_held' else 3)}; "
                         + d["said"])
+        if "within_seed" in d:  # one seed: what the exam tells apart within it, labelled as such
+            out[f"adaptive_{key}_minus_{name}_within_seed"] = d["within_seed"]
+            said.append(f"adaptive − {label or b}, {fig.replace('_', ' ')} within the one seed: {d['within_said']}")
         return out
 
     summary = {

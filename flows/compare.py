@@ -23,7 +23,7 @@ from typing import Any
 from scipy import stats
 
 from curriculum.runs.inputs import input_files
-from curriculum.stats.power import GATES_MATTER, MATTERS, describe, n_text, paired_power
+from curriculum.stats.power import GATES_MATTER, MATTERS, PairedPower, describe, n_text, paired_power, within_seed
 from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
 from warehouse.records import end_state, get_run, policy_summary
@@ -120,6 +120,10 @@ def _item_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list
     return rows, weights
 
 
+def _within_mean_ci(pp: PairedPower) -> dict[str, Any]:
+    return {"mean": pp.mean, "ci": list(pp.ci) if pp.ci else None}
+
+
 def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: str,
                   matters: float = MATTERS) -> dict[str, Any]:
     """One figure, first run minus second, pair by pair: mean [interval], each difference, and for the final score
@@ -135,6 +139,10 @@ def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: st
                           weights=items[1] if items else None, matters=matters)
         label = pairs[0][0].get("items_label", "items") if pairs else "items"
         out |= {"power": pp.as_dict(), "said": describe(pp, items=label), "items": label}
+        if len(pairs) == 1 and items:  # no interval over seeds: say at least what the exam tells apart in this one
+            within = within_seed(items[0][0], items[1], matters=matters)
+            out |= {"within_seed": within.as_dict(), "within_said": f"{fmt(_within_mean_ci(within))}, "
+                    + describe(within, items=label)}
     elif figure == "gates_held":
         pp = paired_power(diffs, matters=GATES_MATTER)
         out |= {"power": pp.as_dict(), "said": describe(pp, digits=2, unit=" gates", matters_text=f"{GATES_MATTER:g} gate")}
@@ -234,6 +242,8 @@ def comparison_lines(cmp: Comparison) -> list[str]:
         lines.append(f"{cmp.policies[0]} − {other}, paired by seed: gates {fmt(d['gates_held'], 2)}, final score "
                      f"{fmt(d['final_score'])} ({', '.join(map(str, d['final_score']['each']))})")
         lines.append(f"  final score: {d['final_score']['said']}")
+        if "within_said" in d["final_score"]:
+            lines.append(f"  final score within the one seed: {d['final_score']['within_said']}")
         lines.append(f"  gates held: {d['gates_held']['said']}")
     return lines
 
@@ -254,6 +264,12 @@ def comparison_html(cmp: Comparison) -> str:
     power = "".join("<tr>" + cell(f"{cmp.policies[0]} − {o}") + cell(name) + cell(fmt(d[f], 2 if f == "gates_held" else 3))
                     + "".join(cell(x) for x in _power_cells(d[f], f)) + cell(d[f]["said"]) + "</tr>"
                     for o, d in paired.items() for f, name in (("final_score", "final score"), ("gates_held", "gates held")))
+    power += "".join("<tr>" + cell(f"{cmp.policies[0]} − {o}") + cell("final score, within the one seed (items paired)")
+                     + cell(d["final_score"]["within_said"].split(", n =")[0])
+                     + "".join(cell(x) for x in _power_cells({"power": d["final_score"]["within_seed"],
+                                                               "items": d["final_score"]["items"]}, "final_score"))
+                     + cell(d["final_score"]["within_said"]) + "</tr>"
+                     for o, d in paired.items() if "within_seed" in d["final_score"])
     runs = "".join("<tr>" + cell(r["run_id"]) + cell(p) + cell(r["seed"]) + cell(json.dumps(r["end"])) + "</tr>"
                    for p in cmp.policies for r in cmp.rows[p])
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from curriculum.cli.app import app
 from curriculum.loading.validate import load_curriculum
-from curriculum.stats.power import paired_power
+from curriculum.stats.power import paired_power, within_seed
 from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, verdict_items
 from helpers import tiny_graph
 
@@ -70,6 +70,17 @@ def test_each_difference_says_its_n_what_it_could_detect_and_what_next() -> None
     page = comparison_html(cmp)
     assert "<h2>What each difference could detect</h2>" in page and "0.1 score points" in page
     assert f"<td>3 seeds × 10 exam items</td><td>{want.p:.2g}</td><td>±{want.mde:.3f}</td><td>{want.verdict.value}</td>" in page
+    assert "within_seed" not in d and "within the one seed" not in page  # several seeds: the interval over them
+    # one seed: no interval over seeds ("undetermined"), and beside it what the exam tells apart within that seed
+    one = Comparison("g.yaml", "demo", ["mix", "flat"], [0], ["a", "b"],
+                     {"mix": [row("mix", 0, mix[0])], "flat": [row("flat", 0, flat[0])]}, matters=0.1)
+    d = one.paired()["flat"]["final_score"]
+    within = within_seed(per_item[0], [1 / 12] * 6 + [1 / 8] * 4, matters=0.1)
+    assert d["power"]["verdict"] == "undetermined" and d["within_seed"] == within.as_dict()
+    assert within.mean == pytest.approx(diffs[0])
+    assert f"  final score within the one seed: {d['within_said']}" in comparison_lines(one)
+    assert d["within_said"].startswith(f"{within.mean:.3f} [") and "n = 1 seed × 10 exam items" in d["within_said"]
+    assert "final score, within the one seed (items paired)" in comparison_html(one)
 
 
 def test_the_verdict_items_are_read_before_and_after_the_exam_split() -> None:

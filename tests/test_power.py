@@ -123,3 +123,29 @@ def test_n_is_said_in_seeds_and_items() -> None:
     assert line.startswith("n = 3 seeds × 1,200 exam items, p = ") and "detectable (80 % power) ±" in line
     assert ": underpowered for 0.05 — add seeds" in line
     assert got.as_dict()["verdict"] == "underpowered" and got.as_dict()["ci"] == list(got.ci)  # type: ignore[arg-type]
+
+
+def test_one_seed_is_read_item_by_item_and_says_it_is_one_seed() -> None:
+    """With one seed there is no interval over seeds; the exam items' differences still say what this exam tells
+    apart: scipy's one-sample t over them, weighted as the final score weighs them (a mean of node means)."""
+    from curriculum.stats.power import within_seed
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 2, 40).astype(float), rng.integers(0, 2, 40).astype(float)
+    d = a - b
+    got = within_seed(d)  # equal weights: exactly scipy's paired t over the items
+    test = stats.ttest_rel(a, b)
+    assert got.mean == pytest.approx(d.mean()) and got.p == pytest.approx(test.pvalue, rel=1e-12)
+    assert got.ci == pytest.approx(tuple(test.confidence_interval(0.95)), rel=1e-12)
+    sd = float(np.std(d, ddof=1))
+    by_statsmodels = statsmodels_power.TTestPower().solve_power(nobs=40, alpha=0.05, power=0.8, alternative="two-sided")
+    assert got.mde == pytest.approx(by_statsmodels * sd, rel=1e-6)
+    assert (got.n_seeds, got.n_items, got.advice) == (1, 40, Advice.ADD_SEEDS) and "one seed" in got.note
+    assert describe(got).startswith("n = 1 seed × 40 exam items") and "add seeds (within one seed" in describe(got)
+    # two nodes of 10 and 30 items: the difference is the mean of the node means, not of the items
+    w = [1 / 20] * 10 + [1 / 60] * 30
+    weighted = within_seed(d, w)
+    assert weighted.mean == pytest.approx((d[:10].mean() + d[10:].mean()) / 2)
+    assert weighted.sd == pytest.approx(np.std(d * np.asarray(w) * 40, ddof=1))
+    clear = within_seed([1.0] * 30 + [0.0] * 10)
+    assert clear.verdict == Verdict.AHEAD and clear.advice == Advice.ADD_SEEDS  # ahead within this seed, not proven

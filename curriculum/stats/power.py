@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -243,6 +243,24 @@ def paired_power(diffs: Sequence[float | None], *, n_items: int | None = None,
     return PairedPower(**base, mean=mean, ci=(low, high), p=float(test.pvalue), sd=sd, mde=detectable,
                        verdict=verdict, advice=advice, item_share=share, seeds_needed=seeds_for(sd, matters, alpha, power),
                        items_needed=items_needed)
+
+
+def within_seed(item_diffs: Sequence[float], weights: Sequence[float] | None = None, *, matters: float = MATTERS,
+                alpha: float = ALPHA, power: float = POWER) -> PairedPower:
+    """One seed's two end states, compared item by item: a paired t over the exam items' differences, each weighted
+    as the figure weighs it (x_j = m·w_j·d_j, so the mean of the x is the figure's difference and the variance of
+    that mean is sum_j w_j² var(d)). With one seed there is no interval over seeds at all; this one says whether
+    these two adapters differ beyond the exam's sampling noise, and what the exam could have detected. How much
+    another training seed would move them it cannot say, so the advice stays `add seeds` and the note says why."""
+    d = np.asarray(list(item_diffs), dtype=float)
+    m = len(d)
+    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=float)
+    if m and (w.shape != (m,) or w.sum() <= 0):
+        raise ValueError("one weight per item, adding up to more than 0")
+    scaled = list(d * w / w.sum() * m) if m else []
+    pp = paired_power(scaled, matters=matters, alpha=alpha, power=power)
+    return replace(pp, n_seeds=1, n_items=m, advice=Advice.ADD_SEEDS, item_share=None, seeds_needed=None,
+                   items_needed=None, note="within one seed, items paired: the exam's noise, not training's")
 
 
 def n_text(n_seeds: int, n_items: int | None, items: str = "exam items") -> str:
