@@ -140,7 +140,9 @@ def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: st
         label = pairs[0][0].get("items_label", "items") if pairs else "items"
         out |= {"power": pp.as_dict(), "said": describe(pp, items=label), "items": label}
         if len(pairs) == 1 and items:  # no interval over seeds: say at least what the exam tells apart in this one
-            within = within_seed(items[0][0], items[1], matters=matters)
+            (a, b), = pairs
+            within = within_seed([[x - y for x, y in zip(a["item_scores"][node], scores)]
+                                  for node, scores in b["item_scores"].items()], matters=matters)
             out |= {"within_seed": within.as_dict(), "within_said": f"{fmt(_within_mean_ci(within))}, "
                     + describe(within, items=label)}
     elif figure == "gates_held":

@@ -75,7 +75,7 @@ def test_each_difference_says_its_n_what_it_could_detect_and_what_next() -> None
     one = Comparison("g.yaml", "demo", ["mix", "flat"], [0], ["a", "b"],
                      {"mix": [row("mix", 0, mix[0])], "flat": [row("flat", 0, flat[0])]}, matters=0.1)
     d = one.paired()["flat"]["final_score"]
-    within = within_seed(per_item[0], [1 / 12] * 6 + [1 / 8] * 4, matters=0.1)
+    within = within_seed([per_item[0][:6], per_item[0][6:]], matters=0.1)  # node a's 6 items, node b's 4
     assert d["power"]["verdict"] == "undetermined" and d["within_seed"] == within.as_dict()
     assert within.mean == pytest.approx(diffs[0])
     assert f"  final score within the one seed: {d['within_said']}" in comparison_lines(one)

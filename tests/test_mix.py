@@ -86,7 +86,7 @@ def test_a_node_that_passes_keeps_its_weight_in_the_mix_and_the_weights_move(tmp
     assert step.budget == math.ceil((8 - pol.spent["y"]) * 17 / 7)
 
 
-def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path: Path) -> None:
+def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_the_mix(tmp_path: Path) -> None:
     _, pol, st = _start(tmp_path)
     pol.baseline(st, _zeros(*"zyxw"))
     step = pol.next_step(st)
@@ -97,7 +97,9 @@ def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path
     assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "below-gate"), ("y", "below-gate")]
     assert "its budget is spent" in decisions[0].reason and st.status["z"] == "below-gate"
     nxt = pol.next_step(st)
-    assert nxt.data_nodes == ["x", "w"] and nxt.replay_nodes == ["z", "y"]  # still replayed
+    assert nxt.data_nodes == ["x", "w"] and nxt.replay_nodes == ["z", "y"]  # still in the mix, held
+    # below their gates their own gaps stop counting; y still gains x's (x requires y, and x is learning), z nothing
+    assert nxt.signals["log_w"] == {"z": 1.0, "y": 1.5, "x": 1.0, "w": 1.0} and set(nxt.signals["gaps"]) == {"x", "w"}
     # a required gate: the strict back-off, everything that requires it skipped and out of the mix at once
     strict = tmp_path / "strict"
     strict.mkdir()
@@ -108,6 +110,23 @@ def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path
                                {"steps": 16, "stop_reason": "plateau", "round_steps": 16})
     assert [(d.node_id, d.action) for d in decisions] == [("z", "back-off"), ("y", "skip"), ("x", "skip")]
     assert pol.next_step(st).data_nodes == ["w"]
+
+
+def test_a_held_prerequisite_of_many_open_nodes_takes_at_most_three_quarters_of_a_stage() -> None:
+    """A held node gains its open dependants' gaps every stage; with three of them its softmax share heads for 1,
+    and a stage (one pass over the open data, the held on top) would grow without end. The cap holds it."""
+    members, held, sizes = ["root", "a", "b", "c"], ["root"], {"root": 100, "a": 100, "b": 100, "c": 100}
+    log_w: dict[str, float] = {}
+    for _ in range(12):
+        log_w = skill_it_step(log_w, members, {"a": 0.5, "b": 0.5, "c": 0.5}, {"root": ["a", "b", "c"]})
+        shares = mixture_shares(log_w, members, held)
+        counts = draw_counts(shares, sizes, ["a", "b", "c"])
+        assert sum(shares.values()) == pytest.approx(1) and shares["root"] <= 0.75 + 1e-12
+        assert sum(counts.values()) <= 4 * 300 + len(counts)  # at most 4 passes over the open nodes' data
+    assert mixture_shares(log_w, members)["root"] > 0.99  # uncapped, what the cap stops
+    assert shares == pytest.approx({"root": 0.75, "a": 0.25 / 3, "b": 0.25 / 3, "c": 0.25 / 3})
+    # under the cap nothing moves: the softmax as it is
+    assert mixture_shares({"root": 0.0, "a": 0.0}, ["root", "a"], ["root"]) == {"root": 0.5, "a": 0.5}
 
 
 def test_a_pass_in_the_stage_where_a_required_prerequisite_fails_is_kept_whatever_the_order(tmp_path: Path) -> None:

@@ -127,25 +127,44 @@ def test_n_is_said_in_seeds_and_items() -> None:
 
 def test_one_seed_is_read_item_by_item_and_says_it_is_one_seed() -> None:
     """With one seed there is no interval over seeds; the exam items' differences still say what this exam tells
-    apart: scipy's one-sample t over them, weighted as the final score weighs them (a mean of node means)."""
+    apart: on one node scipy's paired t over the items; over several, node by node (a mean of node means), with
+    the spread between nodes not counted as noise."""
     from curriculum.stats.power import within_seed
 
     rng = np.random.default_rng(3)
     a, b = rng.integers(0, 2, 40).astype(float), rng.integers(0, 2, 40).astype(float)
     d = a - b
-    got = within_seed(d)  # equal weights: exactly scipy's paired t over the items
+    got = within_seed([d])  # one node: exactly scipy's paired t over the items
     test = stats.ttest_rel(a, b)
-    assert got.mean == pytest.approx(d.mean()) and got.p == pytest.approx(test.pvalue, rel=1e-12)
-    assert got.ci == pytest.approx(tuple(test.confidence_interval(0.95)), rel=1e-12)
-    sd = float(np.std(d, ddof=1))
+    assert got.mean == pytest.approx(d.mean()) and got.p == pytest.approx(test.pvalue, rel=1e-10)
+    assert got.ci == pytest.approx(tuple(test.confidence_interval(0.95)), rel=1e-10)
     by_statsmodels = statsmodels_power.TTestPower().solve_power(nobs=40, alpha=0.05, power=0.8, alternative="two-sided")
-    assert got.mde == pytest.approx(by_statsmodels * sd, rel=1e-6)
+    assert got.mde == pytest.approx(by_statsmodels * float(np.std(d, ddof=1)), rel=1e-6)
     assert (got.n_seeds, got.n_items, got.advice) == (1, 40, Advice.ADD_SEEDS) and "one seed" in got.note
     assert describe(got).startswith("n = 1 seed × 40 exam items") and "add seeds (within one seed" in describe(got)
-    # two nodes of 10 and 30 items: the difference is the mean of the node means, not of the items
-    w = [1 / 20] * 10 + [1 / 60] * 30
-    weighted = within_seed(d, w)
-    assert weighted.mean == pytest.approx((d[:10].mean() + d[10:].mean()) / 2)
-    assert weighted.sd == pytest.approx(np.std(d * np.asarray(w) * 40, ddof=1))
-    clear = within_seed([1.0] * 30 + [0.0] * 10)
+    # two nodes of 10 and 30 items, by hand: the mean of the node means, SE² = (s1²/10 + s2²/30) / 4, Welch df
+    two = within_seed([d[:10], d[10:]])
+    v1, v2 = np.var(d[:10], ddof=1) / 40, np.var(d[10:], ddof=1) / 120
+    df = (v1 + v2) ** 2 / (v1**2 / 9 + v2**2 / 29)
+    half = stats.t.ppf(0.975, df) * np.sqrt(v1 + v2)
+    centre = (d[:10].mean() + d[10:].mean()) / 2
+    assert two.mean == pytest.approx(centre) and two.ci == pytest.approx((centre - half, centre + half), rel=1e-10)
+    clear = within_seed([[1.0] * 30 + [0.0] * 10])
     assert clear.verdict == Verdict.AHEAD and clear.advice == Advice.ADD_SEEDS  # ahead within this seed, not proven
+    assert within_seed([[0.0] * 5, [1.0] * 5]).verdict == Verdict.UNDETERMINED  # no spread inside a node
+
+
+def test_the_one_seed_interval_covers_at_its_level_where_nodes_moved_differently() -> None:
+    """A chain where one node moved and two did not: the stratified interval covers the true difference about 95 %
+    of the time (pooling the items would cover nearly always, wide by the spread between nodes)."""
+    from curriculum.stats.power import within_seed
+
+    rng = np.random.default_rng(0)
+    moved, still = [0.8, 0.15, 0.05], [0.1, 0.8, 0.1]  # P(item difference +1, 0, −1)
+    truth = ((0.8 - 0.05) + 0 + 0) / 3
+    covered = 0
+    for _ in range(600):
+        nodes = [rng.choice([1.0, 0.0, -1.0], size=n, p=p) for n, p in ((60, moved), (70, still), (70, still))]
+        low, high = within_seed(nodes).ci  # type: ignore[misc]
+        covered += low <= truth <= high
+    assert 0.92 <= covered / 600 <= 0.975  # pooled over the items: 0.983

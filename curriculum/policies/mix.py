@@ -33,6 +33,11 @@ from curriculum.policies.states import SETTLED, Action, Outcome, StageKind, Stat
 
 ETA = 1.0  # Skill-It's step size on gaps in [0, 1]; chosen before any run, not tuned on results
 MIX_ROUNDS = 3  # a stage trains at most this many check rounds before the mixture moves again
+# The held nodes together take at most this share of a stage. A stage is one pass over its open nodes' data with
+# the held ones on top, so this bounds it at 4 such passes: a held prerequisite keeps gaining its open dependants'
+# gaps, and with several of them its share heads for 1 and the stage for no end. The mirror of the fixed replay
+# share mix used before (0.25 held): now the open nodes keep at least that. Chosen before any run of it.
+MAX_HELD_SHARE = 0.75
 
 
 def gap(st: RunState, node_id: str) -> float:
@@ -52,14 +57,21 @@ def skill_it_step(log_w: dict[str, float], members: Sequence[str], gaps: dict[st
     return out
 
 
-def mixture_shares(log_w: dict[str, float], members: Sequence[str]) -> dict[str, float]:
-    """Each node's share of a stage's examples (they add up to 1): the softmax of their log weights."""
+def mixture_shares(log_w: dict[str, float], members: Sequence[str], held: Sequence[str] = (),
+                   max_held: float = MAX_HELD_SHARE) -> dict[str, float]:
+    """Each node's share of a stage's examples (they add up to 1): the softmax of their log weights, with the
+    `held` nodes' together capped at `max_held` (each scaled alike, the open ones given the rest alike) while any
+    node is open."""
     if not members:
         return {}
     top = max(log_w.get(n, 0.0) for n in members)
     raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in members}
     total = sum(raw.values())
-    return {n: raw[n] / total for n in members}
+    out = {n: raw[n] / total for n in members}
+    held_share = sum(out[n] for n in held)
+    if held_share > max_held and held_share < 1.0:
+        out = {n: x * (max_held / held_share if n in held else (1 - max_held) / (1 - held_share)) for n, x in out.items()}
+    return out
 
 
 def draw_counts(shares: dict[str, float], sizes: dict[str, int], open_nodes: Sequence[str]) -> dict[str, int]:
@@ -112,7 +124,7 @@ class MixPolicy:
         learning = {n: gap(st, n) for n in open_nodes + forgotten}  # a mastered or below-gate node's own gap stops counting
         dependants = {i: [j for j in members if i in st.cur.nodes[j].requires] for i in members}
         log_w = skill_it_step(self.log_w, members, learning, dependants)
-        shares = mixture_shares(log_w, members)
+        shares = mixture_shares(log_w, members, held)
         counts = draw_counts(shares, st.sizes, open_nodes)
         total = sum(counts.values())
         left = {n: max(0.0, st.budgets[n] - self.spent.get(n, 0.0)) for n in open_nodes}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
@@ -60,16 +60,30 @@ class Advice(str, Enum):
     ADD_ITEMS = "add items"
 
 
-def power_paired(effect: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided one-sample t test (paired = one sample of differences) at standardized effect
-    `effect` (difference / sd of the differences) with n pairs: both tails of the noncentral t, df = n − 1,
-    noncentrality effect·√n — the same identity as statsmodels' `ttest_power`."""
-    if n < 2:
-        raise ValueError("a t test needs at least 2 pairs")
-    df, nc = n - 1, effect * math.sqrt(n)
+def power_t(nc: float, df: float, alpha: float = ALPHA) -> float:
+    """Power of a two-sided t test with `df` degrees of freedom whose statistic has noncentrality `nc` (the true
+    difference over its standard error): both tails of the noncentral t."""
     crit = stats.t.isf(alpha / 2, df)
     lower = float(stats.nct.cdf(-crit, df, nc))  # the wrong-sign tail: ~0 and NaN in scipy far out, where it is 0
     return float(stats.nct.sf(crit, df, nc)) + (lower if math.isfinite(lower) else 0.0)
+
+
+def power_paired(effect: float, n: int, alpha: float = ALPHA) -> float:
+    """Power of the two-sided one-sample t test (paired = one sample of differences) at standardized effect
+    `effect` (difference / sd of the differences) with n pairs: df = n − 1, noncentrality effect·√n — the same
+    identity as statsmodels' `ttest_power`."""
+    if n < 2:
+        raise ValueError("a t test needs at least 2 pairs")
+    return power_t(effect * math.sqrt(n), n - 1, alpha)
+
+
+def mde_se(se: float, df: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The smallest true difference a two-sided t test of standard error `se` and `df` degrees of freedom detects
+    with the given power (the noncentral t solved for its noncentrality, times the standard error)."""
+    upper = (stats.norm.isf(alpha / 2) + stats.norm.ppf(power))
+    while power_t(upper, df, alpha) < power:
+        upper *= 2
+    return float(optimize.brentq(lambda nc: power_t(nc, df, alpha) - power, 0.0, upper, xtol=1e-14, rtol=1e-13)) * se
 
 
 def mde_standardized(n: int, alpha: float = ALPHA, power: float = POWER) -> float:
@@ -245,22 +259,40 @@ def paired_power(diffs: Sequence[float | None], *, n_items: int | None = None,
                        items_needed=items_needed)
 
 
-def within_seed(item_diffs: Sequence[float], weights: Sequence[float] | None = None, *, matters: float = MATTERS,
-                alpha: float = ALPHA, power: float = POWER) -> PairedPower:
-    """One seed's two end states, compared item by item: a paired t over the exam items' differences, each weighted
-    as the figure weighs it (x_j = m·w_j·d_j, so the mean of the x is the figure's difference and the variance of
-    that mean is sum_j w_j² var(d)). With one seed there is no interval over seeds at all; this one says whether
-    these two adapters differ beyond the exam's sampling noise, and what the exam could have detected. How much
-    another training seed would move them it cannot say, so the advice stays `add seeds` and the note says why."""
-    d = np.asarray(list(item_diffs), dtype=float)
-    m = len(d)
-    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=float)
-    if m and (w.shape != (m,) or w.sum() <= 0):
-        raise ValueError("one weight per item, adding up to more than 0")
-    scaled = list(d * w / w.sum() * m) if m else []
-    pp = paired_power(scaled, matters=matters, alpha=alpha, power=power)
-    return replace(pp, n_seeds=1, n_items=m, advice=Advice.ADD_SEEDS, item_share=None, seeds_needed=None,
-                   items_needed=None, note="within one seed, items paired: the exam's noise, not training's")
+def within_seed(node_diffs: Sequence[Sequence[float]], *, matters: float = MATTERS, alpha: float = ALPHA,
+                power: float = POWER) -> PairedPower:
+    """One seed's two end states, compared item by item on a figure that is a mean of node means (the final score):
+    each node's exam items are a stratum, so the difference is the mean of the nodes' mean item differences, its
+    standard error sqrt(sum_k s_k² / n_k) / K, and its t has Welch–Satterthwaite degrees of freedom. Pooling the
+    items instead would count the spread between the nodes' differences as noise (an interval a third too wide on
+    a chain where one node moved and the others did not). With one node it is scipy's paired t over the items.
+
+    With one seed there is no interval over seeds at all; this one says whether these two adapters differ beyond
+    the exam's sampling noise, and what the exam could have detected. How much another training seed would move
+    them it cannot say, so the advice stays `add seeds` and the note says why."""
+    nodes = [np.asarray(list(d), dtype=float) for d in node_diffs if len(d)]
+    k, m = len(nodes), sum(len(d) for d in nodes)
+    base: dict[str, Any] = {"n_seeds": 1, "n_items": m, "matters": matters, "advice": Advice.ADD_SEEDS, "sd": None}
+    note = "within one seed, items paired: the exam's noise, not training's"
+    if not k:
+        return PairedPower(**base, mean=None, ci=None, p=None, mde=None, verdict=Verdict.UNDETERMINED, note="no items")
+    mean = float(sum(d.mean() for d in nodes) / k)
+    parts = [float(d.var(ddof=1)) / (len(d) * k * k) if len(d) > 1 else 0.0 for d in nodes]
+    var = sum(parts)
+    if var <= 1e-24:
+        return PairedPower(**base, mean=mean, ci=None, p=None, mde=None, verdict=Verdict.UNDETERMINED,
+                           note=note + "; every item gave the same difference: no spread")
+    df = var**2 / sum(v**2 / (len(d) - 1) for v, d in zip(parts, nodes) if len(d) > 1)
+    se = math.sqrt(var)
+    half = float(stats.t.isf(alpha / 2, df)) * se
+    low, high = mean - half, mean + half
+    detectable = mde_se(se, df, alpha, power)
+    if low > 0 or high < 0:
+        verdict = Verdict.AHEAD if low > 0 else Verdict.BEHIND
+    else:
+        verdict = Verdict.LEVEL if detectable <= matters else Verdict.UNDERPOWERED
+    return PairedPower(**base, mean=mean, ci=(low, high), p=float(2 * stats.t.sf(abs(mean) / se, df)), mde=detectable,
+                       verdict=verdict, note=note)
 
 
 def n_text(n_seeds: int, n_items: int | None, items: str = "exam items") -> str:
