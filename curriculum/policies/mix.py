@@ -10,7 +10,7 @@ the nodes that require it are far from their gates. Two of Skill-It's choices, e
 fine-tune (docs/benchmarks.md): the mixture covers every skill from its first step (a mixture of only the nodes
 whose prerequisites were settled made every chain blocked sequential training), and a skill that is learned keeps
 its accumulated weight (moved to a fixed replay share instead, a chain's first skill fell from 1.00 to 0.00 in 29
-steps of its neighbour). The weights replace `train.replay` here. After each stage every node in the mix is probed:
+steps of its neighbour). The weights replace `train.replay` here. After each stage every open node and every node held since it passed is probed:
 one that passes stops gaining weight by its own gap; one whose budget is spent below its gate ends `below-gate`.
 
 Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
