@@ -174,8 +174,8 @@ def _mixture_section(wh: Warehouse, run_id: str) -> list[str]:
     ax.set_ylabel("examples drawn")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
     return ['<h2 id="mixture">What the model was fed, stage by stage</h2>',
-            '<p class="meta">Each mix stage trains the open nodes (solid) and the held ones (hatched) together, each at '
-            "its weight, which grows with its dependants' gaps to their gates and, while it is open or forgotten, its own; held nodes take at most 3/4; weights add up to 1 per stage.</p>",
+            '<p class="meta">Each mix stage trains the open nodes weighted by their gap to the gate (solid) and every '
+            "held node at the replay weight (hatched); weights add up to 1 per stage.</p>",
             _svg(fig), _table(rows, ["stage", "node_id", "role", "weight", "examples", "tokens", "status"])]
 
 

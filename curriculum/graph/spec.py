@@ -160,8 +160,7 @@ class TrainConfig(Strict):
     seed: int = 0
     replay: UnitFloat = Field(
         0.25, description="replay share: about this fraction of the node's examples is drawn again from the nodes "
-        "the run has learned (mastered, or kept below their gate), at least one example from each; 0: none. "
-        "`policy: mix` does not read it: held nodes stay in its mixture at their weights")
+        "the run has learned (mastered, or kept below their gate), at least one example from each; 0: none")
     replay_each: int = Field(
         0, ge=0, description="replay sized per node: at least this many examples drawn again from each held node "
         "every stage (all of a smaller node's), however few the trained node has and however many nodes are held; "

@@ -1,17 +1,16 @@
-"""`policy: mix`: every stage trains a mixture of every node still in play, and the mixture moves with the signals.
+"""`policy: mix`: every stage trains a mixture of every node still to learn, and the mixture moves with the signals.
 
 Node-by-node stages forget what earlier stages taught; one flat stage on all the data cannot focus. A mix stage
-trains every *open* node (not yet settled, not dormant) and every *held* one (mastered, kept below its gate,
-forgotten) together, each at its weight; finished nodes get nothing. The weights follow Skill-It's online update over
-a skills graph (Chen et al. 2023, Algorithm 1): log w_i += eta * sum_j A_ij * gap_j, where gap_j is node j's
-distance to its gate on the adapter the run continues, counted only while j is still learning (open or forgotten),
-and A holds the graph's `requires` edges (A_ii = 1, A_ij = 1 when j requires i): a prerequisite weighs more while
-the nodes that require it are far from their gates. Two of Skill-It's choices, each measured against the plain
-fine-tune (docs/benchmarks.md): the mixture covers every skill from its first step (a mixture of only the nodes
-whose prerequisites were settled made every chain blocked sequential training), and a skill that is learned keeps
-its accumulated weight (moved to a fixed replay share instead, a chain's first skill fell from 1.00 to 0.00 in 29
-steps of its neighbour). The weights replace `train.replay` here. After each stage every open node and every node held since it passed is probed:
-one that passes stops gaining weight by its own gap; one whose budget is spent below its gate ends `below-gate`.
+trains every *open* node (not yet settled, not dormant) together, each weighted by what is left to learn, plus
+every *held* node (mastered, kept below its gate, forgotten) at a replay weight, forgotten ones at twice it;
+finished nodes get nothing. The weights follow Skill-It's online update over a skills graph (Chen et al. 2023,
+Algorithm 1): log w_i += eta * sum_j A_ij * gap_j, where gap_j is node j's distance to its gate on the adapter the
+run continues and A holds the graph's `requires` edges (A_ii = 1, A_ij = 1 when j requires i): a prerequisite
+weighs more while the nodes that require it are far from their gates. The graph orders by weight, not by waiting:
+Skill-It's mixture covers every skill from its first step, and a mixture of only the nodes whose prerequisites
+were settled made every chain blocked sequential training, which lost to a flat fine-tune at the same steps
+(docs/benchmarks.md, "a generated chain"). After each stage every open node and every node held since it passed is probed: one that passes
+drops to the replay weight; one whose budget is spent below its gate ends `below-gate` (still replayed).
 
 Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
 """
@@ -32,12 +31,8 @@ from curriculum.policies.runstate import FLAT, Decision, Observed, RunState, Ste
 from curriculum.policies.states import SETTLED, Action, Outcome, StageKind, Status
 
 ETA = 1.0  # Skill-It's step size on gaps in [0, 1]; chosen before any run, not tuned on results
+FORGOTTEN_WEIGHT = 2.0  # a forgotten node's replay weight, in units of a held node's
 MIX_ROUNDS = 3  # a stage trains at most this many check rounds before the mixture moves again
-# The held nodes together take at most this share of a stage. A stage is one pass over its open nodes' data with
-# the held ones on top, so this bounds it at 4 such passes: a held prerequisite keeps gaining its open dependants'
-# gaps, and with several of them its share heads for 1 and the stage for no end. The mirror of the fixed replay
-# share mix used before (0.25 held): now the open nodes keep at least that. Chosen before any run of it.
-MAX_HELD_SHARE = 0.75
 
 
 def gap(st: RunState, node_id: str) -> float:
@@ -46,31 +41,31 @@ def gap(st: RunState, node_id: str) -> float:
     return max(0.0, st.gate(node_id) - (ev.score if ev is not None else 0.0))
 
 
-def skill_it_step(log_w: dict[str, float], members: Sequence[str], gaps: dict[str, float],
+def skill_it_step(log_w: dict[str, float], open_nodes: Sequence[str], gaps: dict[str, float],
                   dependants: dict[str, list[str]], eta: float = ETA) -> dict[str, float]:
-    """One online update of the mixture's log weights: log w_i += eta * (gap_i + sum of its dependants' gaps), with
-    `gaps` holding only the nodes still learning (a held node gains only while what requires it is far from its
-    gate). Nodes not in the mix keep what they had (a node that leaves and returns resumes its weight)."""
+    """One online update of the open nodes' log weights: log w_i += eta * (gap_i + sum of its open dependants'
+    gaps). Nodes not in the mix keep what they had (a node that leaves and returns resumes its weight)."""
     out = dict(log_w)
-    for i in members:
-        out[i] = log_w.get(i, 0.0) + eta * (gaps.get(i, 0.0) + sum(gaps.get(j, 0.0) for j in dependants.get(i, [])))
+    for i in open_nodes:
+        out[i] = log_w.get(i, 0.0) + eta * (gaps[i] + sum(gaps.get(j, 0.0) for j in dependants.get(i, [])))
     return out
 
 
-def mixture_shares(log_w: dict[str, float], members: Sequence[str], held: Sequence[str] = (),
-                   max_held: float = MAX_HELD_SHARE) -> dict[str, float]:
-    """Each node's share of a stage's examples (they add up to 1): the softmax of their log weights, with the
-    `held` nodes' together capped at `max_held` (each scaled alike, the open ones given the rest alike) while any
-    node is open."""
-    if not members:
-        return {}
-    top = max(log_w.get(n, 0.0) for n in members)
-    raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in members}
-    total = sum(raw.values())
-    out = {n: raw[n] / total for n in members}
-    held_share = sum(out[n] for n in held)
-    if held_share > max_held and held_share < 1.0:
-        out = {n: x * (max_held / held_share if n in held else (1 - max_held) / (1 - held_share)) for n, x in out.items()}
+def mixture_shares(log_w: dict[str, float], open_nodes: Sequence[str], held: Sequence[str], forgotten: Sequence[str],
+                   replay: float) -> dict[str, float]:
+    """Each node's share of a stage's examples (they add up to 1): the open nodes split 1 - replay by the softmax
+    of their log weights, the held nodes split `replay` evenly, a forgotten node counting FORGOTTEN_WEIGHT."""
+    replay = replay if held and open_nodes else (1.0 if held else 0.0)
+    out: dict[str, float] = {}
+    if open_nodes:
+        top = max(log_w.get(n, 0.0) for n in open_nodes)
+        raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in open_nodes}
+        total = sum(raw.values())
+        out |= {n: (1 - replay) * raw[n] / total for n in open_nodes}
+    if held:
+        raw = {m: FORGOTTEN_WEIGHT if m in forgotten else 1.0 for m in held}
+        total = sum(raw.values())
+        out |= {m: replay * raw[m] / total for m in held}
     return out
 
 
@@ -108,7 +103,7 @@ class MixPolicy:
     stages: int = 0
 
     def baseline(self, st: RunState, observed: Observed) -> list[Decision]:
-        """As gated: a node over its gate at baseline is mastered without training (it joins the mix as held)."""
+        """As gated: a node over its gate at baseline is mastered without training (it joins replay)."""
         return GatedPolicy(self.name, first_in_order).baseline(st, observed)
 
     def recheck(self, st: RunState, observed: Observed) -> list[Decision]:
@@ -120,20 +115,19 @@ class MixPolicy:
             return None
         held = [m for m in st.order if st.status[m] in SETTLED and st.sizes.get(m)]
         forgotten = [m for m in held if st.status[m] == Status.FORGOTTEN]
-        members = open_nodes + held
-        learning = {n: gap(st, n) for n in open_nodes + forgotten}  # a mastered or below-gate node's own gap stops counting
-        dependants = {i: [j for j in members if i in st.cur.nodes[j].requires] for i in members}
-        log_w = skill_it_step(self.log_w, members, learning, dependants)
-        shares = mixture_shares(log_w, members, held)
+        gaps = {n: gap(st, n) for n in open_nodes}
+        dependants = {i: [j for j in open_nodes if i in st.cur.nodes[j].requires] for i in open_nodes}
+        log_w = skill_it_step(self.log_w, open_nodes, gaps, dependants)
+        shares = mixture_shares(log_w, open_nodes, held, forgotten, st.cur.defaults.train.replay)
         counts = draw_counts(shares, st.sizes, open_nodes)
-        total = sum(counts.values())
+        open_total = sum(counts[n] for n in open_nodes)
         left = {n: max(0.0, st.budgets[n] - self.spent.get(n, 0.0)) for n in open_nodes}
-        budget = max(1, math.ceil(min(left[n] * total / counts[n] for n in open_nodes)))
-        reason = (f"mix of {len(open_nodes)} open node(s) and {len(held)} held, weighted by the gaps to their gates"
-                  + (f" ({len(forgotten)} forgotten, learning again)" if forgotten else ""))
+        budget = max(1, math.ceil(min(left[n] * open_total / counts[n] for n in open_nodes)))
+        reason = (f"mix of {len(open_nodes)} open node(s) by their gaps to the gate, {len(held)} held in replay"
+                  + (f" ({len(forgotten)} forgotten, at twice the weight)" if forgotten else ""))
         return Step(StageKind.MIX, FLAT, self.stages + 1, list(open_nodes), held, reason,
                     signals={"weights": {n: round(shares[n], 4) for n in shares},
-                             "gaps": {n: round(g, 4) for n, g in learning.items()}, "log_w": log_w},
+                             "gaps": {n: round(gaps[n], 4) for n in open_nodes}, "log_w": log_w},
                     parent=st.accepted_stage, mixture=counts, weights=shares, budget=budget)
 
     def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
@@ -167,7 +161,7 @@ class MixPolicy:
                 if (ev := observed.get(n)) is not None:
                     st.mastered_on[n] = ev
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; stays in the mix, its own gap no longer adding weight", call, st.gate(n), attempt=st.attempts[n],
+                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight", call, st.gate(n), attempt=st.attempts[n],
                                              before=b.score if (b := before.get(n)) else None, signals=signals))
         for n, call in calls.items():  # a node skipped by a prerequisite's strict back-off above is done with
             if st.status[n] == Status.LOCKED and self._out_of_budget(st, n):
@@ -189,15 +183,13 @@ class MixPolicy:
         return decisions
 
     def _charge(self, st: RunState, step: Step, steps: int) -> None:
-        """The stage's steps are charged to each open node by its share of the stage's examples, so a budget pays for
-        the node's own examples and the held nodes ride on top (a mix run may take more steps than its nodes' budgets
-        add up to; the plain fine-tune it is compared with gets the same steps), and the update of the weights is
-        committed."""
+        """The stage's steps are charged to the open nodes by their share of its frontier examples (replay rides
+        along free, as in a node-by-node stage), and the update of the weights is committed."""
         self.log_w = step.signals["log_w"]
         self.stages += 1
-        total = sum(step.mixture.values())
+        open_total = sum(step.mixture[n] for n in step.data_nodes)
         for n in step.data_nodes:
-            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / total
+            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / open_total
             st.spent[n] = round(self.spent[n])
             st.attempts[n] = st.attempts.get(n, 0) + 1
             st.trained.add(n)
@@ -210,7 +202,7 @@ class MixPolicy:
         return st.budgets[n] - self.spent.get(n, 0.0) < st.train_config(n).round_steps
 
     def _spent_below(self, st: RunState, n: str, call, step: Step) -> list[Decision]:
-        """Budget spent under the gate: `below-gate` (still in the mix, held) or, for a `required` gate, the
+        """Budget spent under the gate: `below-gate` (still replayed) or, for a `required` gate, the
         strict back-off; an `on_fail` branch still opens."""
         verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
         why = f"{verdict}; its budget is spent ({round(self.spent.get(n, 0.0))} of {st.budgets[n]} steps)"
@@ -218,7 +210,7 @@ class MixPolicy:
             return back_off(st, n, Decision.on(n, Action.BACK_OFF, f"{why}; its gate is required", call, st.gate(n),
                                                attempt=st.attempts.get(n)))
         st.status[n] = Status.BELOW_GATE
-        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in the mix, held", call,
+        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in replay", call,
                                  st.gate(n), attempt=st.attempts.get(n))]
         remedial = st.cur.nodes[n].on_fail
         if remedial and st.status.get(remedial) == Status.DORMANT:
@@ -228,7 +220,7 @@ class MixPolicy:
 
     def _held(self, st: RunState, observed: Observed) -> list[Decision]:
         """Held nodes after a kept stage: a mastered one that fell significantly below its gate is forgotten
-        (its gap counts in the weights again); a forgotten one back over its gate on the same items is mastered again."""
+        (replayed at twice the weight); a forgotten one back over its gate on the same items is mastered again."""
         decisions = []
         for m, ev in observed.items():
             if ev is None or m not in st.mastered_on:
@@ -238,8 +230,8 @@ class MixPolicy:
                 if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
                     st.status[m] = Status.FORGOTTEN
                     decisions.append(Decision(m, Action.REHEARSE, f"forgetting: {drop.before:.3f} → {drop.after:.3f} on the "
-                                              f"same {drop.n} items ({drop.test}, p = {drop.p_value:.3f}); its gap "
-                                              "counts in the weights again", score_before=drop.before, score_after=drop.after,
+                                              f"same {drop.n} items ({drop.test}, p = {drop.p_value:.3f}); replayed at "
+                                              "twice the weight", score_before=drop.before, score_after=drop.after,
                                               gate=st.gate(m), n_items=drop.n))
             elif st.status[m] == Status.FORGOTTEN:
                 call = st.call(m, ev.restricted(sorted(st.mastered_on[m].items)))
