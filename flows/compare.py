@@ -23,7 +23,7 @@ from typing import Any
 from scipy import stats
 
 from curriculum.runs.inputs import input_files
-from curriculum.stats.power import GATES_MATTER, MATTERS, PairedPower, describe, n_text, paired_power, within_seed
+from curriculum.stats.power import GATES_MATTER, MATTERS, describe, n_text, paired_power, within_seed
 from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
 from warehouse.records import end_state, get_run, policy_summary
@@ -120,10 +120,6 @@ def _item_rows(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list
     return rows, weights
 
 
-def _within_mean_ci(pp: PairedPower) -> dict[str, Any]:
-    return {"mean": pp.mean, "ci": list(pp.ci) if pp.ci else None}
-
-
 def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: str,
                   matters: float = MATTERS) -> dict[str, Any]:
     """One figure, first run minus second, pair by pair: mean [interval], each difference, and for the final score
@@ -143,7 +139,7 @@ def paired_figure(pairs: list[tuple[dict[str, Any], dict[str, Any]]], figure: st
             (a, b), = pairs
             within = within_seed([[x - y for x, y in zip(a["item_scores"][node], scores)]
                                   for node, scores in b["item_scores"].items()], matters=matters)
-            out |= {"within_seed": within.as_dict(), "within_said": f"{fmt(_within_mean_ci(within))}, "
+            out |= {"within_seed": within.as_dict(), "within_said": f"{fmt(within.as_dict())}, "
                     + describe(within, items=label)}
     elif figure == "gates_held":
         pp = paired_power(diffs, matters=GATES_MATTER)
@@ -267,7 +263,7 @@ def comparison_html(cmp: Comparison) -> str:
                     + "".join(cell(x) for x in _power_cells(d[f], f)) + cell(d[f]["said"]) + "</tr>"
                     for o, d in paired.items() for f, name in (("final_score", "final score"), ("gates_held", "gates held")))
     power += "".join("<tr>" + cell(f"{cmp.policies[0]} − {o}") + cell("final score, within the one seed (items paired)")
-                     + cell(d["final_score"]["within_said"].split(", n =")[0])
+                     + cell(fmt(d["final_score"]["within_seed"]))
                      + "".join(cell(x) for x in _power_cells({"power": d["final_score"]["within_seed"],
                                                                "items": d["final_score"]["items"]}, "final_score"))
                      + cell(d["final_score"]["within_said"]) + "</tr>"

@@ -79,9 +79,10 @@ def power_paired(effect: float, n: int, alpha: float = ALPHA) -> float:
 
 def mde_se(se: float, df: float, alpha: float = ALPHA, power: float = POWER) -> float:
     """The smallest true difference a two-sided t test of standard error `se` and `df` degrees of freedom detects
-    with the given power (the noncentral t solved for its noncentrality, times the standard error)."""
-    upper = (stats.norm.isf(alpha / 2) + stats.norm.ppf(power))
-    while power_t(upper, df, alpha) < power:
+    with the given power: the noncentral t solved for its noncentrality (the normal approximation z_{1−α/2} + z_power
+    only brackets the root: it ignores the t's heavy tails), times the standard error."""
+    upper = stats.norm.isf(alpha / 2) + stats.norm.ppf(power)
+    while power_t(upper, df, alpha) < power:  # the t is wider than the normal: widen until bracketed
         upper *= 2
     return float(optimize.brentq(lambda nc: power_t(nc, df, alpha) - power, 0.0, upper, xtol=1e-14, rtol=1e-13)) * se
 
@@ -92,11 +93,7 @@ def mde_standardized(n: int, alpha: float = ALPHA, power: float = POWER) -> floa
     t's heavy tails, which are what a handful of seeds pays for."""
     if n < 2:
         raise ValueError("a t test needs at least 2 pairs")
-    guess = (stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) / math.sqrt(n)
-    upper = guess
-    while power_paired(upper, n, alpha) < power:  # the t is wider than the normal: widen until bracketed
-        upper *= 2
-    return float(optimize.brentq(lambda d: power_paired(d, n, alpha) - power, 0.0, upper, xtol=1e-14, rtol=1e-13))
+    return mde_se(1 / math.sqrt(n), n - 1, alpha, power)  # d = noncentrality / √n
 
 
 def mde(n: int, sd: float, alpha: float = ALPHA, power: float = POWER) -> float | None:
@@ -197,6 +194,13 @@ class PairedPower:
         return out
 
 
+def _verdict(low: float, high: float, detectable: float | None, matters: float) -> Verdict:
+    """Ahead or behind where the interval is clear of 0; else level if a difference that matters would have shown."""
+    if low > 0 or high < 0:
+        return Verdict.AHEAD if low > 0 else Verdict.BEHIND
+    return Verdict.LEVEL if detectable is not None and detectable <= matters else Verdict.UNDERPOWERED
+
+
 def paired_power(diffs: Sequence[float | None], *, n_items: int | None = None,
                  item_diffs: Sequence[Sequence[float]] | None = None, weights: Sequence[float] | None = None,
                  matters: float = MATTERS, alpha: float = ALPHA, power: float = POWER) -> PairedPower:
@@ -228,10 +232,7 @@ def paired_power(diffs: Sequence[float | None], *, n_items: int | None = None,
     test = stats.ttest_1samp(xs, 0.0)
     low, high = (float(v) for v in test.confidence_interval(1 - alpha))
     detectable = mde(n, sd, alpha, power)
-    if low > 0 or high < 0:
-        verdict = Verdict.AHEAD if low > 0 else Verdict.BEHIND
-    else:
-        verdict = Verdict.LEVEL if detectable is not None and detectable <= matters else Verdict.UNDERPOWERED
+    verdict = _verdict(low, high, detectable, matters)
     share = items_needed = None
     noise = None
     if item_diffs is not None:
@@ -287,12 +288,8 @@ def within_seed(node_diffs: Sequence[Sequence[float]], *, matters: float = MATTE
     half = float(stats.t.isf(alpha / 2, df)) * se
     low, high = mean - half, mean + half
     detectable = mde_se(se, df, alpha, power)
-    if low > 0 or high < 0:
-        verdict = Verdict.AHEAD if low > 0 else Verdict.BEHIND
-    else:
-        verdict = Verdict.LEVEL if detectable <= matters else Verdict.UNDERPOWERED
     return PairedPower(**base, mean=mean, ci=(low, high), p=float(2 * stats.t.sf(abs(mean) / se, df)), mde=detectable,
-                       verdict=verdict, note=note)
+                       verdict=_verdict(low, high, detectable, matters), note=note)
 
 
 def n_text(n_seeds: int, n_items: int | None, items: str = "exam items") -> str:
