@@ -52,6 +52,7 @@ from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
 from curriculum.stats.power import MATTERS
+from flows.codeversion import fingerprint
 from flows.compare import flat_budget, mean_ci, paired_figure
 from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures
@@ -133,7 +134,8 @@ def main() -> None:
         killed = db.exists() and get_run(Warehouse(db), run_id) is not None  # a benchmark killed mid-run: continue it
         curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs),
                    **({"resume": run_id} if killed else {"run_id": run_id}), profile=args.profile, **kw)
-        row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0), **(extra or {})}
+        row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0),
+               "code": fingerprint(), **(extra or {})}
         if killed:  # its wall time would count the resumed part only, its train and probe time the whole run
             row |= {"resumed": True, "wall_s": None, "overhead_s": None, "check_fraction": None}
         with done_file.open("a") as f:
@@ -229,6 +231,11 @@ def main() -> None:
     summary["overhead_fraction"] = sum(r["overhead_s"] for r in every_run) / max(sum(r["train_s"] for r in every_run), 1e-9)
     timed = [r for r in every_run if r.get("check_s") is not None and r["wall_s"]]  # rows written before it have none
     summary["check_fraction"] = sum(r["check_s"] for r in timed) / sum(r["wall_s"] for r in timed) if timed else None
+    # rows.jsonl keeps finished runs across calls: say when they were made by different code (None: before this)
+    summary["code"] = sorted({r.get("code") or "unrecorded" for rows in per_seed.values() for r in rows})
+    if len(summary["code"]) > 1:
+        print(f"note: these rows were made by {len(summary['code'])} versions of the product's code "
+              f"({', '.join(summary['code'])}): a difference between arms may be the code's", flush=True)
     summary["end_scores"] = {name: [r["end"] for r in rows] for name, rows in per_seed.items()}
 
     print(f"\n{loaded.spec.curriculum}{' / ' + args.profile if args.profile else ''}: {len(targets)} gated nodes, "

@@ -1,7 +1,8 @@
 """`curriculum compare`: does the curriculum pay off on *your* graph? Policies side by side, several seeds.
 
 Each (policy, seed) is one ordinary run of the flow in one warehouse, kept with its adapters and report, so a
-second call with more seeds adds to the runs already there instead of training them again. The first policy is
+second call with more seeds adds to the runs already there instead of training them again (runs made by the same
+code only: after an upgrade or an edit of the product they are trained again, the old ones kept). The first policy is
 the one under test; `flat` is the fair plain fine-tune: every node's data in one stage, one cosine schedule, for
 exactly the optimizer steps the first policy's run of the same seed spent (so the two runs have the same compute).
 Every figure is read from a run's end state (its final sweep: every node's verdict items — its exam items where the
@@ -23,10 +24,11 @@ from typing import Any
 from scipy import stats
 
 from curriculum.runs.inputs import input_files
+from flows.codeversion import fingerprint
 from curriculum.stats.power import GATES_MATTER, MATTERS, describe, n_text, paired_power, within_seed
 from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
-from warehouse.records import end_state, get_run, policy_summary
+from warehouse.records import end_state, get_run, policy_summary, run_list
 
 FIGURES = ("gates_held", "final_score", "bwt", "drift", "total_steps")
 
@@ -190,10 +192,26 @@ def inputs_tag(loaded: LoadedCurriculum) -> str:
     return f"{loaded.path.stem}-{digest[:8]}"
 
 
-def run_id_for(tag: str, policy: str, seed: int, profile: str | None, max_steps: int | None) -> str:
-    """Runs are named for what they are, so a later call with more seeds finds the ones already made."""
-    return "-".join(["cmp", tag, policy, *([profile] if profile else []), *([f"cap{max_steps}"] if max_steps else []),
-                     f"s{seed}"])
+def run_id_for(tag: str, policy: str, seed: int, profile: str | None, max_steps: int | None,
+               code: str | None = None) -> str:
+    """Runs are named for what they are, so a later call with more seeds finds the ones already made: the inputs,
+    the code that made them (6 hex digits of its fingerprint: after an upgrade or an edit of the product, a
+    comparison trains its runs again instead of pairing old runs with new ones), policy, profile, cap and seed."""
+    return "-".join(["cmp", tag, (code or fingerprint())[:6], policy, *([profile] if profile else []),
+                     *([f"cap{max_steps}"] if max_steps else []), f"s{seed}"])
+
+
+def other_code_runs(wh: Warehouse, tag: str, ids: list[str]) -> list[str]:
+    """Finished runs of this comparison (same inputs, policy, profile, cap and seed) made by other code: kept in the
+    warehouse, never reused, and named to the user so that training them again is no surprise."""
+    prefix, mine = f"cmp-{tag}-", fingerprint()[:6]
+    wanted = {i.removeprefix(prefix).partition("-")[2] for i in ids}
+    out = []
+    for r in run_list(wh):
+        code, _, rest = r["run_id"].removeprefix(prefix).partition("-")
+        if r["run_id"].startswith(prefix) and r["status"] == "completed" and code != mine and rest in wanted:
+            out.append(r["run_id"])
+    return sorted(out)
 
 
 def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str | None = None,
@@ -210,6 +228,9 @@ def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str |
     cmp = Comparison(graph, profile, policies, seeds, targets, {p: [] for p in policies}, matters)
     capped = {"max_steps": max_steps} if max_steps else None
     order = [p for p in policies if p != "flat"] + (["flat"] if "flat" in policies else [])
+    if stale := other_code_runs(wh, tag, [run_id_for(tag, p, s, profile, max_steps) for s in seeds for p in order]):
+        log(f"{len(stale)} finished run(s) of this comparison were made by other code (an earlier version or an edit "
+            f"of the product): kept, not reused: {', '.join(stale)}")
     for seed in seeds:
         for policy in order:
             run_id = run_id_for(tag, policy, seed, profile, max_steps)

@@ -29,6 +29,7 @@ from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from curriculum.training import stagefiles
 from flows import inherit
 from flows.artifacts import publish_results
+from flows.codeversion import code_record
 from flows.drift_step import drift_baseline, stage_drift
 from flows import faults
 from flows.planning import (Rows, as_rows, draw_until_clear, exam_plan, exam_score_rows, mixture_rows, observe_rows,
@@ -151,7 +152,7 @@ def _record_start(plan: RunPlan, graph: str, from_run: str | None, log: Any) -> 
                               "decoding": DECODING, "warnings": [str(w) for w in loaded.warnings],
                               "final_probe": settings.final_probe, "train_overrides": settings.train_overrides,
                               "exam": {**cur.exam.model_dump(), "unsplit": loaded.unsplit},
-                              "tracking": plan.tracking.model_dump(exclude_none=True),
+                              "tracking": plan.tracking.model_dump(exclude_none=True), "code": code_record(),
                               **plan.lineage_config},
                       parent_run=from_run, files=file_rows(loaded, {name: sha for name, sha, _ in inputs}),
                       texts=[(sha, text) for _, sha, text in inputs if text is not None])

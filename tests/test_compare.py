@@ -4,6 +4,7 @@ what to do next (in the terminal and the HTML), and a bad policy list is one lin
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -111,24 +112,49 @@ def test_another_graph_or_an_edited_one_names_other_runs(tmp_path: Path) -> None
     assert inputs_tag(load_curriculum(graph)) != before
 
 
+def test_the_code_fingerprint_follows_every_product_source_file(tmp_path: Path) -> None:
+    from flows.codeversion import PACKAGES, fingerprint_of
+
+    for package in PACKAGES:
+        (tmp_path / package / "sub").mkdir(parents=True)
+        (tmp_path / package / "sub" / "m.py").write_text("X = 1\n")
+    (tmp_path / "notes.md").write_text("not code")
+    before = fingerprint_of(tmp_path)
+    assert before == fingerprint_of(tmp_path) and len(before) == 12
+    (tmp_path / "notes.md").write_text("still not code")
+    assert fingerprint_of(tmp_path) == before
+    (tmp_path / "probes" / "sub" / "m.py").write_text("X = 2\n")
+    assert fingerprint_of(tmp_path) != before
+
+
 @pytest.mark.timeout(1800)
-def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp_path: Path) -> None:
-    from flows.compare import compare
+def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    import flows.compare
+    from flows.codeversion import fingerprint
+    from flows.compare import compare, other_code_runs, run_id_for
     from warehouse.db import Warehouse
+    from warehouse.records import get_run
 
     graph, db, runs = tiny_graph(tmp_path), tmp_path / "w.duckdb", tmp_path / "runs"
     first = compare(str(graph), ["mix", "flat"], [0], max_steps=8, warehouse=str(db), runs_dir=str(runs))
     (mix,), (flat,) = first.rows["mix"], first.rows["flat"]
     assert flat["total_steps"] == mix["total_steps"] > 0  # the same compute, seed by seed
     _, made = Warehouse(db).query("SELECT run_id, policy, seed FROM runs ORDER BY run_id")
-    tag = inputs_tag(load_curriculum(graph))
-    assert made == [(f"cmp-{tag}-flat-cap8-s0", "flat", 0), (f"cmp-{tag}-mix-cap8-s0", "mix", 0)]
+    tag, code = inputs_tag(load_curriculum(graph)), fingerprint()[:6]
+    assert made == [(f"cmp-{tag}-{code}-flat-cap8-s0", "flat", 0), (f"cmp-{tag}-{code}-mix-cap8-s0", "mix", 0)]
+    assert json.loads(get_run(Warehouse(db), mix["run_id"])["config"])["code"]["fingerprint"] == fingerprint()
     logged: list[str] = []
     second = compare(str(graph), ["mix", "flat"], [0, 1], max_steps=8, warehouse=str(db), runs_dir=str(runs),
                      log=logged.append)
-    assert logged == [f"cmp-{tag}-mix-cap8-s1: running mix, seed 1", f"cmp-{tag}-flat-cap8-s1: running flat, seed 1"]  # seed 0 read
+    assert logged == [f"cmp-{tag}-{code}-mix-cap8-s1: running mix, seed 1",
+                      f"cmp-{tag}-{code}-flat-cap8-s1: running flat, seed 1"]  # seed 0 read
     assert second.rows["mix"][0] == mix and [r["seed"] for r in second.rows["flat"]] == [0, 1]
     assert second.table()["mix"]["final_score"] == mean_ci([r["final_score"] for r in second.rows["mix"]])
     said = second.paired()["flat"]["final_score"]["said"]  # the end state's n and items, read from the warehouse
     assert said.startswith(f"n = 2 seeds × {second.rows['mix'][0]['n_items']:,} ")
     assert f"  final score: {said}" in comparison_lines(second)
+    # other code (an upgrade, an edit of a policy): other runs, and the finished ones it will not reuse are named
+    monkeypatch.setattr(flows.compare, "fingerprint", lambda: "abcdef123456")
+    assert run_id_for(tag, "mix", 0, None, 8) == f"cmp-{tag}-abcdef-mix-cap8-s0"
+    asked = [run_id_for(tag, p, s, None, 8) for s in (0, 2) for p in ("mix", "flat")]
+    assert other_code_runs(Warehouse(db), tag, asked) == [f"cmp-{tag}-{code}-flat-cap8-s0", f"cmp-{tag}-{code}-mix-cap8-s0"]
