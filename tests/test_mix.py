@@ -1,4 +1,4 @@
-"""policy: mix — the mixture's weights by hand, the frontier moving as nodes pass or spend their budgets, and a mix
+"""policy: mix (and skill-it, its variant that keeps held nodes at their weights) — the mixture's weights by hand, the frontier moving as nodes pass or spend their budgets, and a mix
 run through the flow on the tiny model: its recorded mixture, and a kill and resume that changes no row."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from curriculum.stats.evidence import Evidence
-from curriculum.policies.mix import draw_counts, draw_mixture, mixture_shares, skill_it_step
+from curriculum.policies.mix import draw_counts, draw_mixture, mixture_shares, skill_it_step, weighted_shares
 from curriculum.policies.registry import make_policy
 from curriculum.loading.validate import load_curriculum
 from flows.planning import start_state
@@ -29,9 +29,9 @@ def _chain(root: Path, gate: str = "{min_score: 0.5}") -> Path:
                        train="{epochs: 1, lr: 0.005, batch_size: 4, max_length: 64, max_steps: 8}")
 
 
-def _start(root: Path, gate: str = "{min_score: 0.5}"):
+def _start(root: Path, gate: str = "{min_score: 0.5}", policy: str = "mix"):
     loaded = load_curriculum(_chain(root, gate))
-    return loaded, make_policy("mix"), start_state(loaded, None)
+    return loaded, make_policy(policy), start_state(loaded, None)
 
 
 def test_the_weights_follow_skill_its_update_on_the_graph(tmp_path: Path) -> None:
@@ -102,6 +102,75 @@ def test_a_node_below_its_gate_at_the_end_of_its_budget_stays_in_replay(tmp_path
                                {"steps": 16, "stop_reason": "plateau", "round_steps": 16})
     assert [(d.node_id, d.action) for d in decisions] == [("z", "back-off"), ("y", "skip"), ("x", "skip")]
     assert pol.next_step(st).data_nodes == ["w"]
+
+
+def test_skill_it_keeps_a_node_that_passes_at_its_weight_and_charges_by_the_whole_stage(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, policy="skill-it")
+    pol.baseline(st, _zeros(*"zyxw"))
+    first = pol.next_step(st)
+    # the first stage has no held node: the same as mix's
+    assert first.signals["log_w"] == {"z": 1.0, "y": 1.0, "x": 0.5, "w": 0.5} and first.mixture == {"z": 5, "y": 5, "x": 3, "w": 3}
+    outcome, decisions = pol.observe(st, first, 1, {"z": binary([1] * 8), **_zeros(*"yxw")},
+                                     {"steps": 4, "stop_reason": "gate-met", "round_steps": 100})
+    assert outcome == "done" and [(d.node_id, d.action) for d in decisions] == [("z", "pass")]
+    assert "stays in the mix, its own gap no longer adding weight" in decisions[0].reason
+    step = pol.next_step(st)
+    assert step.data_nodes == ["y", "x", "w"] and step.replay_nodes == ["z"]
+    # z stays in the softmax at its weight, which grows only by y's gap now (its own is met): z = 1.0 + 0.5;
+    # y = 1.0 + (0.5 + x's 0.5), x = 0.5 + 0.5, w = 0.5 + 0.5 (their gaps on stage 1's adapter). No fixed replay
+    # share: train.replay is not read
+    assert step.signals["log_w"] == {"z": 1.5, "y": 2.0, "x": 1.0, "w": 1.0}
+    norm = math.exp(1.5) + math.exp(2.0) + 2 * math.exp(1.0)
+    shares = {"z": math.exp(1.5) / norm, "y": math.exp(2.0) / norm, "x": math.exp(1.0) / norm, "w": math.exp(1.0) / norm}
+    assert step.weights == pytest.approx(shares)
+    total = 12 / (1 - shares["z"])  # one pass over y, x and w's 4 examples each, z's share on top
+    assert step.mixture == {n: round(total * shares[n]) for n in "yxwz"} == {"y": 7, "x": 3, "w": 3, "z": 4}
+    # each open node is charged by its share of the whole stage, so the stage may run until y would overspend
+    assert step.budget == math.ceil((8 - pol.spent["y"]) * 17 / 7)
+    pol.observe(st, step, 2, {"z": binary([1] * 8), **_zeros(*"yxw")}, {"steps": 17, "stop_reason": "plateau",
+                                                                         "round_steps": 4})
+    assert pol.spent["x"] == pytest.approx(4 * 3 / 16 + 17 * 3 / 17)  # 3 of the stage's 17 examples were x's
+
+
+def test_skill_it_keeps_a_node_below_its_gate_in_the_mix_and_a_forgotten_one_learns_again(tmp_path: Path) -> None:
+    _, pol, st = _start(tmp_path, policy="skill-it")
+    pol.baseline(st, _zeros(*"zyxw"))
+    _, decisions = pol.observe(st, pol.next_step(st), 1, {"z": binary([1, 1] + [0] * 6), **_zeros(*"yxw")},
+                               {"steps": 16, "stop_reason": "plateau", "round_steps": 16})
+    assert [(d.node_id, d.action) for d in decisions] == [("z", "below-gate"), ("y", "below-gate")]
+    assert "stays in the mix, held" in decisions[0].reason
+    nxt = pol.next_step(st)
+    assert nxt.data_nodes == ["x", "w"] and nxt.replay_nodes == ["z", "y"]
+    # below their gates their own gaps stop counting; y still gains x's (x requires y, and x is learning), z nothing
+    assert nxt.signals["log_w"] == {"z": 1.0, "y": 1.5, "x": 1.0, "w": 1.0} and set(nxt.signals["gaps"]) == {"x", "w"}
+    # forgetting: w held from the baseline falls from 8/8 to 2/8 while z gains: kept, and w's gap counts again
+    _, pol, st = _start(tmp_path, policy="skill-it")
+    pol.baseline(st, {"z": binary([0] * 8), "y": binary([0] * 8), "x": binary([0] * 8), "w": binary([1] * 8)})
+    outcome, decisions = pol.observe(st, pol.next_step(st), 1, {**_zeros(*"yx"), "z": binary([1] * 5 + [0] * 3, pool=16),
+                                                               "w": binary([1, 1] + [0] * 6)},
+                                     {"steps": 2, "stop_reason": "plateau", "round_steps": 2})
+    assert outcome == "done" and ("w", "rehearse") in [(d.node_id, d.action) for d in decisions]
+    assert any("its gap counts in the weights again" in d.reason for d in decisions)
+    nxt = pol.next_step(st)
+    assert st.status["w"] == "forgotten" and nxt.signals["gaps"]["w"] == 0.25
+    assert nxt.signals["log_w"]["w"] == pytest.approx(pol.log_w["w"] + 0.25) and "1 forgotten, learning again" in nxt.reason
+
+
+def test_a_held_prerequisite_of_many_open_nodes_takes_at_most_three_quarters_of_a_skill_it_stage() -> None:
+    """A held node gains its open dependants' gaps every stage; with three of them its softmax share heads for 1,
+    and a stage (one pass over the open data, the held on top) would grow without end. The cap holds it."""
+    members, held, sizes = ["root", "a", "b", "c"], ["root"], {"root": 100, "a": 100, "b": 100, "c": 100}
+    log_w: dict[str, float] = {}
+    for _ in range(12):
+        log_w = skill_it_step(log_w, members, {"a": 0.5, "b": 0.5, "c": 0.5}, {"root": ["a", "b", "c"]})
+        shares = weighted_shares(log_w, members, held)
+        counts = draw_counts(shares, sizes, ["a", "b", "c"])
+        assert sum(shares.values()) == pytest.approx(1) and shares["root"] <= 0.75 + 1e-12
+        assert sum(counts.values()) <= 4 * 300 + len(counts)  # at most 4 passes over the open nodes' data
+    assert weighted_shares(log_w, members)["root"] > 0.99  # uncapped, what the cap stops
+    assert shares == pytest.approx({"root": 0.75, "a": 0.25 / 3, "b": 0.25 / 3, "c": 0.25 / 3})
+    # under the cap nothing moves: the softmax as it is
+    assert weighted_shares({"root": 0.0, "a": 0.0}, ["root", "a"], ["root"]) == {"root": 0.5, "a": 0.5}
 
 
 def test_a_pass_in_the_stage_where_a_required_prerequisite_fails_is_kept_whatever_the_order(tmp_path: Path) -> None:
@@ -228,3 +297,27 @@ def test_a_mix_run_records_its_mixture_and_resumes_to_the_same_rows(prefect_harn
             want[table] = Warehouse(ref / "w.duckdb").query("SELECT * FROM stage_mixture ORDER BY stage, node_id")[1]
             got[table] = Warehouse(run / "w.duckdb").query("SELECT * FROM stage_mixture ORDER BY stage, node_id")[1]
         assert got[table] == want[table], f"{table} differs from the uninterrupted run"
+
+
+@pytest.mark.timeout(900)
+def test_a_skill_it_run_goes_through_the_flow_and_its_record_replays(prefect_harness, tmp_path: Path) -> None:
+    """The variant through the same loop: its mixture recorded (weights adding up to 1, the held nodes at most 3/4),
+    its report saying how held nodes were weighted, and its record replayed by the same policy to the same state."""
+    from curriculum.policies.registry import make_policy as policy_named
+    from flows.curriculum_flow import curriculum, replay_state
+    from warehouse.db import Warehouse
+    from warehouse.report import render_report
+
+    graph = _chain(tmp_path)
+    curriculum(graph=str(graph), policy="skill-it", warehouse=str(tmp_path / "w.duckdb"), runs_dir=str(tmp_path / "runs"),
+               run_id="sk")
+    wh = Warehouse(tmp_path / "w.duckdb")
+    assert wh.query("SELECT policy, status FROM runs")[1] == [("skill-it", "completed")]
+    _, mixture = wh.query("SELECT stage, sum(weight), coalesce(sum(weight) FILTER (WHERE role = 'replay'), 0) "
+                          "FROM stage_mixture GROUP BY stage ORDER BY stage")
+    assert mixture and all(w == pytest.approx(1.0) and held <= 0.75 + 1e-9 for _, w, held in mixture)
+    # a stage with held nodes gave them their softmax weights, not mix's fixed replay share (0.25, the default)
+    assert any(held > 0 and held != pytest.approx(0.25) for _, _, held in mixture), mixture
+    assert "at their own weights" in render_report(wh, "sk")
+    st, next_stage = replay_state(wh, load_curriculum(graph), "sk", policy_named("skill-it"))
+    assert next_stage == len(mixture) + 1 and all(s in {"mastered", "below-gate", "forgotten"} for s in st.status.values())

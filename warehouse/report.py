@@ -146,8 +146,8 @@ def _drift_section(wh: Warehouse, run_id: str) -> list[str]:
     ]
 
 
-def _mixture_section(wh: Warehouse, run_id: str) -> list[str]:
-    """policy: mix — what the model was fed, stage by stage: examples drawn from each node (frontier solid, replay
+def _mixture_section(wh: Warehouse, run_id: str, policy: str) -> list[str]:
+    """policy: mix or skill-it — what the model was fed, stage by stage: examples drawn from each node (frontier solid, replay
     hatched), and the weights behind them."""
     if not wh.has_table("stage_mixture"):
         return []
@@ -173,9 +173,11 @@ def _mixture_section(wh: Warehouse, run_id: str) -> list[str]:
     ax.set_xlabel("stage")
     ax.set_ylabel("examples drawn")
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+    held = ("the held ones (hatched) at their own weights, which grow with their open dependants' gaps (held nodes "
+            "take at most 3/4)" if policy == "skill-it" else "every held node at the replay weight (hatched)")
     return ['<h2 id="mixture">What the model was fed, stage by stage</h2>',
-            '<p class="meta">Each mix stage trains the open nodes weighted by their gap to the gate (solid) and every '
-            "held node at the replay weight (hatched); weights add up to 1 per stage.</p>",
+            '<p class="meta">Each mix stage trains the open nodes weighted by their gap to the gate (solid) and '
+            f"{held}; weights add up to 1 per stage.</p>",
             _svg(fig), _table(rows, ["stage", "node_id", "role", "weight", "examples", "tokens", "status"])]
 
 
@@ -249,7 +251,7 @@ def render_report(wh: Warehouse, run_id: str) -> str:
         _table(node_scores, ["node_id", "stage", "score", "n_items", "pool", "ci_low", "ci_high", "method", "confidence",
                              "gate", "vs_gate"]),
         '<h2 id="loss">Training loss</h2>', _curves_svg(losses, "optimizer step", "loss") if losses else "<p>no training</p>",
-        *_mixture_section(wh, run_id),
+        *_mixture_section(wh, run_id, run["policy"]),
         *_drift_section(wh, run_id),
         '<h2 id="stages">Stages</h2>', _table(stages, list(stages[0]) if stages else []),
         '<h2 id="decisions">Decisions</h2>',

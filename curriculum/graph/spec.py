@@ -28,7 +28,7 @@ class Layer(str, Enum):
 
 
 Facet = Literal["lexical", "logical", "narrative", "philosophical"]
-Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed", "mix"]
+Policy = Literal["gated", "greedy", "bandit", "random", "flat", "fixed", "mix", "skill-it"]
 ProbeKind = Literal["paraphrase", "transfer", "lmeval", "analogy", "analogy_generative"]
 CONTINUOUS_PROBE_KINDS = frozenset({"paraphrase", "analogy_generative"})  # scored by meaning; the others right or wrong
 CHOICE_PROBE_KINDS = frozenset({"transfer", "analogy"})  # options scored by log-likelihood (lmeval: by lm-eval)

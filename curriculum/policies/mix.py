@@ -12,6 +12,14 @@ were settled made every chain blocked sequential training, which lost to a flat 
 (docs/benchmarks.md, "a generated chain"). After each stage every open node and every node held since it passed is probed: one that passes
 drops to the replay weight; one whose budget is spent below its gate ends `below-gate` (still replayed).
 
+`policy: skill-it` is the same loop as Skill-It has it: a held node stays in the softmax at its accumulated weight
+instead of a fixed replay share (`train.replay` is not read), its own gap stops counting (a forgotten one's counts
+again) while its open dependants' gaps still add to it, the held nodes together take at most MAX_HELD_SHARE of a
+stage, and each open node is charged by its share of the whole stage, so the held nodes' examples ride on top. It
+was `mix` for a day and reverted by the rule fixed before its runs (docs/benchmarks.md, "`mix` keeping a learned
+node at its weight"): ahead of `mix` wherever it differed from it, but not tested across seeds, so it is a policy
+of its own, to be compared with `mix` on the same curriculum, seed by seed.
+
 Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
 """
 
@@ -33,6 +41,11 @@ from curriculum.policies.states import SETTLED, Action, Outcome, StageKind, Stat
 ETA = 1.0  # Skill-It's step size on gaps in [0, 1]; chosen before any run, not tuned on results
 FORGOTTEN_WEIGHT = 2.0  # a forgotten node's replay weight, in units of a held node's
 MIX_ROUNDS = 3  # a stage trains at most this many check rounds before the mixture moves again
+# `skill-it`: the held nodes together take at most this share of a stage. A stage is one pass over its open nodes'
+# data with the held ones on top, so this bounds it at 4 such passes: a held prerequisite keeps gaining its open
+# dependants' gaps, and with several of them its share heads for 1 and the stage for no end. The mirror of `mix`'s
+# default replay share (0.25 held): the open nodes keep at least that. Chosen before any run of it.
+MAX_HELD_SHARE = 0.75
 
 
 def gap(st: RunState, node_id: str) -> float:
@@ -41,13 +54,14 @@ def gap(st: RunState, node_id: str) -> float:
     return max(0.0, st.gate(node_id) - (ev.score if ev is not None else 0.0))
 
 
-def skill_it_step(log_w: dict[str, float], open_nodes: Sequence[str], gaps: dict[str, float],
+def skill_it_step(log_w: dict[str, float], members: Sequence[str], gaps: dict[str, float],
                   dependants: dict[str, list[str]], eta: float = ETA) -> dict[str, float]:
-    """One online update of the open nodes' log weights: log w_i += eta * (gap_i + sum of its open dependants'
-    gaps). Nodes not in the mix keep what they had (a node that leaves and returns resumes its weight)."""
+    """One online update of the mixture's log weights: log w_i += eta * (gap_i + sum of its dependants' gaps), with
+    `gaps` holding only the nodes still learning. Nodes not in the mix keep what they had (a node that leaves and
+    returns resumes its weight)."""
     out = dict(log_w)
-    for i in open_nodes:
-        out[i] = log_w.get(i, 0.0) + eta * (gaps[i] + sum(gaps.get(j, 0.0) for j in dependants.get(i, [])))
+    for i in members:
+        out[i] = log_w.get(i, 0.0) + eta * (gaps.get(i, 0.0) + sum(gaps.get(j, 0.0) for j in dependants.get(i, [])))
     return out
 
 
@@ -66,6 +80,23 @@ def mixture_shares(log_w: dict[str, float], open_nodes: Sequence[str], held: Seq
         raw = {m: FORGOTTEN_WEIGHT if m in forgotten else 1.0 for m in held}
         total = sum(raw.values())
         out |= {m: replay * raw[m] / total for m in held}
+    return out
+
+
+def weighted_shares(log_w: dict[str, float], members: Sequence[str], held: Sequence[str] = (),
+                    max_held: float = MAX_HELD_SHARE) -> dict[str, float]:
+    """`skill-it`'s shares (they add up to 1): the softmax of every member's log weight, held nodes included, with the
+    `held` nodes' together capped at `max_held` (each scaled alike, the open ones given the rest alike) while any
+    node is open."""
+    if not members:
+        return {}
+    top = max(log_w.get(n, 0.0) for n in members)
+    raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in members}
+    total = sum(raw.values())
+    out = {n: raw[n] / total for n in members}
+    held_share = sum(out[n] for n in held)
+    if held_share > max_held and held_share < 1.0:
+        out = {n: x * (max_held / held_share if n in held else (1 - max_held) / (1 - held_share)) for n, x in out.items()}
     return out
 
 
@@ -96,6 +127,7 @@ class MixPolicy:
     """Stages that train a moving mixture of every open node (see the module's docstring)."""
 
     name: str = "mix"
+    held_at_weight: bool = False  # `skill-it`: held nodes keep their weights in the softmax (module docstring)
     gates: bool = True
     probes_ready: bool = False
     log_w: dict[str, float] = field(default_factory=dict)
@@ -115,20 +147,35 @@ class MixPolicy:
             return None
         held = [m for m in st.order if st.status[m] in SETTLED and st.sizes.get(m)]
         forgotten = [m for m in held if st.status[m] == Status.FORGOTTEN]
-        gaps = {n: gap(st, n) for n in open_nodes}
-        dependants = {i: [j for j in open_nodes if i in st.cur.nodes[j].requires] for i in open_nodes}
-        log_w = skill_it_step(self.log_w, open_nodes, gaps, dependants)
-        shares = mixture_shares(log_w, open_nodes, held, forgotten, st.cur.defaults.train.replay)
+        if self.held_at_weight:  # every member in the softmax; a mastered or below-gate node's own gap stops counting
+            members, learning = open_nodes + held, {n: gap(st, n) for n in open_nodes + forgotten}
+        else:
+            members, learning = open_nodes, {n: gap(st, n) for n in open_nodes}
+        dependants = {i: [j for j in members if i in st.cur.nodes[j].requires] for i in members}
+        log_w = skill_it_step(self.log_w, members, learning, dependants)
+        if self.held_at_weight:
+            shares = weighted_shares(log_w, members, held)
+            reason = (f"mix of {len(open_nodes)} open node(s) and {len(held)} held, weighted by the gaps to their gates"
+                      + (f" ({len(forgotten)} forgotten, learning again)" if forgotten else ""))
+        else:
+            shares = mixture_shares(log_w, open_nodes, held, forgotten, st.cur.defaults.train.replay)
+            reason = (f"mix of {len(open_nodes)} open node(s) by their gaps to the gate, {len(held)} held in replay"
+                      + (f" ({len(forgotten)} forgotten, at twice the weight)" if forgotten else ""))
         counts = draw_counts(shares, st.sizes, open_nodes)
-        open_total = sum(counts[n] for n in open_nodes)
+        charged = self._charged(counts, open_nodes)
         left = {n: max(0.0, st.budgets[n] - self.spent.get(n, 0.0)) for n in open_nodes}
-        budget = max(1, math.ceil(min(left[n] * open_total / counts[n] for n in open_nodes)))
-        reason = (f"mix of {len(open_nodes)} open node(s) by their gaps to the gate, {len(held)} held in replay"
-                  + (f" ({len(forgotten)} forgotten, at twice the weight)" if forgotten else ""))
+        budget = max(1, math.ceil(min(left[n] * charged / counts[n] for n in open_nodes)))
         return Step(StageKind.MIX, FLAT, self.stages + 1, list(open_nodes), held, reason,
                     signals={"weights": {n: round(shares[n], 4) for n in shares},
-                             "gaps": {n: round(gaps[n], 4) for n in open_nodes}, "log_w": log_w},
+                             "gaps": {n: round(g, 4) for n, g in learning.items()}, "log_w": log_w},
                     parent=st.accepted_stage, mixture=counts, weights=shares, budget=budget)
+
+    def _charged(self, counts: dict[str, int], open_nodes: Sequence[str]) -> int:
+        """The examples a stage's steps are charged over: the open nodes' (`mix`: replay rides along free, as in a
+        node-by-node stage) or the whole stage's (`skill-it`: the held nodes ride on top of each open node's share,
+        so a run may take more steps than its nodes' budgets add up to; the plain fine-tune it is compared with gets
+        the same steps)."""
+        return sum(counts.values()) if self.held_at_weight else sum(counts[n] for n in open_nodes)
 
     def observe(self, st: RunState, step: Step, stage: int, observed: Observed,
                 trained: dict[str, Any] | None = None) -> tuple[Outcome, list[Decision]]:
@@ -161,7 +208,7 @@ class MixPolicy:
                 if (ev := observed.get(n)) is not None:
                     st.mastered_on[n] = ev
                 verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
-                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; drops to the replay weight", call, st.gate(n), attempt=st.attempts[n],
+                decisions.append(Decision.on(n, Action.PASS, f"{verdict}; {self._kept_as}", call, st.gate(n), attempt=st.attempts[n],
                                              before=b.score if (b := before.get(n)) else None, signals=signals))
         for n, call in calls.items():  # a node skipped by a prerequisite's strict back-off above is done with
             if st.status[n] == Status.LOCKED and self._out_of_budget(st, n):
@@ -183,16 +230,20 @@ class MixPolicy:
         return decisions
 
     def _charge(self, st: RunState, step: Step, steps: int) -> None:
-        """The stage's steps are charged to the open nodes by their share of its frontier examples (replay rides
-        along free, as in a node-by-node stage), and the update of the weights is committed."""
+        """The stage's steps are charged to the open nodes by their share of what it charges over (`_charged`), and
+        the update of the weights is committed."""
         self.log_w = step.signals["log_w"]
         self.stages += 1
-        open_total = sum(step.mixture[n] for n in step.data_nodes)
+        charged = self._charged(step.mixture, step.data_nodes)
         for n in step.data_nodes:
-            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / open_total
+            self.spent[n] = self.spent.get(n, 0.0) + steps * step.mixture[n] / charged
             st.spent[n] = round(self.spent[n])
             st.attempts[n] = st.attempts.get(n, 0) + 1
             st.trained.add(n)
+
+    @property
+    def _kept_as(self) -> str:
+        return "stays in the mix, its own gap no longer adding weight" if self.held_at_weight else "drops to the replay weight"
 
     def _out_of_budget(self, st: RunState, n: str) -> bool:
         """What is left would not pay for the shortest round (`round_steps`) even with a stage to itself. The stage's
@@ -210,7 +261,7 @@ class MixPolicy:
             return back_off(st, n, Decision.on(n, Action.BACK_OFF, f"{why}; its gate is required", call, st.gate(n),
                                                attempt=st.attempts.get(n)))
         st.status[n] = Status.BELOW_GATE
-        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; stays in replay", call,
+        decisions = [Decision.on(n, Action.BELOW_GATE, f"{why}; {'stays in the mix, held' if self.held_at_weight else 'stays in replay'}", call,
                                  st.gate(n), attempt=st.attempts.get(n))]
         remedial = st.cur.nodes[n].on_fail
         if remedial and st.status.get(remedial) == Status.DORMANT:
@@ -230,8 +281,9 @@ class MixPolicy:
                 if drop.significant(st.confidence(m)) and drop.after < st.gate(m):
                     st.status[m] = Status.FORGOTTEN
                     decisions.append(Decision(m, Action.REHEARSE, f"forgetting: {drop.before:.3f} → {drop.after:.3f} on the "
-                                              f"same {drop.n} items ({drop.test}, p = {drop.p_value:.3f}); replayed at "
-                                              "twice the weight", score_before=drop.before, score_after=drop.after,
+                                              f"same {drop.n} items ({drop.test}, p = {drop.p_value:.3f}); "
+                                              + ("its gap counts in the weights again" if self.held_at_weight
+                                                 else "replayed at twice the weight"), score_before=drop.before, score_after=drop.after,
                                               gate=st.gate(m), n_items=drop.n))
             elif st.status[m] == Status.FORGOTTEN:
                 call = st.call(m, ev.restricted(sorted(st.mastered_on[m].items)))

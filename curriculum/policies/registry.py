@@ -1,6 +1,6 @@
 """Every policy by the name the YAML and the command line give it: a new policy is a module in this room and one
 line here. All policies see the same signals (each node's probe score after each stage) and the graph; `random`,
-`fixed` and `flat` are the baselines, `mix` trains a moving mixture (mix.py), the rest are the gated family
+`fixed` and `flat` are the baselines, `mix` and `skill-it` train a moving mixture (mix.py), the rest are the gated family
 (gated.py).
 """
 
@@ -22,6 +22,7 @@ POLICIES: dict[str, Callable[[int], Policy]] = {
     "fixed": lambda seed: GatedPolicy("fixed", first_in_order, gates=False),
     "flat": lambda seed: FlatPolicy(),
     "mix": lambda seed: MixPolicy(),
+    "skill-it": lambda seed: MixPolicy("skill-it", held_at_weight=True),
 }
 
 
