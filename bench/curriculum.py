@@ -52,7 +52,6 @@ from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
 from curriculum.stats.power import MATTERS
-from flows.codeversion import fingerprint
 from flows.compare import flat_budget, mean_ci, paired_figure
 from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures
@@ -134,8 +133,7 @@ def main() -> None:
         killed = db.exists() and get_run(Warehouse(db), run_id) is not None  # a benchmark killed mid-run: continue it
         curriculum(graph=args.graph, seed=seed, warehouse=str(db), runs_dir=str(runs),
                    **({"resume": run_id} if killed else {"run_id": run_id}), profile=args.profile, **kw)
-        row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0),
-               "code": fingerprint(), **(extra or {})}
+        row = {"run_id": run_id, **summarise(Warehouse(db), run_id, targets, time.perf_counter() - t0), **(extra or {})}
         if killed:  # its wall time would count the resumed part only, its train and probe time the whole run
             row |= {"resumed": True, "wall_s": None, "overhead_s": None, "check_fraction": None}
         with done_file.open("a") as f:
@@ -218,12 +216,13 @@ def main() -> None:
     if "fixed" in per_seed:
         steps = paired(ratio, "fixed", "steps_to_all")
         summary |= {"adaptive_steps_over_fixed": steps["mean"], "adaptive_steps_over_fixed_ci": steps["ci"]}
+    paired_code: set[str] = set()
     if args.pair_with:
         other = [json.loads(line) for line in (Path(args.pair_with) / "rows.jsonl").read_text().splitlines()]
         per_seed["paired"] = [r for r in other if r["run_id"].startswith("adaptive-s")]
         for key, fig in (("gates", "gates_held"), ("score", "final_score"), ("bwt", "bwt"), ("steps", "total_steps")):
             summary |= difference("paired", key, fig, label=f"{args.pair_with}'s adaptive")
-        del per_seed["paired"]
+        paired_code = {r.get("code") or "unrecorded" for r in per_seed.pop("paired")}
         print(f"against {args.pair_with}'s adaptive arm, paired by seed: "
               + ", ".join(f"{k} {summary[f'adaptive_{k}_minus_paired']:+.3f} {summary[f'adaptive_{k}_minus_paired_ci']}"
                           for k in ("gates", "score", "bwt", "steps") if summary[f"adaptive_{k}_minus_paired"] is not None))
@@ -232,7 +231,8 @@ def main() -> None:
     timed = [r for r in every_run if r.get("check_s") is not None and r["wall_s"]]  # rows written before it have none
     summary["check_fraction"] = sum(r["check_s"] for r in timed) / sum(r["wall_s"] for r in timed) if timed else None
     # rows.jsonl keeps finished runs across calls: say when they were made by different code (None: before this)
-    summary["code"] = sorted({r.get("code") or "unrecorded" for rows in per_seed.values() for r in rows})
+    summary["code"] = sorted({r.get("code") or "unrecorded" for rows in per_seed.values() for r in rows}
+                             | paired_code)
     if len(summary["code"]) > 1:
         print(f"note: these rows were made by {len(summary['code'])} versions of the product's code "
               f"({', '.join(summary['code'])}): a difference between arms may be the code's", flush=True)

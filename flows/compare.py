@@ -28,7 +28,7 @@ from flows.codeversion import fingerprint
 from curriculum.stats.power import GATES_MATTER, MATTERS, describe, n_text, paired_power, within_seed
 from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from warehouse.db import Warehouse
-from warehouse.records import end_state, get_run, policy_summary, run_list
+from warehouse.records import end_state, get_run, policy_summary, run_code, run_list
 
 FIGURES = ("gates_held", "final_score", "bwt", "drift", "total_steps")
 
@@ -79,6 +79,7 @@ def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
         "total_steps": s["steps"], "total_tokens": s["tokens"], "stages": s["stages"], "probe_s": s["probe_s"],
         "verdict_s": s["verdict_s"],
         "train_s": s["train_s"], "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
+        "code": run_code(run) if (run := get_run(wh, run_id)) else None,
         **verdict_items(end, targets),
     }
 
@@ -192,25 +193,26 @@ def inputs_tag(loaded: LoadedCurriculum) -> str:
     return f"{loaded.path.stem}-{digest[:8]}"
 
 
-def run_id_for(tag: str, policy: str, seed: int, profile: str | None, max_steps: int | None,
-               code: str | None = None) -> str:
+def run_id_for(tag: str, policy: str, seed: int, profile: str | None, max_steps: int | None) -> str:
     """Runs are named for what they are, so a later call with more seeds finds the ones already made: the inputs,
     the code that made them (6 hex digits of its fingerprint: after an upgrade or an edit of the product, a
     comparison trains its runs again instead of pairing old runs with new ones), policy, profile, cap and seed."""
-    return "-".join(["cmp", tag, (code or fingerprint())[:6], policy, *([profile] if profile else []),
+    return "-".join(["cmp", tag, fingerprint()[:6], policy, *([profile] if profile else []),
                      *([f"cap{max_steps}"] if max_steps else []), f"s{seed}"])
 
 
 def other_code_runs(wh: Warehouse, tag: str, ids: list[str]) -> list[str]:
-    """Finished runs of this comparison (same inputs, policy, profile, cap and seed) made by other code: kept in the
-    warehouse, never reused, and named to the user so that training them again is no surprise."""
+    """Runs of this comparison (same inputs, policy, profile, cap and seed) made by other code, finished or not, ids
+    from before the code was part of them included: kept in the warehouse, never reused or resumed, and named with
+    their status so that training them again is no surprise."""
     prefix, mine = f"cmp-{tag}-", fingerprint()[:6]
-    wanted = {i.removeprefix(prefix).partition("-")[2] for i in ids}
+    wanted = {i.removeprefix(prefix).partition("-")[2] for i in ids}  # policy[-profile][-capN]-sSEED
     out = []
     for r in run_list(wh):
-        code, _, rest = r["run_id"].removeprefix(prefix).partition("-")
-        if r["run_id"].startswith(prefix) and r["status"] == "completed" and code != mine and rest in wanted:
-            out.append(r["run_id"])
+        tail = r["run_id"].removeprefix(prefix)
+        code, _, rest = tail.partition("-")
+        if r["run_id"].startswith(prefix) and (tail in wanted or (code != mine and rest in wanted)):
+            out.append(f"{r['run_id']} ({r['status']})")
     return sorted(out)
 
 
@@ -229,8 +231,8 @@ def compare(graph: str, policies: list[str], seeds: list[int], *, profile: str |
     capped = {"max_steps": max_steps} if max_steps else None
     order = [p for p in policies if p != "flat"] + (["flat"] if "flat" in policies else [])
     if stale := other_code_runs(wh, tag, [run_id_for(tag, p, s, profile, max_steps) for s in seeds for p in order]):
-        log(f"{len(stale)} finished run(s) of this comparison were made by other code (an earlier version or an edit "
-            f"of the product): kept, not reused: {', '.join(stale)}")
+        log(f"{len(stale)} run(s) of this comparison were made by other code (an earlier version or an edit of the "
+            f"product): kept, not reused or resumed: {', '.join(stale)}")
     for seed in seeds:
         for policy in order:
             run_id = run_id_for(tag, policy, seed, profile, max_steps)

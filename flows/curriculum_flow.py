@@ -8,6 +8,7 @@ is written twice.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import asdict
@@ -29,7 +30,7 @@ from curriculum.loading.validate import LoadedCurriculum, load_curriculum
 from curriculum.training import stagefiles
 from flows import inherit
 from flows.artifacts import publish_results
-from flows.codeversion import code_record
+from flows.codeversion import code_record, fingerprint
 from flows.drift_step import drift_baseline, stage_drift
 from flows import faults
 from flows.planning import (Rows, as_rows, draw_until_clear, exam_plan, exam_score_rows, mixture_rows, observe_rows,
@@ -71,7 +72,7 @@ def curriculum(
 
     Args:
         graph: Path of the curriculum YAML (relative to the serving process's directory).
-        policy: Overrides the YAML's policy: mix, gated, greedy, bandit, random, fixed or flat.
+        policy: Overrides the YAML's policy: mix, skill-it, gated, greedy, bandit, random, fixed or flat.
         seed: Seed of training and of the bandit and random policies (default 0).
         max_stages: Budget of training stages; empty for no limit.
         run_id: Id for a new run; empty for a random one.
@@ -142,6 +143,11 @@ def _record_start(plan: RunPlan, graph: str, from_run: str | None, log: Any) -> 
             log.warning("run %s was interrupted (recorded as running, no live process holds it); resuming", run_id)
             records.set_run_status(wh, run_id, "interrupted")
         records.set_run_status(wh, run_id, "running")
+        started_by = (json.loads(plan.run.get("config") or "{}").get("code") or {}).get("fingerprint")
+        if started_by != fingerprint():  # replay still checks every decision; the record says both codes
+            log.warning("run %s was started by other code (fingerprint %s, now %s); resuming, and recording both",
+                        run_id, started_by, fingerprint())
+            records.note_resumed_code(wh, run_id, code_record())
         return
     cur = loaded.spec  # a profile run records the nodes it walks, so the report draws those
     inputs = input_files(loaded)  # each data and probe file read once: its hash per node, its text

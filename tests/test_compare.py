@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from scipy import stats
 from typer.testing import CliRunner
@@ -119,12 +120,45 @@ def test_the_code_fingerprint_follows_every_product_source_file(tmp_path: Path) 
         (tmp_path / package / "sub").mkdir(parents=True)
         (tmp_path / package / "sub" / "m.py").write_text("X = 1\n")
     (tmp_path / "notes.md").write_text("not code")
-    before = fingerprint_of(tmp_path)
-    assert before == fingerprint_of(tmp_path) and len(before) == 12
+    (tmp_path / "probes" / "data.jsonl").write_text('{"prompt": "a"}\n')
+    libs = {"torch": "2.13.0"}
+    before = fingerprint_of(tmp_path, libs)
+    assert before == fingerprint_of(tmp_path, libs) and len(before) == 12
     (tmp_path / "notes.md").write_text("still not code")
-    assert fingerprint_of(tmp_path) == before
+    (tmp_path / "warehouse" / "curriculum.duckdb").write_bytes(b"rows")  # the default warehouse lives there
+    assert fingerprint_of(tmp_path, libs) == before
+    assert fingerprint_of(tmp_path, {"torch": "2.14.0"}) != before
+    (tmp_path / "probes" / "data.jsonl").write_text('{"prompt": "b"}\n')  # package data moves figures too
+    changed = fingerprint_of(tmp_path, libs)
+    assert changed != before
     (tmp_path / "probes" / "sub" / "m.py").write_text("X = 2\n")
-    assert fingerprint_of(tmp_path) != before
+    assert fingerprint_of(tmp_path, libs) not in (before, changed)
+
+
+@pytest.mark.timeout(600)
+def test_a_run_resumed_by_other_code_records_both(prefect_harness, tmp_path: Path, monkeypatch) -> None:
+    """A run killed under one version of the product and finished under another is not passed off as the first's:
+    its record lists both, and the figures read from it say so."""
+    import flows.curriculum_flow
+    from flows.codeversion import fingerprint
+    from flows.compare import summarise
+    from flows.curriculum_flow import curriculum
+    from warehouse.db import Warehouse
+    from warehouse.records import get_run
+
+    graph = tiny_graph(tmp_path)
+    kw = {"graph": str(graph), "warehouse": str(tmp_path / "w.duckdb"), "runs_dir": str(tmp_path / "runs")}
+    monkeypatch.setenv("CURRICULUM_FAIL_AT", "stage:data")  # dies after its baseline, before stage 1
+    with pytest.raises(ValueError, match="CURRICULUM_FAIL_AT"):
+        curriculum(run_id="r", train_overrides={"max_steps": 2}, **kw)
+    monkeypatch.delenv("CURRICULUM_FAIL_AT")
+    monkeypatch.setattr(flows.curriculum_flow, "fingerprint", lambda: "0ther0c0de000")
+    monkeypatch.setattr(flows.curriculum_flow, "code_record", lambda: {"version": "9", "fingerprint": "0ther0c0de000"})
+    curriculum(resume="r", **kw)
+    config = json.loads(get_run(Warehouse(kw["warehouse"]), "r")["config"])
+    assert config["code"]["fingerprint"] == fingerprint() and config["resumed_under"] == [
+        {"version": "9", "fingerprint": "0ther0c0de000"}]
+    assert summarise(Warehouse(kw["warehouse"]), "r", ["a"])["code"] == f"{fingerprint()}+0ther0c0de000"
 
 
 @pytest.mark.timeout(1800)
@@ -157,4 +191,13 @@ def test_compare_runs_flat_at_the_same_steps_and_adds_seeds(prefect_harness, tmp
     monkeypatch.setattr(flows.compare, "fingerprint", lambda: "abcdef123456")
     assert run_id_for(tag, "mix", 0, None, 8) == f"cmp-{tag}-abcdef-mix-cap8-s0"
     asked = [run_id_for(tag, p, s, None, 8) for s in (0, 2) for p in ("mix", "flat")]
-    assert other_code_runs(Warehouse(db), tag, asked) == [f"cmp-{tag}-{code}-flat-cap8-s0", f"cmp-{tag}-{code}-mix-cap8-s0"]
+    assert other_code_runs(Warehouse(db), tag, asked) == [f"cmp-{tag}-{code}-flat-cap8-s0 (completed)",
+                                                          f"cmp-{tag}-{code}-mix-cap8-s0 (completed)"]
+    # a run named before the code was part of the id, and an unfinished one, are named too; another seed's is not
+    from warehouse.records import set_run_status
+
+    with duckdb.connect(str(db)) as con:
+        con.execute(f"UPDATE runs SET run_id = 'cmp-{tag}-mix-cap8-s0' WHERE run_id = 'cmp-{tag}-{code}-mix-cap8-s0'")
+    set_run_status(Warehouse(db), f"cmp-{tag}-{code}-flat-cap8-s0", "interrupted")
+    assert other_code_runs(Warehouse(db), tag, asked) == [f"cmp-{tag}-{code}-flat-cap8-s0 (interrupted)",
+                                                          f"cmp-{tag}-mix-cap8-s0 (completed)"]

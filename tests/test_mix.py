@@ -171,6 +171,11 @@ def test_a_held_prerequisite_of_many_open_nodes_takes_at_most_three_quarters_of_
     assert shares == pytest.approx({"root": 0.75, "a": 0.25 / 3, "b": 0.25 / 3, "c": 0.25 / 3})
     # under the cap nothing moves: the softmax as it is
     assert weighted_shares({"root": 0.0, "a": 0.0}, ["root", "a"], ["root"]) == {"root": 0.5, "a": 0.5}
+    # far ahead (a prerequisite of stuck nodes, stage after stage) the cap still holds, with no rounding to a 0 share
+    for ahead in (40.0, 800.0):
+        far = weighted_shares({"root": ahead, "a": 0.0, "b": 1.0}, ["root", "a", "b"], ["root"])
+        assert far == pytest.approx({"root": 0.75, "a": 0.25 / (1 + math.e), "b": 0.25 * math.e / (1 + math.e)})
+        assert sum(draw_counts(far, {"root": 100, "a": 100, "b": 100}, ["a", "b"]).values()) == 800
 
 
 def test_a_pass_in_the_stage_where_a_required_prerequisite_fails_is_kept_whatever_the_order(tmp_path: Path) -> None:

@@ -61,6 +61,26 @@ def get_run(wh: Warehouse, run_id: str) -> dict[str, Any] | None:
     return dict(zip(cols, rows[0])) if rows else None
 
 
+def note_resumed_code(wh: Warehouse, run_id: str, code: dict[str, Any]) -> None:
+    """A run resumed by other code than started it: `config.resumed_under` lists each such code, in order, so a
+    run made by two versions says so instead of passing for the first one's."""
+    run = get_run(wh, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    config = json.loads(run["config"] or "{}")
+    config["resumed_under"] = [*config.get("resumed_under", []), code]
+    with wh.transaction() as con:
+        con.execute("UPDATE runs SET config = ? WHERE run_id = ?", [json.dumps(config, default=str), run_id])
+
+
+def run_code(run: dict[str, Any]) -> str | None:
+    """Which code made a run, from its row: its fingerprint, '+' each other one it was resumed under; None for a run
+    recorded before fingerprints were."""
+    config = json.loads(run.get("config") or "{}")
+    codes = [c.get("fingerprint") for c in [config.get("code") or {}, *config.get("resumed_under", [])]]
+    return "+".join(c for c in codes if c) or None
+
+
 def run_files(wh: Warehouse, run_id: str) -> dict[str, str]:
     """path -> sha256 of every data and probe file the run was made from (empty for runs recorded before)."""
     if not wh.has_table("run_files"):

@@ -15,7 +15,7 @@ from curriculum.cli.results import print_run
 
 def run(
     graph: Path = typer.Argument(..., help="curriculum YAML"),
-    policy: str | None = typer.Option(None, help="mix | gated | greedy | bandit | random | flat | fixed (default: the YAML's)"),
+    policy: str | None = typer.Option(None, help="mix | skill-it | gated | greedy | bandit | random | flat | fixed (default: the YAML's)"),
     seed: int | None = typer.Option(None, help="training and policy seed (default 0)"),
     max_stages: int | None = typer.Option(None, help="budget of training stages"),
     max_steps: int | None = typer.Option(None, help="every node's budget of optimizer steps (over the YAML's)"),

@@ -14,11 +14,11 @@ drops to the replay weight; one whose budget is spent below its gate ends `below
 
 `policy: skill-it` is the same loop as Skill-It has it: a held node stays in the softmax at its accumulated weight
 instead of a fixed replay share (`train.replay` is not read), its own gap stops counting (a forgotten one's counts
-again) while its open dependants' gaps still add to it, the held nodes together take at most MAX_HELD_SHARE of a
+again) while the gaps of its dependants still learning (open or forgotten) add to it, the held nodes together take at most MAX_HELD_SHARE of a
 stage, and each open node is charged by its share of the whole stage, so the held nodes' examples ride on top. It
 was `mix` for a day and reverted by the rule fixed before its runs (docs/benchmarks.md, "`mix` keeping a learned
-node at its weight"): ahead of `mix` wherever it differed from it, but not tested across seeds, so it is a policy
-of its own, to be compared with `mix` on the same curriculum, seed by seed.
+node at its weight"): one seed a curriculum, ahead of `mix` on the one curriculum where both ran and differed beyond
+the exam's noise, so it is a policy of its own, to be compared with `mix` on the same curriculum, seed by seed.
 
 Everything here is a pure function of the recorded signals, so a resumed run replays its stages exactly.
 """
@@ -83,20 +83,27 @@ def mixture_shares(log_w: dict[str, float], open_nodes: Sequence[str], held: Seq
     return out
 
 
+def _softmax(log_w: dict[str, float], nodes: Sequence[str]) -> dict[str, float]:
+    top = max(log_w.get(n, 0.0) for n in nodes)
+    raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in nodes}
+    total = sum(raw.values())
+    return {n: raw[n] / total for n in nodes}
+
+
 def weighted_shares(log_w: dict[str, float], members: Sequence[str], held: Sequence[str] = (),
                     max_held: float = MAX_HELD_SHARE) -> dict[str, float]:
     """`skill-it`'s shares (they add up to 1): the softmax of every member's log weight, held nodes included, with the
-    `held` nodes' together capped at `max_held` (each scaled alike, the open ones given the rest alike) while any
-    node is open."""
+    `held` nodes' together capped at `max_held` while any node is open. Over the cap each group is a softmax of its
+    own, scaled to its part: the same as scaling the joint softmax, but with no `1 - held share` to lose to rounding
+    (a held prerequisite ~37 nats ahead made it 0, and a stage of 10^18 examples)."""
     if not members:
         return {}
-    top = max(log_w.get(n, 0.0) for n in members)
-    raw = {n: math.exp(log_w.get(n, 0.0) - top) for n in members}
-    total = sum(raw.values())
-    out = {n: raw[n] / total for n in members}
-    held_share = sum(out[n] for n in held)
-    if held_share > max_held and held_share < 1.0:
-        out = {n: x * (max_held / held_share if n in held else (1 - max_held) / (1 - held_share)) for n, x in out.items()}
+    out = _softmax(log_w, members)
+    held = [n for n in members if n in held]
+    open_nodes = [n for n in members if n not in held]
+    if held and open_nodes and sum(out[n] for n in held) > max_held:
+        out = ({n: max_held * x for n, x in _softmax(log_w, held).items()}
+               | {n: (1 - max_held) * x for n, x in _softmax(log_w, open_nodes).items()})
     return out
 
 
@@ -243,6 +250,7 @@ class MixPolicy:
 
     @property
     def _kept_as(self) -> str:
+        """What becomes of a node that passes, as its decision says it."""
         return "stays in the mix, its own gap no longer adding weight" if self.held_at_weight else "drops to the replay weight"
 
     def _out_of_budget(self, st: RunState, n: str) -> bool:
@@ -253,7 +261,8 @@ class MixPolicy:
         return st.budgets[n] - self.spent.get(n, 0.0) < st.train_config(n).round_steps
 
     def _spent_below(self, st: RunState, n: str, call, step: Step) -> list[Decision]:
-        """Budget spent under the gate: `below-gate` (still replayed) or, for a `required` gate, the
+        """Budget spent under the gate: `below-gate` (still replayed; under `skill-it` held at its weight) or, for a
+        `required` gate, the
         strict back-off; an `on_fail` branch still opens."""
         verdict = call.describe(st.gate(n), st.confidence(n)) if call else "no probes"
         why = f"{verdict}; its budget is spent ({round(self.spent.get(n, 0.0))} of {st.budgets[n]} steps)"
@@ -271,7 +280,7 @@ class MixPolicy:
 
     def _held(self, st: RunState, observed: Observed) -> list[Decision]:
         """Held nodes after a kept stage: a mastered one that fell significantly below its gate is forgotten
-        (replayed at twice the weight); a forgotten one back over its gate on the same items is mastered again."""
+        (`mix`: replayed at twice the weight; `skill-it`: its gap counts in the weights again); a forgotten one back over its gate on the same items is mastered again."""
         decisions = []
         for m, ev in observed.items():
             if ev is None or m not in st.mastered_on:
