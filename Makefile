@@ -48,18 +48,23 @@ bench-policies: $(STAMP)
 	$(BIN)/python bench/curriculum.py --graph graphs/archipelago.yaml --seeds 3
 	$(BIN)/python bench/curriculum.py --graph graphs/hyperwords.yaml --profile demo --seeds 3
 
-# does the curriculum beat the plain fine-tune, judged on exam items no decision read? mix against gated, flat at
-# the same steps and flat stopped on its check items, 5 seeds, on a generated curriculum of each family (hundreds
-# of exam items a node); each finished run's row lands in runs/efficacy-*/rows.jsonl as it goes, so a cut-off call
-# keeps them and the same command resumes. Meant for a GPU machine: hours on a 2-core CPU
+# does the curriculum beat the plain fine-tune, judged on exam items no decision read? Item 4's protocol: each
+# curriculum policy (gated, mix, skill-it) against flat trained for exactly its steps (and gated against flat stopped
+# on its check items within its steps), 5 seeds, on a generated curriculum of each family (hundreds of exam items a
+# node), the policies paired with each other by seed; each finished run's row lands in runs/efficacy-*/rows.jsonl as
+# it goes, so a cut-off call keeps them and the same command resumes. Meant for a GPU machine: days on a 2-core CPU
 SEEDS ?= 5
+FAMILIES ?= chain layers
 bench-efficacy: $(STAMP)
-	$(BIN)/curriculum generate chain runs/gen/chain-s0 --seed 0 --force
-	$(BIN)/curriculum generate layers runs/gen/layers-s0 --seed 0 --force
-	$(BIN)/python bench/curriculum.py --graph runs/gen/chain-s0/graph.yaml --policy mix --seeds $(SEEDS) \
-		--baselines gated,flat-budget,flat-rounds --out runs/efficacy-chain
-	$(BIN)/python bench/curriculum.py --graph runs/gen/layers-s0/graph.yaml --policy mix --seeds $(SEEDS) \
-		--baselines gated,flat-budget,flat-rounds --out runs/efficacy-layers
+	for f in $(FAMILIES); do \
+		$(BIN)/curriculum generate $$f runs/gen/$$f-s0 --seed 0 --force && \
+		$(BIN)/python bench/curriculum.py --graph runs/gen/$$f-s0/graph.yaml --policy gated --seeds $(SEEDS) \
+			--baselines flat-budget,flat-rounds --flat-cap 1 --out runs/efficacy-$$f-gated && \
+		$(BIN)/python bench/curriculum.py --graph runs/gen/$$f-s0/graph.yaml --policy mix --seeds $(SEEDS) \
+			--baselines flat-budget --pair-with runs/efficacy-$$f-gated --out runs/efficacy-$$f-mix && \
+		$(BIN)/python bench/curriculum.py --graph runs/gen/$$f-s0/graph.yaml --policy skill-it --seeds $(SEEDS) \
+			--baselines flat-budget --pair-with runs/efficacy-$$f-mix --out runs/efficacy-$$f-skill-it || exit 1; \
+	done
 
 # On a CUDA machine, under 8 minutes all told (bench/gpucheck.py: each step under its own limit, 7 min 50 s
 # together): the `gpu` tests, the trainer against the bare loop and SFTTrainer (tokens/s, peak memory, MFU), fp32

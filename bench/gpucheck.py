@@ -9,8 +9,8 @@ H100:
 1. `gpu-tests`: the `gpu` tests.
 2. `train`: bench/train.py warm: ours against the bare loop and SFTTrainer, tokens/s, peak memory, MFU.
 3. `precision`: fp32 against bf16, per-step loss on the bundled model, 20 steps (bench/precision.py --cuda).
-4. `efficacy`: one seed of each arm of the efficacy benchmark on the generated chain, two processes on the one
-   card (`mix` then `flat-budget` at its steps; `gated`), each run's row in `OUT/efficacy-*/rows.jsonl` as it ends.
+4. `efficacy`: one seed of each arm of the efficacy benchmark on the generated chain, three processes on the one
+   card (`mix` then `flat-budget` at its steps; `skill-it` then `flat-budget` at its steps; `gated`), each run's row in `OUT/efficacy-*/rows.jsonl` as it ends.
 5. `demo`: the demo profile timed end to end.
 
 OUT is $GPU_CHECK_OUT (default runs/gpu-check-DATE). `--rehearse` runs every step at toy size on whatever device
@@ -87,6 +87,7 @@ def write_chain(out: Path, rehearse: bool) -> Path:
 def steps(out: Path, graph: Path, rehearse: bool) -> list[Step]:
     """The check, in the order the issue asks; `rehearse`: each at toy size."""
     arms = [["--policy", "mix", "--baselines", "flat-budget", "--out", str(out / "efficacy-mix")],
+            ["--policy", "skill-it", "--baselines", "flat-budget", "--out", str(out / "efficacy-skill-it")],
             ["--policy", "gated", "--baselines", "", "--out", str(out / "efficacy-gated")]]
     efficacy = [[PY, "bench/curriculum.py", "--graph", str(graph), "--seeds", "1", *arm] for arm in arms]
     demo = ([*CLI, "run", str(graph), "--max-steps", "1"] if rehearse

@@ -37,9 +37,11 @@ def test_the_gpu_check_rehearses_every_step_and_writes_each_result_as_it_ends(tm
     precision = results["03-precision.json"]["runs"][0]["figure"]
     assert all(len(curve) == 2 for curve in precision["curves"].values())
     efficacy = results["04-efficacy.json"]
-    # two arms side by side, each run's row as it ended: mix and flat-budget at its steps; gated
+    # three arms side by side, each run's row as it ended: mix and flat-budget at its steps; skill-it and flat-budget
+    # at its steps; gated
     assert sorted((r["arm"], r["run_id"]) for r in efficacy["rows"]) == [
-        ("efficacy-gated", "adaptive-s0"), ("efficacy-mix", "adaptive-s0"), ("efficacy-mix", "flat-budget-s0")]
+        ("efficacy-gated", "adaptive-s0"), ("efficacy-mix", "adaptive-s0"), ("efficacy-mix", "flat-budget-s0"),
+        ("efficacy-skill-it", "adaptive-s0"), ("efficacy-skill-it", "flat-budget-s0")]
     assert all(r["items_label"] == "exam items" and r["n_items"] > 0 for r in efficacy["rows"])
     assert all(isinstance(run["figure"], dict) and "policies" in run["figure"] for run in efficacy["runs"])
     tests = results["01-gpu-tests.json"]["runs"][0]["figure"]
