@@ -146,12 +146,16 @@ def test_a_run_resumed_by_other_code_records_both(prefect_harness, tmp_path: Pat
     from warehouse.db import Warehouse
     from warehouse.records import get_run
 
+    from flows import faults
+
     graph = tiny_graph(tmp_path)
     kw = {"graph": str(graph), "warehouse": str(tmp_path / "w.duckdb"), "runs_dir": str(tmp_path / "runs")}
+    faults._seen.clear()  # the fault counts per process: this test's must not use up another's, nor theirs this
     monkeypatch.setenv("CURRICULUM_FAIL_AT", "stage:data")  # dies after its baseline, before stage 1
     with pytest.raises(ValueError, match="CURRICULUM_FAIL_AT"):
         curriculum(run_id="r", train_overrides={"max_steps": 2}, **kw)
     monkeypatch.delenv("CURRICULUM_FAIL_AT")
+    faults._seen.clear()
     monkeypatch.setattr(flows.curriculum_flow, "fingerprint", lambda: "0ther0c0de000")
     monkeypatch.setattr(flows.curriculum_flow, "code_record", lambda: {"version": "9", "fingerprint": "0ther0c0de000"})
     curriculum(resume="r", **kw)
