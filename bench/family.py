@@ -43,6 +43,11 @@ def unitemised(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "item_scores"}
 
 
+def across(said: str) -> str:
+    """The power line as the benchmark prints it, in curricula: here each curriculum is what a seed is there."""
+    return said.replace("seeds", "curricula").replace("every seed", "every curriculum").replace("one seed", "one curriculum")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="+", type=Path, help="bench/curriculum.py --out folders, one curriculum each")
@@ -67,8 +72,8 @@ def main() -> None:
     # splits a difference's variance into items and seeds) has nothing to read here; the curricula's spread alone
     pooled = paired_figure([(unitemised(a), unitemised(b)) for a, b in pairs], "final_score", args.matters)
     gates = paired_figure(pairs, "gates_held", args.matters)
-    print(f"over the {len(pairs)} curricula: {fmt(pooled)}; {pooled['said'].replace('seeds', 'curricula').replace('seed ', 'curriculum ')}")
-    print(f"gates held, over the {len(pairs)} curricula: {fmt(gates, 2)}; {gates['said'].replace('seeds', 'curricula')}")
+    print(f"over the {len(pairs)} curricula: {fmt(pooled)}; {across(pooled['said'])}")
+    print(f"gates held, over the {len(pairs)} curricula: {fmt(gates, 2)}; {across(gates['said'])}")
     codes = sorted({c for e in each for c in e["code"]})
     if len(codes) > 1:
         print(f"note: these rows were made by {len(codes)} versions of the product's code ({', '.join(codes)})")
