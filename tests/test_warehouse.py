@@ -88,25 +88,38 @@ WRITER = textwrap.dedent("""
     import sys, time
     from warehouse.db import Warehouse
     wh = Warehouse(sys.argv[1])
-    for t in range(int(sys.argv[2])):
+    txns, every = int(sys.argv[2]), int(sys.argv[3])
+    for t in range(txns):
         wh.write("probe_results", [{"run_id": "r", "stage": t, "node_id": "a", "probe_kind": "transfer",
                  "probe_index": 0, "item": i, "score": 0.5, "passed": False} for i in range(100)])
+        if (t + 1) % every == 0 and t + 1 < txns:
+            sys.stdin.readline()  # hold here until the reader has seen this many rows
         time.sleep(0.02)
-    print("done", flush=True)
 """)
 
 
 def test_reader_in_second_process_while_writer_appends(tmp_path: Path) -> None:
+    """The reader polls while the writer commits freely; the writer also waits at a few marks until the reader
+    has seen them, so the test proves the reader gets in between writes without depending on the scheduler."""
     path = tmp_path / "w.duckdb"
     Warehouse(path).write("runs", [])  # create + migrate
-    txns = 40
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(txns)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
+    txns, every = 40, 10
+    marks = {t * 100 for t in range(every, txns, every)}
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(txns), str(every)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    assert writer.stdin is not None
     seen: list[int] = []
+    deadline = time.monotonic() + 120
     try:
         while writer.poll() is None:
+            assert time.monotonic() < deadline, f"reader still waiting on the writer after 120 s: {seen[-5:]}"
             with connect(path, read_only=True) as con:
-                seen.append(con.execute("SELECT count(*) FROM probe_results").fetchone()[0])
+                count = con.execute("SELECT count(*) FROM probe_results").fetchone()[0]
+            seen.append(count)
+            if count in marks:
+                marks.discard(count)
+                writer.stdin.write("go\n")
+                writer.stdin.flush()
             time.sleep(0.01)
         assert writer.wait(timeout=60) == 0
     finally:
@@ -114,6 +127,7 @@ def test_reader_in_second_process_while_writer_appends(tmp_path: Path) -> None:
     with connect(path, read_only=True) as con:
         final = con.execute("SELECT count(*) FROM probe_results").fetchone()[0]
     assert final == txns * 100
+    assert not marks, f"the writer went past marks the reader never saw: {sorted(marks)}"
     assert seen == sorted(seen), "a reader saw rows disappear"
     assert all(n % 100 == 0 for n in seen), "a reader saw half a transaction"
     assert len(set(seen)) > 3, f"reader never got in between writes: {seen}"
