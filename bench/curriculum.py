@@ -52,7 +52,7 @@ from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
 from curriculum.stats.power import MATTERS
-from flows.compare import flat_budget, mean_ci, paired_figure
+from flows.compare import flat_budget, mean_ci, one_answer_lines, paired_figure
 from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures
 from warehouse.records import get_run
@@ -245,7 +245,7 @@ def main() -> None:
     for name, t in table.items():
         print(f"{name:12s} {fmt(t['gates_held'], 2):>14s} {fmt(t['final_score']):>15s} {fmt(t['bwt']):>15s} "
               f"{fmt(t['drift']) if t['drift']['n'] else '—':>15s} {fmt(t['steps_to_all'], 0):>16s} {fmt(t['total_steps'], 0):>14s} {fmt(t['wall_s'], 0):>12s}")
-    for line in said:
+    for line in said + [f"warning: {line}" for line in one_answer_lines(per_seed)]:
         print(line)
     print(f"warehouse: {db}")
     print(json.dumps(summary, default=float))

@@ -61,6 +61,37 @@ def verdict_items(end: dict[str, dict[str, Any]], targets: list[str]) -> dict[st
                             if scored and all(scored.values()) else None)}
 
 
+ONE_ANSWER = 0.9  # a node's commonest output on at least this share of its verdict items ...
+VARIED = 0.5  # ... where no expected answer is more than this share of them: the model says one thing to everything
+ONE_ANSWER_MIN_ITEMS = 10  # below this, one answer to every item is too easily chance to name
+
+
+def one_answer(end: dict[str, dict[str, Any]], targets: list[str]) -> dict[str, dict[str, Any]]:
+    """The nodes on which a run gave one answer to nearly every verdict item although the expected answers vary:
+    a collapsed model (a plain fine-tune at a learning rate too high for its steps does this), whose score is the
+    share of items that one answer happens to fit. A difference against such a run says that the other arm did not
+    collapse, not that what it trained when taught more, so `compare` and the benchmark name it beside the verdict.
+    Each: the answer, its share and the node's n."""
+    out: dict[str, dict[str, Any]] = {}
+    for node in targets:
+        answers, references = (end.get(node) or {}).get("answers"), (end.get(node) or {}).get("references")
+        total = sum(answers.values()) if answers else 0
+        if total < ONE_ANSWER_MIN_ITEMS:
+            continue
+        answer, count = answers.most_common(1)[0]
+        if count / total >= ONE_ANSWER and references.most_common(1)[0][1] / total <= VARIED:
+            out[node] = {"answer": answer, "share": round(count / total, 4), "n": total}
+    return out
+
+
+def one_answer_lines(rows: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """One line for each run that collapsed onto one answer somewhere (rows by arm), for the terminal and the page."""
+    return [f"{arm}, {r['run_id']}: one answer to nearly every verdict item on "
+            + ", ".join(f"{node} ('{v['answer']}' on {v['share']:.1%} of {v['n']})" for node, v in r["one_answer"].items())
+            + " while the expected answers vary: a collapsed model, so a difference against it is not a fair comparison"
+            for arm, runs in rows.items() for r in runs if r.get("one_answer")]
+
+
 def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
     """One run's figures, from its end state and its recorded statuses."""
     s = policy_summary(wh, run_id)
@@ -80,7 +111,7 @@ def summarise(wh: Warehouse, run_id: str, targets: list[str]) -> dict[str, Any]:
         "verdict_s": s["verdict_s"],
         "train_s": s["train_s"], "end": {n: round(end[n]["score"], 4) for n in targets if n in end},
         "code": run_code(run) if (run := get_run(wh, run_id)) else None,
-        **verdict_items(end, targets),
+        "one_answer": one_answer(end, targets), **verdict_items(end, targets),
     }
 
 
@@ -266,7 +297,7 @@ def comparison_lines(cmp: Comparison) -> list[str]:
         if "within_said" in d["final_score"]:
             lines.append(f"  final score within the one seed: {d['final_score']['within_said']}")
         lines.append(f"  gates held: {d['gates_held']['said']}")
-    return lines
+    return lines + [f"warning: {line}" for line in one_answer_lines(cmp.rows)]
 
 
 def comparison_html(cmp: Comparison) -> str:
@@ -291,11 +322,12 @@ def comparison_html(cmp: Comparison) -> str:
                                                                "items": d["final_score"]["items"]}, "final_score"))
                      + cell(d["final_score"]["within_said"]) + "</tr>"
                      for o, d in paired.items() if "within_seed" in d["final_score"])
+    collapsed = "".join(f"<p class='warn'>{html.escape(line)}</p>" for line in one_answer_lines(cmp.rows))
     runs = "".join("<tr>" + cell(r["run_id"]) + cell(p) + cell(r["seed"]) + cell(json.dumps(r["end"])) + "</tr>"
                    for p in cmp.policies for r in cmp.rows[p])
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Comparison</title><style>"
             "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px}table{border-collapse:collapse;"
-            "font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}th{background:#f5f5f5}</style></head><body>"
+            "font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}th{background:#f5f5f5}.warn{color:#a40}</style></head><body>"
             f"<h1>{html.escape(cmp.graph)}{' / ' + html.escape(cmp.profile) if cmp.profile else ''}: "
             f"{', '.join(map(html.escape, cmp.policies))}</h1>"
             f"<p>{len(cmp.targets)} gated nodes, seeds {', '.join(map(str, cmp.seeds))}; mean [95 % t interval] over "
@@ -311,7 +343,7 @@ def comparison_html(cmp: Comparison) -> str:
             "seeds, or items where the items' own noise is most of the spread.</p>"
             "<table><thead><tr><th></th><th>figure</th><th>difference [95 %]</th><th>n</th><th>p</th>"
             "<th>detectable (80 %)</th><th>verdict</th><th>advice</th><th>said</th></tr>"
-            f"</thead><tbody>{power}</tbody></table>"
+            f"</thead><tbody>{power}</tbody></table>{collapsed}"
             "<h2>Runs (end scores per node)</h2><table><thead><tr><th>run</th><th>policy</th><th>seed</th><th>end</th>"
             f"</tr></thead><tbody>{runs}</tbody></table></body></html>\n")
 

@@ -4,7 +4,9 @@ what to do next (in the terminal and the HTML), and a bad policy list is one lin
 
 from __future__ import annotations
 
+import html
 import json
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -15,7 +17,8 @@ from typer.testing import CliRunner
 from curriculum.cli.app import app
 from curriculum.loading.validate import load_curriculum
 from curriculum.stats.power import paired_power, within_seed
-from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, verdict_items
+from flows.compare import (Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, one_answer,
+                           verdict_items)
 from helpers import tiny_graph
 
 
@@ -95,6 +98,32 @@ def test_the_verdict_items_are_read_before_and_after_the_exam_split() -> None:
                    "item_scores": {"a": [1.0, 0.0], "b": [1.0]}}
     new["b"] |= {"split": "exam", "item_scores": []}  # no item rows: no add-items advice, n still said
     assert verdict_items(new, ["a", "b"]) == {"n_items": 3, "items_label": "exam items", "item_scores": None}
+
+
+def test_a_run_that_says_one_thing_to_everything_is_named_beside_the_verdict() -> None:
+    varied = Counter({"north": 6, "east": 5, "south": 5, "west": 4})
+    end = {"collapsed": {"answers": Counter({"east": 19, "north": 1}), "references": varied},
+           "learned": {"answers": Counter(varied), "references": varied},
+           "one_right_answer": {"answers": Counter({"yes": 20}), "references": Counter({"yes": 19, "no": 1})},
+           "too_few": {"answers": Counter({"east": 5}), "references": Counter({"north": 3, "east": 2})},
+           "at_the_line": {"answers": Counter({"east": 18, "west": 2}), "references": Counter({"east": 10, "west": 10})},
+           "just_under": {"answers": Counter({"east": 17, "west": 3}), "references": varied}}
+    got = one_answer(end, [*end, "never_probed"])
+    assert got == {"collapsed": {"answer": "east", "share": 0.95, "n": 20},
+                   "at_the_line": {"answer": "east", "share": 0.9, "n": 20}}
+
+    def row(policy, flagged):
+        return {"seed": 0, "gates_held": 1, "final_score": 0.5, "bwt": 0.0, "drift": None, "total_steps": 10,
+                "run_id": f"{policy}-s0", "end": {}, "one_answer": flagged}
+
+    cmp = Comparison("g.yaml", None, ["gated", "flat"], [0], ["collapsed"],
+                     {"gated": [row("gated", {})], "flat": [row("flat", {"collapsed": got["collapsed"]})]})
+    warning = ("warning: flat, flat-s0: one answer to nearly every verdict item on collapsed ('east' on 95.0% of 20) "
+               "while the expected answers vary: a collapsed model, so a difference against it is not a fair comparison")
+    assert comparison_lines(cmp)[-1] == warning
+    assert html.escape(warning.removeprefix("warning: ")) in comparison_html(cmp)
+    cmp.rows["flat"] = [row("flat", {})]  # rows without it (or read before it was counted) say nothing
+    assert not any("warning" in line for line in comparison_lines(cmp)) and "class='warn'" not in comparison_html(cmp)
 
 
 def test_a_bad_policy_list_is_one_line(tmp_path: Path) -> None:

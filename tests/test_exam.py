@@ -136,6 +136,8 @@ def test_an_exam_item_replaced_by_nonsense_changes_no_decision(tmp_path: Path, p
     end = end_state(wh, f"{policy}-clean")
     assert {e["split"] for e in end.values()} == {"exam"} and {e["n"] for e in end.values()} == {24}
     assert all(len(e["item_scores"]) == 24 and e["check_n"] == 24 for e in end.values())
+    # the answers counted are the verdict's own items, not the check items read on the way
+    assert all(sum(e["answers"].values()) == sum(e["references"].values()) == 24 for e in end.values())
     cols, rows = mastery_table(wh, f"{policy}-clean")
     assert {dict(zip(cols, r))["split"] for r in rows} == {"exam"}
     if policy != "gated":

@@ -7,7 +7,7 @@ killed at any moment leaves either the whole stage or none of it; resume reads t
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -227,7 +227,9 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
     `item_scores` (by probe and item, the same items in every run of the graph) are the node's exam where it was split
     (`split` 'exam'), else its items, which also steered the run (`split` 'unsplit', or 'none' for a node split for
     the run whose exam was never read: no final sweep); `check_score`, `check_n`, the
-    one-sided `check_low`/`check_high` and `gate` are what the run itself saw."""
+    one-sided `check_low`/`check_high` and `gate` are what the run itself saw. `answers` and `references` count the
+    verdict items' outputs and expected answers (stripped, lower case), so a reader can tell a model that says one
+    thing to every question from one that learned: a verdict against such a model is not a fair comparison."""
     final = "coalesce((SELECT max(stage) FROM stages WHERE run_id = $1 AND kind = 'final'), 0)"
     cols, rows = wh.query(f"SELECT node_id, score, n_items, pool, ci_low, ci_high, gate FROM node_scores "
                           f"WHERE run_id = $1 AND stage = {final}", [run_id])
@@ -235,7 +237,7 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
     for node, score, n, pool, low, high, gate in rows:
         out[node] = {"score": score, "n": n, "n_items": n, "ci_low": low, "ci_high": high, "split": "unsplit",
                      "gate": gate, "pool": pool, "check_score": score, "check_n": n, "check_low": low, "check_high": high,
-                     "item_scores": []}
+                     "item_scores": [], "answers": Counter(), "references": Counter()}
     split = wh.has_table("exam_scores")
     _, config = wh.query("SELECT config FROM runs WHERE run_id = $1", [run_id])
     exam_config = json.loads(config[0][0] or "{}").get("exam") if config else None
@@ -251,11 +253,13 @@ def end_state(wh: Warehouse, run_id: str) -> dict[str, dict[str, Any]]:
                 out[node].update(score=score, n=n, n_items=n, ci_low=low, ci_high=high, split="exam")
     side = "split" if split else "'unsplit'"  # a warehouse written before the split has no column for it
     _, items = wh.query(
-        f"SELECT node_id, {side}, score FROM probe_results "
+        f"SELECT node_id, {side}, score, output, reference FROM probe_results "
         f"WHERE run_id = $1 AND stage = {final} ORDER BY node_id, probe_index, item", [run_id])
-    for node, side, score in items:
+    for node, side, score, output, reference in items:
         if node in out and (side == "exam") == (out[node]["split"] == "exam"):
             out[node]["item_scores"].append(score)
+            out[node]["answers"][(output or "").strip().lower()] += 1
+            out[node]["references"][(reference or "").strip().lower()] += 1
     return out
 
 
