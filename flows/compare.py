@@ -76,7 +76,7 @@ def one_answer(end: dict[str, dict[str, Any]], targets: list[str]) -> dict[str, 
     for node in targets:
         answers, references = (end.get(node) or {}).get("answers"), (end.get(node) or {}).get("references")
         total = sum(answers.values()) if answers else 0
-        if total < ONE_ANSWER_MIN_ITEMS:
+        if answers is None or references is None or total < ONE_ANSWER_MIN_ITEMS:
             continue
         answer, count = answers.most_common(1)[0]
         if count / total >= ONE_ANSWER and references.most_common(1)[0][1] / total <= VARIED:
