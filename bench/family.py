@@ -26,7 +26,7 @@ import json
 from typing import Any
 
 from curriculum.stats.power import MATTERS
-from flows.compare import fmt, paired_figure
+from flows.compare import fmt, one_answer_lines, paired_figure
 
 
 def pair_of(folder: Path, baseline: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -77,6 +77,12 @@ def main() -> None:
     codes = sorted({c for e in each for c in e["code"]})
     if len(codes) > 1:
         print(f"note: these rows were made by {len(codes)} versions of the product's code ({', '.join(codes)})")
+    for folder, (a, b) in zip(args.folders, pairs):  # a difference against a collapsed arm is not a fair one
+        for line in one_answer_lines({"adaptive": [a], args.baseline: [b]}):
+            print(f"warning: {folder}: {line}")
+    if unchecked := [str(f) for f, (a, b) in zip(args.folders, pairs) if "one_answer" not in a or "one_answer" not in b]:
+        print(f"note: {len(unchecked)} folder(s) hold rows written before runs were checked for one answer to "
+              f"everything (a collapsed arm); their warehouses can still be read for it: {', '.join(unchecked)}")
     print(json.dumps({"baseline": args.baseline, "seed": args.seed, "matters": args.matters, "curricula": each,
                       "score_minus_baseline": pooled["mean"], "score_minus_baseline_ci": pooled["ci"],
                       "power": pooled["power"], "gates_minus_baseline": gates["mean"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,13 +71,14 @@ def one_answer(end: dict[str, dict[str, Any]], targets: list[str]) -> dict[str, 
     """The nodes on which a run gave one answer to nearly every verdict item although the expected answers vary:
     a collapsed model (a plain fine-tune at a learning rate too high for its steps does this), whose score is the
     share of items that one answer happens to fit. A difference against such a run says that the other arm did not
-    collapse, not that what it trained when taught more, so `compare` and the benchmark name it beside the verdict.
+    collapse, not that its order taught more, so `compare` and the benchmark name it beside the verdict.
     Each: the answer, its share and the node's n."""
     out: dict[str, dict[str, Any]] = {}
     for node in targets:
-        answers, references = (end.get(node) or {}).get("answers"), (end.get(node) or {}).get("references")
-        total = sum(answers.values()) if answers else 0
-        if answers is None or references is None or total < ONE_ANSWER_MIN_ITEMS:
+        entry = end.get(node) or {}
+        answers, references = Counter(entry.get("answers") or {}), Counter(entry.get("references") or {})
+        total = sum(answers.values())
+        if total < ONE_ANSWER_MIN_ITEMS or not references:
             continue
         answer, count = answers.most_common(1)[0]
         if count / total >= ONE_ANSWER and references.most_common(1)[0][1] / total <= VARIED:

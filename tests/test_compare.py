@@ -105,11 +105,14 @@ def test_a_run_that_says_one_thing_to_everything_is_named_beside_the_verdict() -
     end = {"collapsed": {"answers": Counter({"east": 19, "north": 1}), "references": varied},
            "learned": {"answers": Counter(varied), "references": varied},
            "one_right_answer": {"answers": Counter({"yes": 20}), "references": Counter({"yes": 19, "no": 1})},
-           "too_few": {"answers": Counter({"east": 5}), "references": Counter({"north": 3, "east": 2})},
+           "too_few": {"answers": Counter({"east": 9}), "references": Counter({"north": 5, "east": 4})},
+           "just_enough": {"answers": Counter({"east": 10}), "references": Counter({"north": 5, "east": 5})},
+           "no_references": {"answers": Counter({"east": 20}), "references": Counter()},
            "at_the_line": {"answers": Counter({"east": 18, "west": 2}), "references": Counter({"east": 10, "west": 10})},
            "just_under": {"answers": Counter({"east": 17, "west": 3}), "references": varied}}
     got = one_answer(end, [*end, "never_probed"])
     assert got == {"collapsed": {"answer": "east", "share": 0.95, "n": 20},
+                   "just_enough": {"answer": "east", "share": 1.0, "n": 10},
                    "at_the_line": {"answer": "east", "share": 0.9, "n": 20}}
 
     def row(policy, flagged):

@@ -174,14 +174,17 @@ def test_a_warehouse_written_before_the_split_opens_with_its_rows_unsplit(tmp_pa
                     "VALUES ('old', 'c', 'h', 'gated', 0, 'tiny-random', 'completed')")
         con.execute("INSERT INTO stages (run_id, stage, node_id, attempt, kind, status) VALUES "
                     "('old', 1, '*', 1, 'final', 'done')")
-        con.execute("INSERT INTO probe_results (run_id, stage, node_id, probe_kind, probe_index, item, score, passed) "
-                    "VALUES ('old', 1, 'a', 'transfer', 0, 1, 1.0, true), ('old', 1, 'a', 'transfer', 0, 2, 0.0, false)")
+        con.execute("INSERT INTO probe_results (run_id, stage, node_id, probe_kind, probe_index, item, score, passed, "
+                    "output, reference) VALUES ('old', 1, 'a', 'transfer', 0, 1, 1.0, true, ' East ', 'east'), "
+                    "('old', 1, 'a', 'transfer', 0, 2, 0.0, false, 'east', 'North')")
         con.execute("INSERT INTO node_scores VALUES ('old', 1, 'a', 0.5, 2, 2, 0.1, 0.9, 'wilson', 0.9, 0.5)")
         con.execute("INSERT INTO node_status (run_id, stage, node_id, status, attempts, spent_steps, rehearsals) "
                     "VALUES ('old', 1, 'a', 'trained', 1, 8, 0)")
     wh = Warehouse(db)
     read_before = end_state(wh, "old")  # read without migrating: every verdict unsplit
     assert read_before["a"]["split"] == "unsplit" and read_before["a"]["item_scores"] == [1.0, 0.0]
+    # what the model said and what was expected, each counted as written but for case and spaces
+    assert read_before["a"]["answers"] == {"east": 2} and read_before["a"]["references"] == {"east": 1, "north": 1}
     cols, rows = mastery_table(wh, "old")
     assert dict(zip(cols, rows[0]))["split"] == "unsplit"
     wh.write("decisions", [])  # the first write migrates it

@@ -59,3 +59,18 @@ def test_a_folder_without_the_pair_is_named(tmp_path: Path) -> None:
     folder = _folder(tmp_path, "c0", np.random.default_rng(0), 0.5, 0.5, "abc")
     done = _run(str(folder), "--seed", "1")
     assert done.returncode != 0 and f"{folder / 'rows.jsonl'}: no finished run adaptive-s1, flat-budget-s1" in done.stderr
+
+
+def test_a_collapsed_arm_is_named_and_rows_from_before_the_check_are_said(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    checked, old = _folder(tmp_path, "checked", rng, 0.9, 0.3, "abc"), _folder(tmp_path, "old", rng, 0.9, 0.3, "abc")
+    rows = [json.loads(line) for line in (checked / "rows.jsonl").read_text().splitlines()]
+    rows[0]["one_answer"], rows[1]["one_answer"] = {}, {"laws": {"answer": "east", "share": 0.975, "n": 40}}
+    (checked / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = _run(str(checked), str(old))
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {checked}: flat-budget, flat-budget-s0: one answer to nearly every verdict item on "
+                        "laws ('east' on 97.5% of 40) while the expected answers vary: a collapsed model, so a "
+                        "difference against it is not a fair comparison"]
+    assert "note: 1 folder(s) hold rows written before runs were checked" in done.stdout and str(old) in done.stdout
