@@ -52,7 +52,8 @@ from flows.curriculum_flow import curriculum
 from prefect import flow
 from warehouse.db import Warehouse
 from curriculum.stats.power import MATTERS
-from flows.compare import flat_budget, mean_ci, one_answer_lines, paired_figure
+from curriculum.stats.collapse import one_answer_lines
+from flows.compare import flat_budget, mean_ci, paired_figure
 from flows.compare import fmt as interval
 from flows.compare import summarise as run_figures
 from warehouse.records import get_run

@@ -26,7 +26,8 @@ import json
 from typing import Any
 
 from curriculum.stats.power import MATTERS
-from flows.compare import fmt, one_answer_lines, paired_figure
+from curriculum.stats.collapse import one_answer_lines
+from flows.compare import fmt, paired_figure
 
 
 def pair_of(folder: Path, baseline: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from curriculum.cli.app import app
 from curriculum.loading.validate import load_curriculum
 from curriculum.stats.power import paired_power, within_seed
-from flows.compare import (Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, one_answer,
-                           verdict_items)
+from curriculum.stats.collapse import one_answer
+from flows.compare import Comparison, comparison_html, comparison_lines, inputs_tag, mean_ci, verdict_items
 from helpers import tiny_graph
 
 
